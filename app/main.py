@@ -1,0 +1,74 @@
+"""The application factory. Everything the app needs hangs off ``app.state``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.api import api_router
+from app.core.clock import Clock, SystemClock
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers
+from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.security import TokenService
+from app.core.storage import MediaStore, create_media_store
+from app.health.router import router as health_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    media_store: MediaStore | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+    # Fail before serving anything when the configuration is unsafe.
+    secret = settings.resolved_jwt_secret()
+    owns_engine = engine is None
+    engine = engine or create_engine(settings)
+    store = media_store or create_media_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.start()
+        except Exception as exc:  # keep serving; /readyz reports storage as down
+            logger.error("object storage not ready at start", extra={"error": repr(exc)})
+        yield
+        if owns_engine:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Yidiantong 监督一点通 API",
+        version="1.0.0",
+        summary="Citizen supervision platform: complaints, routing, deadlines, disclosures.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.clock = clock or SystemClock()
+    app.state.media_store = store
+    app.state.tokens = TokenService(
+        secret,
+        access_minutes=settings.jwt_access_minutes,
+        refresh_days=settings.jwt_refresh_days,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+    app.include_router(api_router, prefix=API_PREFIX)
+    return app

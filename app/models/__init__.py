@@ -1,0 +1,27 @@
+"""Every ORM model, imported here so Alembic and the app see one metadata."""
+
+from app.models.reference import (
+    Category,
+    Department,
+    Item,
+    Region,
+    ResidentGroup,
+    SupervisionUnit,
+    TaxonomyVersion,
+)
+from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
+from app.models.staff import StaffUser
+
+__all__ = [
+    "CalendarDay",
+    "Category",
+    "Department",
+    "DesignatedCadre",
+    "Item",
+    "Region",
+    "ResidentGroup",
+    "RoutingOverride",
+    "StaffUser",
+    "SupervisionUnit",
+    "TaxonomyVersion",
+]

@@ -1,0 +1,95 @@
+"""Closed vocabularies shared by models, schemas and the routing engine."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RegionLevel(enum.StrEnum):
+    city = "city"
+    county = "county"
+    township = "township"
+    village = "village"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+    def parent(self) -> RegionLevel | None:
+        order = list(RegionLevel)
+        i = order.index(self)
+        return order[i - 1] if i > 0 else None
+
+    @property
+    def label(self) -> str:
+        return {"city": "市级", "county": "县级", "township": "乡镇级", "village": "村级"}[
+            self.value
+        ]
+
+
+_LEVEL_RANK = {
+    RegionLevel.city: 0,
+    RegionLevel.county: 1,
+    RegionLevel.township: 2,
+    RegionLevel.village: 3,
+}
+
+
+class UnitKind(enum.StrEnum):
+    commission = "commission"  # 纪委监委
+    resident_group = "resident_group"  # 派驻纪检监察组
+    township_committee = "township_committee"  # 乡镇纪委 / 街道纪工委
+    village_committee = "village_committee"  # 村务监督委员会
+
+
+class ItemClass(enum.StrEnum):
+    consultation = "consultation"  # 政策咨询
+    suggestion = "suggestion"  # 意见建议
+    request = "request"  # 求决
+    complaint = "complaint"  # 投诉
+    accusation = "accusation"  # 问题线索 / 举报
+
+    @property
+    def label(self) -> str:
+        return ITEM_CLASS_LABELS[self]
+
+
+ITEM_CLASS_LABELS = {
+    ItemClass.consultation: "政策咨询",
+    ItemClass.suggestion: "意见建议",
+    ItemClass.request: "求决",
+    ItemClass.complaint: "投诉",
+    ItemClass.accusation: "问题线索/举报",
+}
+
+
+class Tier(enum.StrEnum):
+    simple = "simple"  # 简易：1–3 个工作日
+    general = "general"  # 一般：7 个工作日
+    complex = "complex"  # 复杂：15–90 个工作日
+    discipline = "discipline"  # 纪律问题线索：依纪依规
+
+    @property
+    def label(self) -> str:
+        return {
+            "simple": "简易件",
+            "general": "一般件",
+            "complex": "复杂件",
+            "discipline": "问题线索",
+        }[self.value]
+
+    def allowed_days(self) -> range:
+        return {
+            "simple": range(1, 4),
+            "general": range(7, 8),
+            "complex": range(15, 91),
+            "discipline": range(15, 91),
+        }[self.value]
+
+
+class StaffRole(enum.StrEnum):
+    admin = "admin"
+    supervisor = "supervisor"  # 纪检干部
+    handler = "handler"  # 承办人（职能部门）
+    agent = "agent"  # 代办员
+    leader = "leader"  # 分管 / 主要领导

@@ -1,0 +1,49 @@
+"""Demo accounts around 通川区凤北街道 (seed 001's 双鱼湖社区 story), printed for newcomers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.enums import StaffRole
+from app.staff import repository as staff_repository
+from app.staff import service as staff_service
+from app.staff.schemas import StaffCreate
+
+DEMO_STAFF: list[tuple[str, StaffRole, str, str | None, str | None]] = [
+    ("admin", StaffRole.admin, "系统管理员", None, None),
+    ("fengbei.zhang", StaffRole.supervisor, "张欣（凤北街道纪工委书记）", "XZ-511702005", None),
+    ("fengbei.li", StaffRole.supervisor, "李敏（凤北街道纪工委干部）", "XZ-511702005", None),
+    ("fengbei.leader", StaffRole.leader, "王强（凤北街道分管领导）", "XZ-511702005", None),
+    ("tongchuan.jw", StaffRole.supervisor, "陈静（通川区纪委监委信访室）", "JW-511702", None),
+    ("tongchuan.leader", StaffRole.leader, "刘波（通川区纪委监委主要领导）", "JW-511702", None),
+    ("tongchuan.edu", StaffRole.handler, "赵磊（通川区教育局承办人）", None, "D001"),
+    ("fengbei.agent", StaffRole.agent, "周芳（凤北街道信访代办员）", "XZ-511702005", None),
+]
+
+
+async def create_demo(session: AsyncSession, *, now: datetime, password: str) -> list[str]:
+    lines = [f"demo staff accounts (password for all: {password}):"]
+    for username, role, name, unit, department in DEMO_STAFF:
+        existing = await staff_repository.get_by_username(session, username)
+        if existing is None:
+            await staff_service.create_staff(
+                session,
+                StaffCreate(
+                    username=username,
+                    password=password,
+                    role=role,
+                    display_name=name,
+                    unit_code=unit,
+                    department_code=department,
+                ),
+                now=now,
+            )
+            state = "created"
+        else:
+            state = "exists"
+        where = unit or department or "-"
+        lines.append(f"  {username:<18} {role.value:<10} {where:<14} {name}  [{state}]")
+    lines.append("demo QR scene for 双鱼湖社区: 511702005001 (GET /api/v1/scenes/511702005001)")
+    return lines

@@ -1,0 +1,196 @@
+"""Fixtures that talk to real things.
+
+* ``engine`` is parametrised over SQLite and PostgreSQL; each schema is built
+  by ``alembic upgrade head`` and seeded once per run. Without a PostgreSQL
+  server the PostgreSQL half is skipped locally and fails under ``CI=true``.
+* ``session`` wraps each test in a transaction that is rolled back; the app's
+  own commits become SAVEPOINT releases inside it.
+* ``s3`` is a moto S3 server on a free loopback port, driven by the minio SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.core.clock import FixedClock
+from app.core.config import Settings
+from app.core.db import create_engine, get_session
+from app.core.storage.local import LocalMediaStore
+from app.core.storage.s3 import S3MediaStore
+from app.main import create_app
+from app.reference import service as reference_service
+from tests import support
+
+TEST_SECRET = "test-secret-0123456789-abcdefghij"
+# A Tuesday morning in Dazhou; tests move the clock explicitly.
+DEFAULT_NOW = datetime(2026, 11, 24, 1, 30, tzinfo=UTC)
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "_env_file": None,
+        "env": "test",
+        "jwt_secret": TEST_SECRET,
+        "log_json": True,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ydt")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_root: Path) -> Iterator[support.S3Server]:
+    server = support.start_moto(tmp_root)
+    yield server
+    server.stop()
+
+
+def make_s3_store(server: support.S3Server, bucket: str = "ydt-test") -> S3MediaStore:
+    return S3MediaStore(
+        endpoint=server.endpoint,
+        access_key="testing",
+        secret_key="testing",
+        bucket=bucket,
+        secure=False,
+        region="us-east-1",
+        part_size=5 * 1024 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def _sqlite_engine(tmp_root: Path) -> AsyncIterator[AsyncEngine]:
+    url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
+    await asyncio.to_thread(support.alembic_upgrade, url)
+    engine = create_engine(make_settings(database_url=url), url=url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def _pg_engine() -> AsyncIterator[AsyncEngine | None]:
+    if not await support.postgres_available():
+        if support.IN_CI:
+            pytest.fail("PostgreSQL is mandatory under CI but is not reachable on 127.0.0.1:5432")
+        yield None
+        return
+    name, url = await support.create_pg_database()
+    await asyncio.to_thread(support.alembic_upgrade, url)
+    engine = create_engine(make_settings(database_url=url), url=url)
+    yield engine
+    await engine.dispose()
+    await support.drop_pg_database(name)
+
+
+_seeded: set[int] = set()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], scope="session")
+async def engine(
+    request: pytest.FixtureRequest,
+    _sqlite_engine: AsyncEngine,
+    _pg_engine: AsyncEngine | None,
+) -> AsyncEngine:
+    if request.param == "sqlite":
+        return _sqlite_engine
+    if _pg_engine is None:
+        pytest.skip("PostgreSQL not reachable (mandatory under CI=true)")
+    return _pg_engine
+
+
+@pytest.fixture
+async def seeded(engine: AsyncEngine) -> AsyncEngine:
+    """The shipped reference data, loaded once per database and kept."""
+    if id(engine) not in _seeded:
+        async with engine.connect() as conn:
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            await reference_service.seed(session, now=DEFAULT_NOW)
+            await session.commit()
+            await conn.commit()
+        _seeded.add(id(engine))
+    return engine
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if trans.is_active:
+                await trans.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    s = AsyncSession(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(DEFAULT_NOW)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalMediaStore:
+    return LocalMediaStore(
+        tmp_path / "media", secret=TEST_SECRET, public_base_url="http://testserver"
+    )
+
+
+@pytest.fixture
+async def app(
+    engine: AsyncEngine,
+    connection: AsyncConnection,
+    clock: FixedClock,
+    local_store: LocalMediaStore,
+) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        make_settings(), clock=clock, engine=engine, media_store=local_store, configure_logs=False
+    )
+
+    async def _session() -> AsyncIterator[AsyncSession]:
+        s = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield s
+            await s.commit()
+        except BaseException:
+            await s.rollback()
+            raise
+        finally:
+            await s.close()
+
+    application.dependency_overrides[get_session] = _session
+    # Health checks open their own sessions: point them at the test connection too.
+    application.state.sessionmaker = lambda: AsyncSession(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    await local_store.start()
+    yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
