@@ -53,6 +53,7 @@ class WorkCalendar:
             admin_years if admin_years is not None else frozenset(d.year for d in self._overrides)
         )
         self.unknown_years: set[int] = set()
+        self._memo: dict[date, bool] = {}
 
     def source_of(self, day: date) -> str:
         if day in self._overrides:
@@ -62,6 +63,14 @@ class WorkCalendar:
         return "weekend-only"
 
     def is_workday(self, day: date) -> bool:
+        cached = self._memo.get(day)
+        if cached is not None:
+            return cached
+        verdict = self._resolve(day)
+        self._memo[day] = verdict
+        return verdict
+
+    def _resolve(self, day: date) -> bool:
         if day in self._overrides:
             return self._overrides[day]
         verdict = self._library(day)

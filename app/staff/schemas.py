@@ -58,3 +58,20 @@ class StaffRead(BaseModel):
     unit_id: int | None
     department_code: str | None
     active: bool
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: str
+    refresh_token: str | None = None
+
+
+class StaffMe(StaffRead):
+    unit_code: str | None = None
+    unit_name: str | None = None

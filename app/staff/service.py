@@ -1,12 +1,14 @@
-"""Staff accounts. Login, lockout and the HTTP endpoints come with the workflow."""
+"""Staff accounts: creation, and login with a lockout against password guessing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.security import hash_password
+from app.core.errors import AppError, Forbidden, Unauthorized
+from app.core.security import hash_password, password_needs_rehash, verify_password
 from app.models import StaffUser
 from app.staff import repository
 from app.staff.exceptions import DepartmentNotFound, UnitNotFound, UsernameTaken
@@ -41,3 +43,54 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
     session.add(user)
     await session.flush()
     return user
+
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+# Verified when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = hash_password("dummy-password-for-timing")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    user: StaffUser | None
+    error: AppError | None
+
+
+async def authenticate(
+    session: AsyncSession, *, username: str, password: str, now: datetime
+) -> LoginOutcome:
+    """Check a password; failures are recorded (the caller must commit them)."""
+    user = await repository.get_by_username(session, username.strip().lower())
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return LoginOutcome(None, Unauthorized("用户名或密码错误"))
+    if user.locked_until is not None and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        retry = str(int((user.locked_until - now).total_seconds()) + 1)
+        return LoginOutcome(
+            None,
+            _Locked(
+                f"密码错误次数过多，账号已锁定，请 {minutes} 分钟后再试",
+                headers={"Retry-After": retry},
+            ),
+        )
+    if not verify_password(user.password_hash, password):
+        user.failed_login_count += 1
+        if user.failed_login_count >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_login_count = 0
+        await session.flush()
+        return LoginOutcome(None, Unauthorized("用户名或密码错误"))
+    if not user.active:
+        return LoginOutcome(None, Forbidden("账号已停用，请联系管理员"))
+    user.failed_login_count = 0
+    user.locked_until = None
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    await session.flush()
+    return LoginOutcome(user, None)
+
+
+class _Locked(Forbidden):
+    code = "account_locked"

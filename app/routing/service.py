@@ -1,0 +1,139 @@
+"""Gathering what the pure routing engine needs, in a handful of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import BadRequest, NotFound, UnprocessableEntity
+from app.models import Department, Item, SupervisionUnit
+from app.models.enums import RegionLevel
+from app.regions import service as regions_service
+from app.routing import calendar_service, repository
+from app.routing.engine import (
+    Cadre,
+    Override,
+    RegionChain,
+    RegionNode,
+    RouteDecision,
+    RouteItem,
+    RoutingError,
+    UnitDirectory,
+    UnitRef,
+    route,
+)
+from app.taxonomy import repository as taxonomy_repository
+from app.taxonomy import service as taxonomy_service
+
+# Open-case counts per cadre; the complaints feature registers the real one.
+LoadCounter = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, int]]]
+
+
+async def _no_load(session: AsyncSession, staff_ids: Sequence[int]) -> Mapping[int, int]:
+    return {}
+
+
+_load_counter: LoadCounter = _no_load
+
+
+def register_load_counter(fn: LoadCounter) -> None:
+    global _load_counter
+    _load_counter = fn
+
+
+class Unroutable(UnprocessableEntity):
+    code = "unroutable"
+
+
+def unit_ref(u: SupervisionUnit) -> UnitRef:
+    return UnitRef(
+        id=u.id,
+        code=u.code,
+        name=u.name,
+        kind=u.kind,
+        level=u.level,
+        region_code=u.region_code,
+        group_code=u.group_code,
+        active=u.active,
+    )
+
+
+async def route_item_for(session: AsyncSession, item: Item) -> RouteItem:
+    dept = await session.get(Department, item.department_code)
+    if dept is None:  # guarded by a foreign key; kept for a clear message
+        raise NotFound(f"事项 {item.code} 的主管部门不存在")
+    return RouteItem(
+        code=item.code,
+        name=item.name,
+        klass=item.klass,
+        scope=item.scope,
+        department_code=dept.code,
+        department_name=dept.name,
+        group_code=dept.group_code,
+        tier=item.tier,
+        time_limit_days=item.time_limit_days,
+    )
+
+
+async def current_item(
+    session: AsyncSession, item_code: str, *, allow_retired: bool = False
+) -> Item:
+    tv = await taxonomy_service.current(session)
+    item = await taxonomy_repository.item_by_code(session, tv.id, item_code)
+    if item is None or (item.retired and not allow_retired):
+        raise taxonomy_service.ItemNotFound(f"事项 {item_code} 不存在或已停用，请重新选择")
+    return item
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    item: Item,
+    region_code: str,
+    received_at: datetime,
+    settings: Settings,
+    accusation: bool | None = None,
+    accused_level: RegionLevel | None = None,
+) -> RouteDecision:
+    path = await regions_service.get_chain(session, region_code)
+    chain = RegionChain(tuple(RegionNode(r.code, r.name, r.level) for r in path))
+    route_item = await route_item_for(session, item)
+    overrides = await repository.active_overrides(session, item.code, chain.codes)
+    unit_rows = list(await repository.units_in_regions(session, chain.codes))
+    extra_ids = [o.unit_id for o in overrides if o.unit_id not in {u.id for u in unit_rows}]
+    unit_rows.extend(await repository.units_by_ids(session, extra_ids))
+    unit_ids = [u.id for u in unit_rows]
+    designations = await repository.active_designations(session, item.code, unit_ids)
+    staff = await repository.cadres_of_units(session, unit_ids)
+    loads = await _load_counter(session, [s.id for s in staff])
+    calendar = await calendar_service.load_calendar(session, settings)
+    try:
+        return route(
+            item=route_item,
+            region=chain,
+            units=UnitDirectory(unit_ref(u) for u in unit_rows),
+            calendar=calendar,
+            received_at=received_at,
+            overrides=[
+                Override(o.id, o.item_code, o.region_code, o.unit_id, o.reason, o.created_by)
+                for o in overrides
+            ],
+            cadres=[
+                Cadre(s.id, s.unit_id, s.display_name, loads.get(s.id, 0), s.active)
+                for s in staff
+                if s.unit_id is not None
+            ],
+            designated={(d.unit_id, d.item_code): d.staff_id for d in designations},
+            accusation=accusation,
+            accused_level=accused_level,
+        )
+    except RoutingError as exc:
+        raise Unroutable(str(exc)) from exc
+
+
+def require_village(level: RegionLevel, code: str) -> None:
+    if level is not RegionLevel.village:
+        raise BadRequest(f"区划 {code} 不是村（社区），请选择具体的村或社区")

@@ -1,0 +1,296 @@
+"""Item search and free-text suggestion over one taxonomy version, in memory.
+
+517 items fit comfortably in each worker's memory, so the index is built once
+per version and process. Suggestion is BM25 over three token kinds:
+
+* jieba words (search mode), for the ordinary case;
+* Chinese character bigrams, which survive words jieba splits differently;
+* pinyin syllable bigrams, which survive homophone typos (低宝 → 低保).
+
+Each item document is its name (weighted most), keywords, category name and
+the positive part of its guidance (the "不含…" part names *other* items and
+would pull them in, so it is dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import jieba
+from pypinyin import Style, lazy_pinyin
+
+logger = logging.getLogger(__name__)
+jieba.setLogLevel(logging.WARNING)
+_jieba_lock = threading.Lock()
+
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+_NOT_PART = re.compile(r"(不含|不包括|不属于|不适用)")
+_STOP = frozenset(
+    [
+        "的",
+        "了",
+        "是",
+        "在",
+        "我",
+        "我们",
+        "他",
+        "他们",
+        "你",
+        "有",
+        "和",
+        "就",
+        "都",
+        "也",
+        "还",
+        "又",
+        "被",
+        "把",
+        "给",
+        "让",
+        "说",
+        "要",
+        "会",
+        "能",
+        "到",
+        "去",
+        "来",
+        "这",
+        "那",
+        "个",
+        "一",
+        "不",
+        "没",
+        "没有",
+        "啥",
+        "啥子",
+        "咋个",
+        "莫得",
+        "晓得",
+        "哦",
+        "嘛",
+        "呢",
+        "吧",
+        "啊",
+        "呀",
+        "喊",
+        "整",
+        "遭",
+        "一下",
+        "请问",
+        "问下",
+        "反映",
+        "情况",
+        "问题",
+        "希望",
+        "领导",
+        "帮忙",
+        "处理",
+        "什么",
+        "怎么",
+        "为什么",
+        "现在",
+        "已经",
+        "一直",
+        "还是",
+        "可以",
+        "但是",
+        "然后",
+        "因为",
+        "所以",
+        "这个",
+        "那个",
+        "就是",
+    ]
+)
+_FIELD_WEIGHTS = {"name": 3.0, "keywords": 2.5, "category": 1.0, "guidance": 1.0}
+_KIND_WEIGHTS = {"w": 1.0, "c": 0.6, "p": 0.35}
+K1, B = 1.4, 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedItem:
+    code: str
+    name: str
+    category_code: str
+    category_name: str
+    keywords: tuple[str, ...]
+    guidance: str
+    pinyin_initials: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    code: str
+    name: str
+    category_code: str
+    category_name: str
+    score: float
+    matched: tuple[str, ...]
+
+
+def positive_guidance(text: str) -> str:
+    m = _NOT_PART.search(text)
+    return text[: m.start()] if m else text
+
+
+def _words(text: str) -> list[str]:
+    with _jieba_lock:  # jieba's lazy initialisation is not thread-safe
+        words = jieba.lcut_for_search(text)
+    return [
+        w for w in (w.strip().lower() for w in words) if w and w not in _STOP and not w.isspace()
+    ]
+
+
+def _char_bigrams(text: str) -> list[str]:
+    out: list[str] = []
+    for run in _CJK.findall(text):
+        out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+def _pinyin_bigrams(text: str) -> list[str]:
+    out: list[str] = []
+    for run in _CJK.findall(text):
+        syl = lazy_pinyin(run, style=Style.NORMAL)
+        out.extend(f"{syl[i]}_{syl[i + 1]}" for i in range(len(syl) - 1))
+    return out
+
+
+def tokens(text: str) -> Counter[str]:
+    bag: Counter[str] = Counter()
+    bag.update(f"w:{w}" for w in _words(text) if len(w) > 1 or not _CJK.fullmatch(w))
+    bag.update(f"c:{b}" for b in _char_bigrams(text))
+    bag.update(f"p:{b}" for b in _pinyin_bigrams(text))
+    return bag
+
+
+def initials(text: str) -> str:
+    return "".join(
+        p[0] for p in lazy_pinyin(text, style=Style.NORMAL) if p and p[0].isalnum()
+    ).lower()
+
+
+@dataclass
+class _Doc:
+    item: IndexedItem
+    tf: dict[str, float]
+    length: float
+    lookup: list[str] = field(default_factory=list)
+    initials: list[str] = field(default_factory=list)
+    full_pinyin: list[str] = field(default_factory=list)
+
+
+class TaxonomyIndex:
+    def __init__(self, items: Iterable[IndexedItem]) -> None:
+        self.docs: list[_Doc] = []
+        df: Counter[str] = Counter()
+        for it in items:
+            tf: dict[str, float] = {}
+            fields = {
+                "name": it.name,
+                "keywords": " ".join(it.keywords),
+                "category": it.category_name,
+                "guidance": positive_guidance(it.guidance),
+            }
+            for fname, text in fields.items():
+                for tok, n in tokens(text).items():
+                    tf[tok] = tf.get(tok, 0.0) + n * _FIELD_WEIGHTS[fname]
+            phrases = [it.name, *it.keywords, it.category_name]
+            doc = _Doc(
+                item=it,
+                tf=tf,
+                length=sum(tf.values()),
+                lookup=[p.lower() for p in phrases],
+                initials=[initials(p) for p in phrases],
+                full_pinyin=["".join(lazy_pinyin(p, style=Style.NORMAL)) for p in phrases],
+            )
+            self.docs.append(doc)
+            df.update(tf.keys())
+        n = max(len(self.docs), 1)
+        self.avg_len = sum(d.length for d in self.docs) / n
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def suggest(self, text: str, *, limit: int = 5) -> list[Suggestion]:
+        query = tokens(text)
+        if not query:
+            return []
+        scored: list[tuple[float, _Doc, list[str]]] = []
+        for doc in self.docs:
+            score = 0.0
+            matched: list[str] = []
+            for tok, qn in query.items():
+                f = doc.tf.get(tok)
+                if not f:
+                    continue
+                norm = f * (K1 + 1) / (f + K1 * (1 - B + B * doc.length / self.avg_len))
+                score += self.idf.get(tok, 0.0) * norm * _KIND_WEIGHTS[tok[0]] * (1 + math.log(qn))
+                if tok.startswith("w:"):
+                    matched.append(tok[2:])
+            if score > 0:
+                scored.append((score, doc, matched))
+        scored.sort(key=lambda s: (-s[0], s[1].item.code))
+        top = scored[:limit]
+        if not top:
+            return []
+        best = top[0][0]
+        return [
+            Suggestion(
+                code=d.item.code,
+                name=d.item.name,
+                category_code=d.item.category_code,
+                category_name=d.item.category_name,
+                score=round(s / best, 4),
+                matched=tuple(dict.fromkeys(m))[:8],
+            )
+            for s, d, m in top
+        ]
+
+    def search(self, q: str, *, limit: int = 20) -> list[IndexedItem]:
+        """Substring match on Chinese text, or pinyin initials / full pinyin for latin input."""
+        q = q.strip().lower()
+        if not q:
+            return []
+        latin = q.isascii() and q.replace(" ", "").isalpha()
+        compact = q.replace(" ", "")
+        ranked: list[tuple[int, int, str, IndexedItem]] = []
+        for pos, doc in enumerate(self.docs):
+            rank = self._rank(doc, q, compact, latin)
+            if rank is not None:
+                ranked.append((rank, pos, doc.item.code, doc.item))
+        ranked.sort()
+        return [r[3] for r in ranked[:limit]]
+
+    @staticmethod
+    def _rank(doc: _Doc, q: str, compact: str, latin: bool) -> int | None:
+        name = doc.lookup[0]
+        if q == name:
+            return 0
+        if name.startswith(q):
+            return 1
+        if q in name:
+            return 2
+        if any(q in p for p in doc.lookup[1:]):
+            return 3
+        if latin:
+            if doc.initials[0].startswith(compact):
+                return 4
+            if any(compact in p for p in doc.initials):
+                return 5
+            if any(p.startswith(compact) for p in doc.full_pinyin) and len(compact) >= 3:
+                return 6
+        if q in doc.item.guidance:
+            return 7
+        return None
+
+
+def build_index(items: Sequence[IndexedItem]) -> TaxonomyIndex:
+    return TaxonomyIndex(items)
