@@ -109,8 +109,126 @@ _STOP = frozenset(
     ]
 )
 _FIELD_WEIGHTS = {"name": 3.0, "keywords": 2.5, "category": 1.0, "guidance": 1.0}
-_KIND_WEIGHTS = {"w": 1.0, "c": 0.6, "p": 0.35}
-K1, B = 1.4, 0.6
+_KIND_WEIGHTS = {"w": 1.0, "c": 0.6, "p": 0.35, "u": 0.4}
+K1, B = 1.2, 0.75
+_STOP_CHARS = frozenset(
+    "的了是在我们他你有和就都也还又被把给让说要会能到去来这那个一不没啥咋哦嘛呢吧啊呀喊整遭么"
+)
+
+# Sichuan speech → the words the taxonomy is written in. Appended, not
+# replaced, so the original words still count.
+_DIALECT = {
+    "莫得": "没有",
+    "没得": "没有",
+    "屋头": "家里",
+    "屋里": "家里",
+    "娃儿": "孩子 学生",
+    "老汉": "父亲 老人",
+    "婆婆": "老人",
+    "遭": "被",
+    "晓得": "知道",
+    "咋个": "怎么",
+    "啥子": "什么",
+    "摆起": "放着",
+    "拖起": "拖延",
+    "要不得": "不合理",
+    "整": "弄",
+    "喊": "叫",
+    "哪个": "谁",
+    "耍": "玩",
+    "恼火": "困难",
+    "安逸": "好",
+    "打整": "处理",
+    "垮": "倒塌",
+    "弄起": "做",
+    "撇脱": "简单",
+    "巴适": "好",
+    "克扣": "扣钱",
+}
+
+# Cues of misconduct by officials lean towards accusation items; questions
+# lean towards policy consultation. Multipliers, so text similarity still rules.
+_ACCUSATION_CUES = (
+    "亲戚",
+    "老表",
+    "舅子",
+    "亲家",
+    "关系户",
+    "塞了钱",
+    "塞钱",
+    "送钱",
+    "红包",
+    "好处",
+    "回扣",
+    "请吃",
+    "吃了好几顿",
+    "通风报信",
+    "通风抱信",
+    "包庇",
+    "贪",
+    "挪用",
+    "截留",
+    "冒领",
+    "私吞",
+    "中饱私囊",
+    "揣进",
+    "腰包",
+    "收了钱",
+    "吃拿卡要",
+    "优亲厚友",
+    "暗箱",
+    "内定",
+    "提前定好",
+    "打招呼",
+    "保护伞",
+    "勾结",
+    "捞",
+    "虚报",
+    "套取",
+    "骗取",
+)
+_QUESTION_CUES = (
+    "吗",
+    "？",
+    "?",
+    "能不能",
+    "可不可以",
+    "要不要",
+    "需不需要",
+    "需要什么",
+    "需要带",
+    "怎么办",
+    "咋个办",
+    "咋个申请",
+    "怎么申请",
+    "去哪里办",
+    "在哪里办",
+    "什么条件",
+    "啥子条件",
+    "符合条件",
+    "不晓得",
+    "不知道",
+    "请问",
+    "问一下",
+    "问下",
+    "有没有政策",
+    "标准是",
+)
+INTENT_BOOST = 1.35
+
+
+def normalise(text: str) -> str:
+    extra = [std for word, std in _DIALECT.items() if word in text]
+    return text + (" " + " ".join(extra) if extra else "")
+
+
+def intent_of(text: str) -> set[str]:
+    intents: set[str] = set()
+    if any(c in text for c in _ACCUSATION_CUES):
+        intents.add("accusation")
+    if any(c in text for c in _QUESTION_CUES):
+        intents.add("consultation")
+    return intents
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +240,7 @@ class IndexedItem:
     keywords: tuple[str, ...]
     guidance: str
     pinyin_initials: str
+    klass: str = "complaint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +286,7 @@ def tokens(text: str) -> Counter[str]:
     bag.update(f"w:{w}" for w in _words(text) if len(w) > 1 or not _CJK.fullmatch(w))
     bag.update(f"c:{b}" for b in _char_bigrams(text))
     bag.update(f"p:{b}" for b in _pinyin_bigrams(text))
+    bag.update(f"u:{ch}" for run in _CJK.findall(text) for ch in run if ch not in _STOP_CHARS)
     return bag
 
 
@@ -220,9 +340,10 @@ class TaxonomyIndex:
         return len(self.docs)
 
     def suggest(self, text: str, *, limit: int = 5) -> list[Suggestion]:
-        query = tokens(text)
+        query = tokens(normalise(text))
         if not query:
             return []
+        intents = intent_of(text)
         scored: list[tuple[float, _Doc, list[str]]] = []
         for doc in self.docs:
             score = 0.0
@@ -236,6 +357,8 @@ class TaxonomyIndex:
                 if tok.startswith("w:"):
                     matched.append(tok[2:])
             if score > 0:
+                if doc.item.klass in intents:
+                    score *= INTENT_BOOST
                 scored.append((score, doc, matched))
         scored.sort(key=lambda s: (-s[0], s[1].item.code))
         top = scored[:limit]

@@ -113,6 +113,7 @@ async def _build(session: AsyncSession, tv: TaxonomyVersion) -> Snapshot:
                 keywords=tuple(item.keywords),
                 guidance=item.guidance,
                 pinyin_initials=item.pinyin_initials,
+                klass=item.klass.value,
             )
         )
     document = TaxonomyRead(
