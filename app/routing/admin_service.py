@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,23 @@ async def _unit(session: AsyncSession, unit_code: str) -> SupervisionUnit:
     if not unit.active:
         raise BadRequest(f"监督单位 {unit.name} 已停用")
     return unit
+
+
+class _Revocable(Protocol):
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+def _revoke(row: _Revocable, label: str, *, actor: str, now: datetime) -> None:
+    if row.revoked_at is not None:
+        raise Conflict(f"{label} 已于 {row.revoked_at:%Y-%m-%d} 撤销")
+    row.revoked_at, row.revoked_by = now, actor
+
+
+async def _supersede(session: AsyncSession, stmt: Any, *, actor: str, now: datetime) -> None:
+    """One active rule per key: the old ones are revoked and stay as history."""
+    for old in (await session.execute(stmt)).scalars().all():
+        old.revoked_at, old.revoked_by = now, actor
 
 
 async def list_overrides(
@@ -85,9 +103,7 @@ async def revoke_override(
     rule = await session.get(RoutingOverride, override_id)
     if rule is None:
         raise NotFound(f"分流调整规则 #{override_id} 不存在")
-    if rule.revoked_at is not None:
-        raise Conflict(f"分流调整规则 #{override_id} 已于 {rule.revoked_at:%Y-%m-%d} 撤销")
-    rule.revoked_at, rule.revoked_by = now, actor
+    _revoke(rule, f"分流调整规则 #{override_id}", actor=actor, now=now)
     await session.flush()
     return rule
 
@@ -155,8 +171,6 @@ async def revoke_designation(
     row = await session.get(DesignatedCadre, designation_id)
     if row is None:
         raise NotFound(f"事项责任人指定 #{designation_id} 不存在")
-    if row.revoked_at is not None:
-        raise Conflict(f"事项责任人指定 #{designation_id} 已撤销")
-    row.revoked_at, row.revoked_by = now, actor
+    _revoke(row, f"事项责任人指定 #{designation_id}", actor=actor, now=now)
     await session.flush()
     return row
