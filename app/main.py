@@ -16,8 +16,10 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.security import TokenService
+from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
+from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ def create_app(
         except Exception as exc:  # keep serving; /readyz reports storage as down
             logger.error("object storage not ready at start", extra={"error": repr(exc)})
         yield
+        await app.state.wechat.aclose()
+        if isinstance(app.state.shared_store, RedisSharedStore):
+            await app.state.shared_store.close()
         if owns_engine:
             await engine.dispose()
 
@@ -61,6 +66,13 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
+    shared: SharedStore = (
+        RedisSharedStore(settings.redis_url)
+        if settings.redis_url
+        else DatabaseSharedStore(app.state.sessionmaker)
+    )
+    app.state.shared_store = shared
+    app.state.wechat = WeChatClient(settings, shared)
     app.state.media_store = store
     app.state.tokens = TokenService(
         secret,

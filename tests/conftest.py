@@ -23,11 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.core.clock import FixedClock
 from app.core.config import Settings
 from app.core.db import create_engine, get_session
+from app.core.shared import DatabaseSharedStore
 from app.core.storage.local import LocalMediaStore
 from app.core.storage.s3 import S3MediaStore
 from app.main import create_app
 from app.reference import service as reference_service
+from app.wechat.client import WeChatClient
 from tests import support
+from tests.fake_wechat import FakeWeChat
 
 TEST_SECRET = "test-secret-0123456789-abcdefghij"
 # A Tuesday morning in Dazhou; tests move the clock explicitly.
@@ -145,6 +148,20 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         await s.close()
 
 
+@pytest.fixture(scope="session")
+def wechat_server() -> Iterator[FakeWeChat]:
+    server = FakeWeChat().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wechat(wechat_server: FakeWeChat) -> FakeWeChat:
+    wechat_server.requests.clear()
+    wechat_server.subscribe_failures = 0
+    return wechat_server
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(DEFAULT_NOW)
@@ -163,9 +180,17 @@ async def app(
     connection: AsyncConnection,
     clock: FixedClock,
     local_store: LocalMediaStore,
+    wechat: FakeWeChat,
 ) -> AsyncIterator[FastAPI]:
+    settings = make_settings(
+        wechat_api_base=wechat.url,
+        wechat_appid="wx-test-app",
+        wechat_secret="wx-test-secret",
+        wechat_timeout_seconds=0.5,
+        dev_login_enabled=True,
+    )
     application = create_app(
-        make_settings(), clock=clock, engine=engine, media_store=local_store, configure_logs=False
+        settings, clock=clock, engine=engine, media_store=local_store, configure_logs=False
     )
 
     async def _session() -> AsyncIterator[AsyncSession]:
@@ -186,8 +211,12 @@ async def app(
     application.state.sessionmaker = lambda: AsyncSession(
         bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
     )
+    application.state.shared_store = DatabaseSharedStore(application.state.sessionmaker)
+    await application.state.wechat.aclose()
+    application.state.wechat = WeChatClient(settings, application.state.shared_store)
     await local_store.start()
     yield application
+    await application.state.wechat.aclose()
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import get_session
 from app.core.security import TokenService
+from app.core.shared import SharedStore
 from app.core.storage import MediaStore
+from app.wechat.client import WeChatClient
 
 
 def _settings(request: Request) -> Settings:
@@ -39,3 +41,17 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 StoreDep = Annotated[MediaStore, Depends(_store)]
 TokensDep = Annotated[TokenService, Depends(_tokens)]
+
+
+def _shared(request: Request) -> SharedStore:
+    store: SharedStore = request.app.state.shared_store
+    return store
+
+
+def _wechat(request: Request) -> WeChatClient:
+    client: WeChatClient = request.app.state.wechat
+    return client
+
+
+SharedDep = Annotated[SharedStore, Depends(_shared)]
+WeChatDep = Annotated[WeChatClient, Depends(_wechat)]

@@ -1,5 +1,6 @@
 """Every ORM model, imported here so Alembic and the app see one metadata."""
 
+from app.models.citizen import Citizen, SharedState
 from app.models.reference import (
     Category,
     Department,
@@ -15,12 +16,14 @@ from app.models.staff import StaffUser
 __all__ = [
     "CalendarDay",
     "Category",
+    "Citizen",
     "Department",
     "DesignatedCadre",
     "Item",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
+    "SharedState",
     "StaffUser",
     "SupervisionUnit",
     "TaxonomyVersion",

@@ -1,0 +1,159 @@
+"""WeChat server APIs over httpx: login (jscode2session), access token, QR codes.
+
+Every call has a timeout; WeChat being slow or down is a 503 for our caller,
+an invalid login code a 401, both with a Chinese message a resident can act on.
+The access token is cached in the shared store so all workers reuse one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.core.config import Settings
+from app.core.errors import AppError, ServiceUnavailable, Unauthorized
+from app.core.shared import SharedStore
+
+logger = logging.getLogger(__name__)
+
+INVALID_CODE_ERRORS = {40029, 40163, 40125, 41008}
+_TOKEN_KEY = "wechat:access_token"
+
+
+class WeChatUnavailable(ServiceUnavailable):
+    code = "wechat_unavailable"
+
+
+class WeChatLoginRejected(Unauthorized):
+    code = "wechat_login_rejected"
+
+
+class WeChatNotConfigured(AppError):
+    status_code, code = 503, "wechat_not_configured"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    openid: str
+    unionid: str | None
+
+
+class WeChatClient:
+    def __init__(
+        self, settings: Settings, store: SharedStore, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self._appid = settings.wechat_appid
+        self._secret = settings.wechat_secret.get_secret_value() if settings.wechat_secret else None
+        self._http = http or httpx.AsyncClient(
+            base_url=settings.wechat_api_base.rstrip("/"),
+            timeout=httpx.Timeout(settings.wechat_timeout_seconds),
+        )
+        self._store = store
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._appid and self._secret)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _require(self) -> tuple[str, str]:
+        if not self._appid or not self._secret:
+            raise WeChatNotConfigured("微信登录未配置（YDT_WECHAT_APPID / YDT_WECHAT_SECRET）")
+        return self._appid, self._secret
+
+    async def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = await self._http.request(method, url, **kw)
+        except httpx.TimeoutException as exc:
+            logger.warning("wechat timeout", extra={"url": url})
+            raise WeChatUnavailable("微信服务响应超时，请稍后重试") from exc
+        except httpx.HTTPError as exc:
+            logger.warning("wechat unreachable", extra={"url": url, "error": repr(exc)})
+            raise WeChatUnavailable("暂时无法连接微信服务，请稍后重试") from exc
+        if resp.status_code >= 500:
+            raise WeChatUnavailable("微信服务暂时不可用，请稍后重试")
+        return resp
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise WeChatUnavailable("微信服务返回了无法识别的内容") from exc
+        if not isinstance(body, dict):
+            raise WeChatUnavailable("微信服务返回了无法识别的内容")
+        return body
+
+    async def code_to_session(self, code: str) -> Session:
+        appid, secret = self._require()
+        resp = await self._request(
+            "GET",
+            "/sns/jscode2session",
+            params={
+                "appid": appid,
+                "secret": secret,
+                "js_code": code,
+                "grant_type": "authorization_code",
+            },
+        )
+        body = self._json(resp)
+        errcode = int(body.get("errcode") or 0)
+        if errcode in INVALID_CODE_ERRORS:
+            raise WeChatLoginRejected("微信登录凭证无效或已过期，请重新进入小程序")
+        if errcode == 40226:
+            raise WeChatLoginRejected("该微信账号存在风险，暂时无法登录")
+        if errcode != 0 or not body.get("openid"):
+            logger.warning(
+                "jscode2session failed", extra={"errcode": errcode, "errmsg": body.get("errmsg")}
+            )
+            raise WeChatUnavailable("微信服务繁忙，请稍后重试")
+        return Session(openid=str(body["openid"]), unionid=body.get("unionid") or None)
+
+    async def access_token(self, *, now: datetime, force_refresh: bool = False) -> str:
+        if not force_refresh:
+            cached = await self._store.get(_TOKEN_KEY, now=now)
+            if cached:
+                return cached
+        appid, secret = self._require()
+        resp = await self._request(
+            "POST",
+            "/cgi-bin/stable_token",
+            json={
+                "grant_type": "client_credential",
+                "appid": appid,
+                "secret": secret,
+                "force_refresh": force_refresh,
+            },
+        )
+        body = self._json(resp)
+        token = body.get("access_token")
+        if not token:
+            logger.error("access token failed", extra={"errcode": body.get("errcode")})
+            raise WeChatUnavailable("获取微信接口凭证失败，请稍后重试")
+        ttl = max(60, int(body.get("expires_in", 7200)) - 300)  # refresh before expiry
+        await self._store.set(_TOKEN_KEY, str(token), ttl_seconds=ttl, now=now)
+        return str(token)
+
+    async def wxacode(self, *, scene: str, page: str, now: datetime) -> bytes:
+        """The mini-program code (getwxacodeunlimit) as image bytes."""
+        for attempt in range(2):
+            token = await self.access_token(now=now, force_refresh=attempt > 0)
+            resp = await self._request(
+                "POST",
+                "/wxa/getwxacodeunlimit",
+                params={"access_token": token},
+                json={"scene": scene, "page": page, "check_path": False, "width": 430},
+            )
+            if resp.headers.get("content-type", "").startswith("image/"):
+                return resp.content
+            body = self._json(resp)
+            if int(body.get("errcode") or 0) in (40001, 42001) and attempt == 0:
+                continue  # token expired early: refresh once
+            raise WeChatUnavailable(f"生成小程序码失败（{body.get('errcode')}）")
+        raise WeChatUnavailable("生成小程序码失败")
