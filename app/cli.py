@@ -136,6 +136,28 @@ def cmd_calendar_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_media_cleanup(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from app.core.clock import SystemClock
+    from app.core.storage import create_media_store
+    from app.media import service as media_service
+
+    settings = get_settings()
+    store = create_media_store(settings)
+    grace = timedelta(hours=args.grace_hours or settings.media_grace_hours)
+    total = 0
+    while True:  # batches of 1000, each its own transaction
+        n = _run_in_session(
+            lambda s: media_service.cleanup(s, store, now=SystemClock().now(), grace=grace)
+        )
+        total += n
+        if n < 1000:
+            break
+    print(f"deleted {total} unattached media older than {grace}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ydt", description="Yidiantong 监督一点通 service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("openapi", help="write the OpenAPI document")
     p.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
     p.set_defaults(fn=cmd_openapi)
+
+    media = sub.add_parser("media", help="media maintenance").add_subparsers(
+        dest="media_command", required=True
+    )
+    p = media.add_parser("cleanup", help="delete media never attached within the grace period")
+    p.add_argument("--grace-hours", type=int, default=None)
+    p.set_defaults(fn=cmd_media_cleanup)
 
     cal = sub.add_parser("calendar", help="working-day calendar").add_subparsers(
         dest="calendar_command", required=True

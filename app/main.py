@@ -19,6 +19,7 @@ from app.core.security import TokenService
 from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
+from app.media.router import files_router
 from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -82,5 +83,6 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
+    app.include_router(files_router)
     app.include_router(api_router, prefix=API_PREFIX)
     return app

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     wechat_timeout_seconds: float = 5.0
     dev_login_enabled: bool = False
 
+    # Media limits per kind (bytes); reported by GET /media/limits.
+    media_max_image_bytes: int = 20 * 1024 * 1024
+    media_max_voice_bytes: int = 20 * 1024 * 1024
+    media_max_video_bytes: int = 500 * 1024 * 1024
+    media_ticket_seconds: int = 900
+    media_link_seconds: int = 600
+    media_grace_hours: int = 24
+
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"

@@ -1,6 +1,7 @@
 """Every ORM model, imported here so Alembic and the app see one metadata."""
 
 from app.models.citizen import Citizen, SharedState
+from app.models.media import IdempotencyRecord, Media
 from app.models.reference import (
     Category,
     Department,
@@ -19,7 +20,9 @@ __all__ = [
     "Citizen",
     "Department",
     "DesignatedCadre",
+    "IdempotencyRecord",
     "Item",
+    "Media",
     "Region",
     "ResidentGroup",
     "RoutingOverride",

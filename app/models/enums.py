@@ -93,3 +93,15 @@ class StaffRole(enum.StrEnum):
     handler = "handler"  # 承办人（职能部门）
     agent = "agent"  # 代办员
     leader = "leader"  # 分管 / 主要领导
+
+
+class MediaKind(enum.StrEnum):
+    image = "image"
+    voice = "voice"
+    video = "video"
+
+
+class MediaStatus(enum.StrEnum):
+    pending = "pending"  # a direct-upload ticket was issued
+    ready = "ready"  # stored and checked, not yet attached
+    attached = "attached"

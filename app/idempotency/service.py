@@ -1,0 +1,87 @@
+"""Idempotency-Key handling shared by filing and uploads.
+
+A retry with the same key and body returns the first answer and creates
+nothing; the same key with a different body is a 409. The record is written
+inside the request's transaction, so it exists exactly when the work does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import BadRequest, Conflict
+from app.models import IdempotencyRecord
+
+
+class IdempotencyMismatch(Conflict):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInFlight(Conflict):
+    code = "idempotency_in_flight"
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
+    ).hexdigest()
+
+
+def check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= 128 or not key.isascii() or not key.isprintable():
+        raise BadRequest("Idempotency-Key 须为 1–128 个可打印 ASCII 字符")
+    return key
+
+
+async def begin(
+    session: AsyncSession, *, scope: str, owner: str, key: str, fingerprint: str, now: datetime
+) -> Replay | IdempotencyRecord:
+    """Return the stored answer for a retry, or a fresh record to complete."""
+    stmt = select(IdempotencyRecord).where(
+        IdempotencyRecord.scope == scope,
+        IdempotencyRecord.owner == owner,
+        IdempotencyRecord.key == key,
+    )
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is None:
+        record = IdempotencyRecord(
+            scope=scope, owner=owner, key=key, request_hash=fingerprint, created_at=now
+        )
+        try:
+            async with session.begin_nested():
+                session.add(record)
+        except IntegrityError:
+            # A concurrent first attempt committed meanwhile: read its answer.
+            found = (await session.execute(stmt)).scalar_one()
+        else:
+            return record
+    if found.request_hash != fingerprint:
+        raise IdempotencyMismatch("同一个 Idempotency-Key 已用于内容不同的请求")
+    if found.response is None:
+        raise IdempotencyInFlight("相同的请求正在处理中，请稍后查看结果")
+    return Replay(found.status_code, found.response)
+
+
+async def complete(
+    session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
+) -> None:
+    record.status_code = status_code
+    record.response = body
+    await session.flush()

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Path, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from app.core.storage.local import LocalMediaStore
+from app.idempotency import service as idempotency
+from app.media import service
+from app.media.dependencies import CurrentUploader
+from app.media.schemas import MediaLimits, MediaRead, TicketRead, TicketRequest
+from app.models.enums import MediaKind
+
+router = APIRouter(tags=["media"])
+files_router = APIRouter(tags=["media"])
+
+MediaId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/media/limits", response_model=MediaLimits)
+async def get_limits(settings: SettingsDep) -> MediaLimits:
+    return service.limits(settings)
+
+
+@router.post("/media", response_model=MediaRead, status_code=201)
+async def upload_media(
+    uploader: CurrentUploader,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    file: Annotated[UploadFile, File(description="the image, voice clip or video")],
+    kind: Annotated[MediaKind, Form()],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> MediaRead | JSONResponse:
+    now = clock.now()
+    key = idempotency.check_key(idempotency_key)
+    record = None
+    if key:
+        found = await idempotency.begin(
+            session, scope="media", owner=uploader.label, key=key, fingerprint=kind.value, now=now
+        )
+        if isinstance(found, idempotency.Replay):
+            return JSONResponse(status_code=found.status_code, content=found.body)
+        record = found
+    media = await service.upload(
+        session, store, settings, uploader=uploader, kind=kind, file=file, now=now
+    )
+    out = MediaRead.model_validate(media)
+    out.url = await service.link(store, settings, media, now=now)
+    if record is not None:
+        await idempotency.complete(
+            session, record, status_code=201, body=out.model_dump(mode="json")
+        )
+    return out
+
+
+@router.post("/media/upload-tickets", response_model=TicketRead, status_code=201)
+async def create_ticket(
+    body: TicketRequest,
+    uploader: CurrentUploader,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> TicketRead:
+    media, post = await service.create_ticket(
+        session,
+        store,
+        settings,
+        uploader=uploader,
+        kind=body.kind,
+        content_type=body.content_type,
+        size=body.size,
+        now=clock.now(),
+    )
+    assert post.expires_at is not None
+    return TicketRead(
+        media_id=media.id,
+        url=post.url,
+        fields=post.fields,
+        expires_at=post.expires_at,
+        max_size=media.max_size,
+    )
+
+
+@router.post("/media/{media_id}/complete", response_model=MediaRead)
+async def complete_upload(
+    media_id: MediaId,
+    uploader: CurrentUploader,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> MediaRead:
+    now = clock.now()
+    media = await service.complete(
+        session, store, settings, uploader=uploader, media_id=media_id, now=now
+    )
+    out = MediaRead.model_validate(media)
+    out.url = await service.link(store, settings, media, now=now)
+    return out
+
+
+@router.get("/media/{media_id}", response_model=MediaRead)
+async def get_media(
+    media_id: MediaId,
+    uploader: CurrentUploader,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> MediaRead:
+    media = await service.get_owned(session, media_id, uploader)
+    out = MediaRead.model_validate(media)
+    out.url = await service.link(store, settings, media, now=clock.now())
+    return out
+
+
+@router.post("/media/direct-upload", status_code=204, include_in_schema=False)
+async def local_direct_upload(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    key: Annotated[str, Form()],
+    policy: Annotated[str, Form()],
+    signature: Annotated[str, Form()],
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """The embedded default's stand-in for MinIO's presigned POST."""
+    if not isinstance(store, LocalMediaStore):
+        raise NotFound("Not Found")
+    rules = store.verify_post_policy(policy, signature, now=clock.now())
+    if rules["key"] != key:
+        raise Forbidden("上传凭证与文件名不符")
+    form = await request.form()
+    if str(form.get("Content-Type", "")) != rules["content_type"]:
+        raise Forbidden("上传凭证与文件类型不符")
+    size = file.size or 0
+    if size < int(rules["min"]) or size > int(rules["max"]):
+        raise PayloadTooLarge("文件大小超出上传凭证允许的范围") if size else BadRequest("文件为空")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await file.read(256 * 1024):
+            yield chunk
+
+    await store.put_stream(key, chunks(), content_type=rules["content_type"])
+    return Response(status_code=204)
+
+
+@files_router.get("/media-files/{key:path}", include_in_schema=False)
+async def local_media_file(
+    key: str, exp: int, sig: str, store: StoreDep, clock: ClockDep
+) -> FileResponse:
+    """The embedded default's stand-in for a presigned GET."""
+    if not isinstance(store, LocalMediaStore):
+        raise NotFound("Not Found")
+    path = store.verify_get(key, exp, sig, now=clock.now())
+    if not path.is_file():
+        raise NotFound("文件不存在")
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=300"})
