@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.router import router as auth_router
+from app.complaints.router import router as complaints_router
 from app.media.router import router as media_router
 from app.regions.router import router as regions_router
 from app.routing.router import router as routing_router
@@ -16,5 +17,6 @@ api_router.include_router(auth_router)
 api_router.include_router(regions_router)
 api_router.include_router(taxonomy_router)
 api_router.include_router(media_router)
+api_router.include_router(complaints_router)
 api_router.include_router(staff_router)
 api_router.include_router(routing_router)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import api_router
+from app.complaints import repository as complaints_repository
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
@@ -20,6 +21,7 @@ from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
+from app.routing import service as routing_service
 from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def create_app(
         access_minutes=settings.jwt_access_minutes,
         refresh_days=settings.jwt_refresh_days,
     )
+    routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)

@@ -140,7 +140,10 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 @pytest.fixture
 async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
     s = AsyncSession(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
     )
     try:
         yield s
@@ -195,7 +198,10 @@ async def app(
 
     async def _session() -> AsyncIterator[AsyncSession]:
         s = AsyncSession(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            bind=connection,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="create_savepoint",
         )
         try:
             yield s
@@ -209,7 +215,10 @@ async def app(
     application.dependency_overrides[get_session] = _session
     # Health checks open their own sessions: point them at the test connection too.
     application.state.sessionmaker = lambda: AsyncSession(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
     )
     application.state.shared_store = DatabaseSharedStore(application.state.sessionmaker)
     await application.state.wechat.aclose()

@@ -1,6 +1,7 @@
 """Every ORM model, imported here so Alembic and the app see one metadata."""
 
 from app.models.citizen import Citizen, SharedState
+from app.models.complaint import Complaint, ComplaintEvent, Notification, TrackingCounter
 from app.models.media import IdempotencyRecord, Media
 from app.models.reference import (
     Category,
@@ -18,11 +19,14 @@ __all__ = [
     "CalendarDay",
     "Category",
     "Citizen",
+    "Complaint",
+    "ComplaintEvent",
     "Department",
     "DesignatedCadre",
     "IdempotencyRecord",
     "Item",
     "Media",
+    "Notification",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
@@ -30,4 +34,5 @@ __all__ = [
     "StaffUser",
     "SupervisionUnit",
     "TaxonomyVersion",
+    "TrackingCounter",
 ]

@@ -105,3 +105,45 @@ class MediaStatus(enum.StrEnum):
     pending = "pending"  # a direct-upload ticket was issued
     ready = "ready"  # stored and checked, not yet attached
     attached = "attached"
+
+
+class ComplaintStatus(enum.StrEnum):
+    submitted = "submitted"
+    accepted = "accepted"
+    rejected = "rejected"
+    assigned = "assigned"
+    in_progress = "in_progress"
+    escalated = "escalated"
+    resolved = "resolved"
+    closed = "closed"
+    reopened = "reopened"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (ComplaintStatus.closed, ComplaintStatus.rejected)
+
+
+STATUS_LABELS = {
+    ComplaintStatus.submitted: "待受理",
+    ComplaintStatus.accepted: "已受理",
+    ComplaintStatus.rejected: "不予受理",
+    ComplaintStatus.assigned: "已分派",
+    ComplaintStatus.in_progress: "办理中",
+    ComplaintStatus.escalated: "已上报",
+    ComplaintStatus.resolved: "已办结",
+    ComplaintStatus.closed: "已销号",
+    ComplaintStatus.reopened: "重新办理",
+}
+
+
+class Channel(enum.StrEnum):
+    online = "online"  # the mini-program
+    visit = "visit"  # 来访
+    phone = "phone"  # 来电
+    letter = "letter"  # 来信
+    door_to_door = "door_to_door"  # 干部走访发现
+    agent = "agent"  # 代办员代办

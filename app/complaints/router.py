@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.auth.dependencies import CurrentCitizen
+from app.complaints import service
+from app.complaints.schemas import (
+    ComplaintCreate,
+    ComplaintDetail,
+    ComplaintFiled,
+    ComplaintPage,
+    SupplementCreate,
+)
+from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, StoreDep
+from app.core.pagination import PageParams, page_params
+from app.core.ratelimit import client_ip, enforce
+from app.idempotency import service as idempotency
+
+router = APIRouter(tags=["complaints"])
+
+FILINGS_PER_HOUR_PER_RESIDENT = 10
+FILINGS_PER_HOUR_PER_IP = 60
+TRACKS_PER_MINUTE_PER_IP = 20
+ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/complaints",
+    response_model=ComplaintFiled,
+    status_code=201,
+    responses={
+        409: {"description": "Idempotency-Key reused with another body"},
+        429: {"description": "rate limited"},
+    },
+)
+async def file_complaint(
+    body: ComplaintCreate,
+    request: Request,
+    citizen: CurrentCitizen,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    shared: SharedDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> ComplaintFiled | JSONResponse:
+    now = clock.now()
+    key = idempotency.check_key(idempotency_key)
+    record = None
+    if key:
+        found = await idempotency.begin(
+            session,
+            scope="complaint",
+            owner=f"citizen:{citizen.id}",
+            key=key,
+            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
+            now=now,
+        )
+        if isinstance(found, idempotency.Replay):
+            return JSONResponse(status_code=found.status_code, content=found.body)
+        record = found
+    # Retries of the same key return above without counting against the limits.
+    await enforce(
+        shared,
+        f"file:citizen:{citizen.id}",
+        limit=FILINGS_PER_HOUR_PER_RESIDENT,
+        window_seconds=3600,
+        now=now,
+        what="提交",
+    )
+    await enforce(
+        shared,
+        f"file:ip:{client_ip(request)}",
+        limit=FILINGS_PER_HOUR_PER_IP,
+        window_seconds=3600,
+        now=now,
+        what="提交",
+    )
+    filed = await service.file(session, citizen=citizen, body=body, settings=settings, now=now)
+    if record is not None:
+        await idempotency.complete(
+            session, record, status_code=201, body=filed.model_dump(mode="json")
+        )
+    return filed
+
+
+@router.get("/complaints/mine", response_model=ComplaintPage)
+async def my_complaints(
+    citizen: CurrentCitizen, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> ComplaintPage:
+    items = await service.mine(session, citizen, limit=page.limit, offset=page.offset)
+    return ComplaintPage(items=items, next_cursor=page.next_cursor(len(items)))
+
+
+@router.get("/complaints/{complaint_id}", response_model=ComplaintDetail)
+async def get_complaint(
+    complaint_id: ComplaintId,
+    citizen: CurrentCitizen,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ComplaintDetail:
+    return await service.detail(session, complaint_id, citizen, store, settings, now=clock.now())
+
+
+@router.post(
+    "/complaints/{complaint_id}/supplements", response_model=ComplaintDetail, status_code=201
+)
+async def add_supplement(
+    complaint_id: ComplaintId,
+    body: SupplementCreate,
+    citizen: CurrentCitizen,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ComplaintDetail:
+    return await service.supplement(
+        session, complaint_id, citizen, body, store, settings, now=clock.now()
+    )
+
+
+@router.get("/track/{tracking_no}", response_model=ComplaintDetail)
+async def track(
+    tracking_no: Annotated[str, Path(min_length=5, max_length=24)],
+    query_code: Annotated[str, Query(min_length=4, max_length=16)],
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    shared: SharedDep,
+) -> ComplaintDetail:
+    now = clock.now()
+    await enforce(
+        shared,
+        f"track:ip:{client_ip(request)}",
+        limit=TRACKS_PER_MINUTE_PER_IP,
+        window_seconds=60,
+        now=now,
+        what="查询",
+    )
+    return await service.track(session, tracking_no, query_code, store, settings, now=now)

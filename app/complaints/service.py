@@ -1,0 +1,387 @@
+"""Filing and following a complaint, from the resident's side."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.complaints import events, repository
+from app.complaints.schemas import (
+    ComplaintCreate,
+    ComplaintDetail,
+    ComplaintFiled,
+    ComplaintSummary,
+    ItemBrief,
+    MediaLink,
+    SupplementCreate,
+    TimelineEntry,
+    UnitBrief,
+)
+from app.core.config import Settings
+from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.storage import MediaStore
+from app.media import service as media_service
+from app.models import Citizen, Complaint, Media, Notification, TaxonomyVersion
+from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
+from app.regions import service as regions_service
+from app.routing import service as routing_service
+
+QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
+EVENT_LABELS = {
+    "filed": "已提交",
+    "accepted": "已受理",
+    "rejected": "不予受理",
+    "assigned": "已分派承办",
+    "transferred": "已转职能部门办理",
+    "escalated": "已上报上级",
+    "replied": "阶段性答复",
+    "extended": "办理期限延长",
+    "resolved": "已办结",
+    "signed": "会签",
+    "closed": "已销号",
+    "reopened": "重新办理",
+    "supplemented": "群众补充材料",
+    "rated": "满意度评价",
+}
+
+
+class ComplaintNotFound(NotFound):
+    code = "complaint_not_found"
+
+
+class ComplaintClosed(Conflict):
+    code = "complaint_closed"
+
+
+def _hash_code(complaint_id: str, code: str) -> str:
+    return hashlib.sha256(f"{complaint_id}:{code.strip().upper()}".encode()).hexdigest()
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    if len(phone) >= 11:
+        return phone[:3] + "****" + phone[-4:]
+    return phone[:2] + "****" + phone[-2:]
+
+
+async def _check_media(
+    session: AsyncSession,
+    media_ids: Sequence[str],
+    citizen: Citizen,
+    *,
+    already: Sequence[Media] = (),
+) -> list[Media]:
+    found = {m.id: m for m in await repository.media_by_ids(session, media_ids)}
+    chosen: list[Media] = []
+    for mid in media_ids:
+        media = found.get(mid)
+        if media is None or media.owner_citizen_id != citizen.id:
+            raise NotFound(f"附件 {mid} 不存在，请重新上传")
+        if media.status is MediaStatus.pending:
+            raise Conflict("附件尚未上传完成，请稍候再提交")
+        if media.status is MediaStatus.attached:
+            raise Conflict("附件已用于其他反映，请重新上传")
+        chosen.append(media)
+    counts = Counter(m.kind for m in [*already, *chosen])
+    for kind, limit in media_service.MAX_PER_COMPLAINT.items():
+        if counts[kind] > limit:
+            label = {MediaKind.image: "图片", MediaKind.voice: "语音", MediaKind.video: "视频"}[
+                kind
+            ]
+            raise BadRequest(f"每件反映最多 {limit} 个{label}")
+    return chosen
+
+
+def _attach(media: Sequence[Media], complaint_id: str, now: datetime) -> None:
+    for m in media:
+        m.status, m.attached_to, m.attached_at = (
+            MediaStatus.attached,
+            f"complaint:{complaint_id}",
+            now,
+        )
+
+
+async def file(
+    session: AsyncSession,
+    *,
+    citizen: Citizen,
+    body: ComplaintCreate,
+    settings: Settings,
+    now: datetime,
+) -> ComplaintFiled:
+    item = await routing_service.current_item(session, body.item_code)
+    path = await regions_service.get_chain(session, body.region_code)
+    village = path[-1]
+    if village.level is not RegionLevel.village:
+        raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
+    media = await _check_media(session, body.media_ids, citizen)
+    # Naming the accused's level makes it an accusation, whatever the item.
+    accusation = item.klass.value == "accusation" or body.accused_level is not None
+    decision = await routing_service.decide(
+        session,
+        item=item,
+        region_code=village.code,
+        received_at=now,
+        settings=settings,
+        accusation=accusation,
+        accused_level=body.accused_level,
+    )
+    complaint_id = uuid.uuid4().hex
+    query_code = None
+    if body.anonymous:
+        query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
+
+    tz = ZoneInfo(settings.timezone)
+    local_day = now.astimezone(tz).date()
+    seq = await repository.next_counter(session, local_day)
+    tracking_no = f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}"
+    by_level = {r.level: r for r in path}
+    complaint = Complaint(
+        id=complaint_id,
+        tracking_no=tracking_no,
+        channel=Channel.online,
+        citizen_id=citizen.id,
+        item_id=item.id,
+        item_code=item.code,
+        region_code=village.code,
+        township_code=by_level[RegionLevel.township].code,
+        county_code=by_level[RegionLevel.county].code,
+        content=body.content,
+        anonymous=body.anonymous,
+        contact_name=None if body.anonymous else body.contact_name,
+        contact_phone=None if body.anonymous else body.contact_phone,
+        query_code_hash=_hash_code(complaint_id, query_code) if query_code else None,
+        location_lat=body.location.lat if body.location else None,
+        location_lng=body.location.lng if body.location else None,
+        location_address=body.location.address if body.location else None,
+        accusation=accusation,
+        accused_level=body.accused_level,
+        status=ComplaintStatus.submitted,
+        version=1,
+        unit_id=decision.unit.id,
+        department_code=decision.department_code,
+        department_region_code=decision.department_region_code,
+        cadre_id=decision.cadre_id,
+        tier=decision.tier,
+        time_limit_days=decision.time_limit_days,
+        received_at=now,
+        accept_due_at=decision.accept_due_at,
+        due_at=decision.due_at,
+        routing_trace=list(decision.trace),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(complaint)
+    filed = events.build(
+        complaint,
+        None,
+        kind="filed",
+        public=True,
+        actor_kind="citizen",
+        actor_id=citizen.id,
+        at=now,
+        to_status=ComplaintStatus.submitted.value,
+        note=f"已登记，由{decision.unit.name}负责办理",
+        data={"media_ids": list(body.media_ids), "channel": Channel.online.value},
+    )
+    routed = events.build(
+        complaint,
+        filed,
+        kind="routed",
+        public=False,
+        actor_kind="system",
+        actor_id=None,
+        at=now,
+        data={
+            "unit_id": decision.unit.id,
+            "cadre_id": decision.cadre_id,
+            "override_id": decision.override_id,
+            "trace": list(decision.trace),
+            "warnings": list(decision.warnings),
+        },
+    )
+    session.add_all([filed, routed])
+    _attach(media, complaint_id, now)
+    # The acceptance notice the resident is owed (三个100%: 受理100%告知).
+    session.add(
+        Notification(
+            recipient_kind="citizen",
+            recipient_id=citizen.id,
+            complaint_id=complaint_id,
+            kind="filed",
+            title="诉求已登记",
+            body=(
+                f"您反映的问题已登记（编号 {tracking_no}），由{decision.unit.name}负责，"
+                f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
+            ),
+            channel="wechat_subscribe",
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    version = await session.get(TaxonomyVersion, item.version_id)
+    if version is not None and version.first_used_at is None:
+        version.first_used_at = now  # from now on this taxonomy version is immutable
+    await session.flush()
+    return ComplaintFiled(
+        id=complaint_id,
+        tracking_no=tracking_no,
+        status=complaint.status,
+        status_label=complaint.status.label,
+        accept_due_at=complaint.accept_due_at,
+        due_at=complaint.due_at,
+        unit=UnitBrief(id=decision.unit.id, code=decision.unit.code, name=decision.unit.name),
+        item=ItemBrief(code=item.code, name=item.name),
+        region_name=village.full_name,
+        created_at=now,
+        query_code=query_code,
+    )
+
+
+def _summary(row: repository.SummaryRow) -> ComplaintSummary:
+    c, item_name, region_name, unit_name = row
+    return ComplaintSummary(
+        id=c.id,
+        tracking_no=c.tracking_no,
+        status=c.status,
+        status_label=c.status.label,
+        item=ItemBrief(code=c.item_code, name=item_name),
+        region_name=region_name,
+        unit_name=unit_name,
+        created_at=c.created_at,
+        due_at=c.due_at,
+    )
+
+
+async def mine(
+    session: AsyncSession, citizen: Citizen, *, limit: int, offset: int
+) -> list[ComplaintSummary]:
+    return [
+        _summary(r) for r in await repository.mine(session, citizen.id, limit=limit, offset=offset)
+    ]
+
+
+async def _detail(
+    session: AsyncSession,
+    row: repository.SummaryRow,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+    with_media: bool,
+) -> ComplaintDetail:
+    c = row[0]
+    timeline = [
+        TimelineEntry(
+            kind=e.kind,
+            label=EVENT_LABELS.get(e.kind, e.kind),
+            at=e.created_at,
+            status=ComplaintStatus(e.to_status) if e.to_status else None,
+            note=e.note,
+        )
+        for e in await repository.public_events(session, c.id)
+    ]
+    links: list[MediaLink] = []
+    if with_media:
+        for m in await repository.attached_media(session, c.id):
+            url = await media_service.link(store, settings, m, now=now)
+            links.append(MediaLink(id=m.id, kind=m.kind, content_type=m.content_type, url=url))
+    return ComplaintDetail(
+        **_summary(row).model_dump(),
+        content=c.content,
+        anonymous=c.anonymous,
+        contact_name=c.contact_name,
+        contact_phone=mask_phone(c.contact_phone),
+        accept_due_at=c.accept_due_at,
+        timeline=timeline,
+        media=links,
+    )
+
+
+async def _owned_row(
+    session: AsyncSession, complaint_id: str, citizen: Citizen
+) -> repository.SummaryRow:
+    row = await repository.summary(session, complaint_id) if len(complaint_id) == 32 else None
+    # Someone else's case is "not found", never "forbidden": ids must not leak.
+    if row is None or row[0].citizen_id != citizen.id:
+        raise ComplaintNotFound("未找到该反映事项")
+    return row
+
+
+async def detail(
+    session: AsyncSession,
+    complaint_id: str,
+    citizen: Citizen,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+) -> ComplaintDetail:
+    row = await _owned_row(session, complaint_id, citizen)
+    return await _detail(session, row, store, settings, now=now, with_media=True)
+
+
+async def track(
+    session: AsyncSession,
+    tracking_no: str,
+    query_code: str,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+) -> ComplaintDetail:
+    complaint = await repository.by_tracking_no(session, tracking_no.strip().upper())
+    ok = (
+        complaint is not None
+        and complaint.query_code_hash is not None
+        and hmac.compare_digest(complaint.query_code_hash, _hash_code(complaint.id, query_code))
+    )
+    if not ok or complaint is None:
+        raise ComplaintNotFound("编号或查询码不正确")
+    row = await repository.summary(session, complaint.id)
+    assert row is not None
+    return await _detail(session, row, store, settings, now=now, with_media=False)
+
+
+async def supplement(
+    session: AsyncSession,
+    complaint_id: str,
+    citizen: Citizen,
+    body: SupplementCreate,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+) -> ComplaintDetail:
+    row = await _owned_row(session, complaint_id, citizen)
+    complaint = row[0]
+    if not complaint.status.is_open:
+        raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
+    existing = await repository.attached_media(session, complaint.id)
+    media = await _check_media(session, body.media_ids, citizen, already=existing)
+    await events.append(
+        session,
+        complaint,
+        kind="supplemented",
+        public=True,
+        actor_kind="citizen",
+        actor_id=citizen.id,
+        at=now,
+        note=body.content,
+        data={"media_ids": list(body.media_ids)},
+    )
+    _attach(media, complaint.id, now)
+    complaint.updated_at = now
+    await session.flush()
+    return await _detail(session, row, store, settings, now=now, with_media=True)

@@ -1,0 +1,131 @@
+"""A complaint and its append-only, hash-chained event log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.models._types import str_enum
+from app.models.enums import Channel, ComplaintStatus, RegionLevel, Tier
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    # Unguessable: residents' URLs must not be enumerable.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tracking_no: Mapped[str] = mapped_column(String(24), unique=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "complaint_channel"))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    item_code: Mapped[str] = mapped_column(String(8))
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    township_code: Mapped[str] = mapped_column(String(12))
+    county_code: Mapped[str] = mapped_column(String(12))
+    content: Mapped[str] = mapped_column(Text)
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    contact_name: Mapped[str | None] = mapped_column(String(32))
+    contact_phone: Mapped[str | None] = mapped_column(String(20))
+    query_code_hash: Mapped[str | None] = mapped_column(String(64))
+    location_lat: Mapped[float | None] = mapped_column(Float)
+    location_lng: Mapped[float | None] = mapped_column(Float)
+    location_address: Mapped[str | None] = mapped_column(String(200))
+    accusation: Mapped[bool] = mapped_column(Boolean, default=False)
+    accused_level: Mapped[RegionLevel | None] = mapped_column(
+        str_enum(RegionLevel, "accused_level")
+    )
+    status: Mapped[ComplaintStatus] = mapped_column(str_enum(ComplaintStatus, "complaint_status"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("supervision_units.id"))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    department_region_code: Mapped[str] = mapped_column(String(12))
+    cadre_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    tier: Mapped[Tier] = mapped_column(str_enum(Tier, "complaint_tier"))
+    time_limit_days: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime]
+    accept_due_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    routing_trace: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_complaints_citizen_created", "citizen_id", "created_at"),
+        Index("ix_complaints_unit_status_due", "unit_id", "status", "due_at"),
+        Index("ix_complaints_cadre_status", "cadre_id", "status"),
+        Index("ix_complaints_region", "region_code"),
+    )
+
+
+class ComplaintEvent(Base):
+    """Append-only. Each row stores its predecessor's hash and its own, per case,
+    so any edit or deletion breaks the chain (``ydt audit verify``)."""
+
+    __tablename__ = "complaint_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id", ondelete="RESTRICT"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(24))
+    public: Mapped[bool] = mapped_column(Boolean)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("complaint_id", "seq"),)
+
+
+class Notification(Base):
+    """Transactional outbox: written with the change, delivered by the worker."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    complaint_id: Mapped[str | None] = mapped_column(ForeignKey("complaints.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    title: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_recipient", "recipient_kind", "recipient_id", "created_at"),
+    )
+
+
+class TrackingCounter(Base):
+    __tablename__ = "tracking_counters"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
