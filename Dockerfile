@@ -11,6 +11,9 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip \
     && /opt/venv/bin/pip install .
 
 FROM python:3.11-slim AS runtime
+# A CJK font so QR posters can print village names in Chinese.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     YDT_ENV=production WORKERS=2 PORT=8000
 RUN groupadd --system ydt && useradd --system --gid ydt --home /srv/ydt ydt

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.auth.router import router as auth_router
 from app.complaints.router import router as complaints_router
 from app.media.router import router as media_router
+from app.qrcodes.router import router as qrcodes_router
 from app.regions.router import router as regions_router
 from app.routing.router import router as routing_router
 from app.staff.router import router as staff_router
@@ -20,3 +21,4 @@ api_router.include_router(media_router)
 api_router.include_router(complaints_router)
 api_router.include_router(staff_router)
 api_router.include_router(routing_router)
+api_router.include_router(qrcodes_router)

@@ -35,6 +35,13 @@ if ! pg_up; then
   echo "warning: PostgreSQL not reachable; its half of the suite will be skipped" >&2
 fi
 
+# QR posters print village names in Chinese: install a CJK font when we can
+# (the app falls back to pinyin without one, and the tests cover both).
+if ! fc-list :lang=zh 2>/dev/null | grep -q . && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei) >/dev/null 2>&1 \
+    || echo "note: could not install fonts-wqy-microhei; QR posters fall back to pinyin" >&2
+fi
+
 echo "== ruff"
 .venv/bin/ruff check app tests bench scripts migrations
 echo "== mypy"

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     media_link_seconds: int = 600
     media_grace_hours: int = 24
 
+    # QR posters: the mini-program page the code opens, and a CJK font for the
+    # village name printed under it (found automatically when installed).
+    wechat_qr_page: str = "pages/index/index"
+    qr_font: Path | None = None
+
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"

@@ -1,0 +1,62 @@
+"""Rate-limit windows and cached values are shared by every worker: in Redis
+when configured, else in the database. Both implementations, for real."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
+from tests import support
+
+NOW = datetime(2026, 11, 24, 3, 0, 30, tzinfo=UTC)
+
+
+def redis_up() -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", 6379)) == 0
+
+
+@pytest.fixture(params=["database", "redis"])
+async def store(request: pytest.FixtureRequest, engine: AsyncEngine) -> SharedStore:
+    if request.param == "redis":
+        if not redis_up():
+            if support.IN_CI:
+                pytest.fail("Redis is expected on 127.0.0.1:6379 under CI")
+            pytest.skip("Redis not reachable")
+        return RedisSharedStore("redis://127.0.0.1:6379/15")
+    return DatabaseSharedStore(async_sessionmaker(engine, expire_on_commit=False))
+
+
+async def test_hits_count_within_a_window_and_reset_after(store: SharedStore) -> None:
+    key = f"t:{uuid.uuid4().hex}"
+    counts = [(await store.hit(key, window_seconds=60, now=NOW))[0] for _ in range(3)]
+    assert counts == [1, 2, 3]
+    _, retry = await store.hit(key, window_seconds=60, now=NOW)
+    assert 1 <= retry <= 60
+    assert (await store.hit(key, window_seconds=60, now=NOW + timedelta(seconds=60)))[0] == 1
+
+
+async def test_values_expire(store: SharedStore) -> None:
+    key = f"v:{uuid.uuid4().hex}"
+    assert await store.get(key, now=NOW) is None
+    await store.set(key, "token-1", ttl_seconds=100, now=NOW)
+    await store.set(key, "token-2", ttl_seconds=100, now=NOW)
+    assert await store.get(key, now=NOW) == "token-2"
+    if isinstance(store, DatabaseSharedStore):  # Redis expires by its own clock
+        assert await store.get(key, now=NOW + timedelta(seconds=101)) is None
+
+
+async def test_two_workers_share_one_database_count(engine: AsyncEngine) -> None:
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    a, b = DatabaseSharedStore(maker), DatabaseSharedStore(maker)
+    key = f"w:{uuid.uuid4().hex}"
+    assert (await a.hit(key, window_seconds=60, now=NOW))[0] == 1
+    assert (await b.hit(key, window_seconds=60, now=NOW))[0] == 2
+    async with AsyncSession(engine) as s:  # nothing left in a transaction
+        assert s.in_transaction() is False
