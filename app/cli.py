@@ -158,6 +158,50 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.core.clock import SystemClock
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.logging import configure_logging
+    from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
+    from app.wechat.client import WeChatClient
+    from app.worker import run
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+
+    async def _main() -> None:
+        engine = create_engine(settings)
+        maker = create_sessionmaker(engine)
+        shared: SharedStore = (
+            RedisSharedStore(settings.redis_url)
+            if settings.redis_url
+            else DatabaseSharedStore(maker)
+        )
+        wechat = WeChatClient(settings, shared)
+        try:
+            await run(
+                maker, wechat, settings, SystemClock(), interval=args.interval, once=args.once
+            )
+        finally:
+            await wechat.aclose()
+            await engine.dispose()
+
+    asyncio.run(_main())
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app.audit import verify
+
+    report = _run_in_session(verify)
+    print(f"checked {report.cases} cases, {report.events} events")
+    if report.first_break is not None:
+        print(report.first_break.render())
+        return 1
+    print("all event chains intact")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ydt", description="Yidiantong 监督一点通 service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("openapi", help="write the OpenAPI document")
     p.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
     p.set_defaults(fn=cmd_openapi)
+
+    p = sub.add_parser("worker", help="periodic work: red-card orders, notification delivery")
+    p.add_argument("--interval", type=float, default=30.0)
+    p.add_argument("--once", action="store_true")
+    p.set_defaults(fn=cmd_worker)
+
+    audit = sub.add_parser("audit", help="audit tools").add_subparsers(
+        dest="audit_command", required=True
+    )
+    p = audit.add_parser("verify", help="recompute every case's event hash chain")
+    p.set_defaults(fn=cmd_audit_verify)
 
     media = sub.add_parser("media", help="media maintenance").add_subparsers(
         dest="media_command", required=True

@@ -33,6 +33,7 @@ from app.models import Citizen, Complaint, Media, Notification, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
 from app.regions import service as regions_service
 from app.routing import service as routing_service
+from app.workflow.machine import CardThresholds
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
 EVENT_LABELS = {
@@ -59,6 +60,12 @@ class ComplaintNotFound(NotFound):
 
 class ComplaintClosed(Conflict):
     code = "complaint_closed"
+
+
+def thresholds(settings: Settings) -> CardThresholds:
+    return CardThresholds(
+        yellow=settings.card_yellow_fraction, orange=settings.card_orange_fraction
+    )
 
 
 def _hash_code(complaint_id: str, code: str) -> str:
@@ -145,6 +152,7 @@ async def file(
     seq = await repository.next_counter(session, local_day)
     tracking_no = f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}"
     by_level = {r.level: r for r in path}
+    yellow_at, orange_at = thresholds(settings).moments(now, decision.due_at)
     complaint = Complaint(
         id=complaint_id,
         tracking_no=tracking_no,
@@ -177,6 +185,11 @@ async def file(
         accept_due_at=decision.accept_due_at,
         due_at=decision.due_at,
         routing_trace=list(decision.trace),
+        yellow_at=yellow_at,
+        orange_at=orange_at,
+        priority=0,
+        priority_flags=[],
+        reopen_count=0,
         created_at=now,
         updated_at=now,
     )

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     wechat_qr_page: str = "pages/index/index"
     qr_font: Path | None = None
 
+    # Workflow: warning-card thresholds (fraction of allowed time left), the
+    # signatures that close a case, notification retries.
+    card_yellow_fraction: float = Field(default=1 / 3, gt=0, lt=1)
+    card_orange_fraction: float = Field(default=1 / 6, gt=0, lt=1)
+    signoff_slots: list[str] = ["complainant", "handler", "supervising_leader", "principal_leader"]
+    notify_max_attempts: int = 5
+    notify_backoff_seconds: int = 60
+    wechat_templates: dict[str, str] = {}
+
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"

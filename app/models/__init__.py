@@ -1,7 +1,13 @@
 """Every ORM model, imported here so Alembic and the app see one metadata."""
 
 from app.models.citizen import Citizen, SharedState
-from app.models.complaint import Complaint, ComplaintEvent, Notification, TrackingCounter
+from app.models.complaint import (
+    Complaint,
+    ComplaintEvent,
+    Notification,
+    SupervisionOrder,
+    TrackingCounter,
+)
 from app.models.media import IdempotencyRecord, Media
 from app.models.reference import (
     Category,
@@ -32,6 +38,7 @@ __all__ = [
     "RoutingOverride",
     "SharedState",
     "StaffUser",
+    "SupervisionOrder",
     "SupervisionUnit",
     "TaxonomyVersion",
     "TrackingCounter",

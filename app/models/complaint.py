@@ -61,6 +61,20 @@ class Complaint(Base):
     accept_due_at: Mapped[datetime]
     due_at: Mapped[datetime]
     routing_trace: Mapped[list[str]] = mapped_column(JSON)
+    # Workflow state (issue 5). Card moments are derived from received/due and
+    # stored so queues can filter in SQL; the card itself is read off the clock.
+    filed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    handler_department_code: Mapped[str | None] = mapped_column(String(8))
+    handler_region_code: Mapped[str | None] = mapped_column(String(12))
+    yellow_at: Mapped[datetime]
+    orange_at: Mapped[datetime]
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    priority_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    accepted_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    reporter_name: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
@@ -70,6 +84,9 @@ class Complaint(Base):
         Index("ix_complaints_unit_status_due", "unit_id", "status", "due_at"),
         Index("ix_complaints_cadre_status", "cadre_id", "status"),
         Index("ix_complaints_region", "region_code"),
+        Index("ix_complaints_handler", "handler_department_code", "handler_region_code"),
+        Index("ix_complaints_filed_by", "filed_by_staff_id"),
+        Index("ix_complaints_status_due", "status", "due_at"),
     )
 
 
@@ -117,6 +134,9 @@ class Notification(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # A worker's lease on the row, so several workers never send it twice.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at"),
@@ -129,3 +149,25 @@ class TrackingCounter(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class SupervisionOrder(Base):
+    """督办单: a written order to speed up a late case.
+
+    Automatic orders are raised once per case per overdue spell: the spell is
+    identified by the due date that was missed, so an extension starts a new one.
+    """
+
+    __tablename__ = "supervision_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("supervision_units.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # manual | automatic
+    spell_due_at: Mapped[datetime | None]
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    deadline_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("complaint_id", "kind", "spell_due_at"),)

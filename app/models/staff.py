@@ -20,6 +20,8 @@ class StaffUser(Base):
     role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "staff_role"))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("supervision_units.id"), index=True)
     department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    # For handlers: where their department sits (e.g. 通川区 for 通川区教育局).
+    region_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))
     phone: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_login_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from app.core.deps import ClockDep, SessionDep, TokensDep
+from app.core.pagination import PageParams, page_params
 from app.core.responses import error_response
 from app.models import SupervisionUnit
 from app.staff import service
-from app.staff.dependencies import CurrentStaff
-from app.staff.schemas import LoginRequest, StaffMe, TokenResponse
+from app.staff.dependencies import AdminStaff, CurrentStaff
+from app.staff.schemas import LoginRequest, StaffCreate, StaffMe, StaffRead, TokenResponse
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 
@@ -44,3 +47,21 @@ async def me(user: CurrentStaff, session: SessionDep) -> StaffMe:
         if unit is not None:
             out.unit_code, out.unit_name = unit.code, unit.name
     return out
+
+
+@router.post("/users", response_model=StaffRead, status_code=201)
+async def create_user(
+    body: StaffCreate, _: AdminStaff, session: SessionDep, clock: ClockDep
+) -> StaffRead:
+    return StaffRead.model_validate(await service.create_staff(session, body, now=clock.now()))
+
+
+@router.get("/users", response_model=list[StaffRead])
+async def list_users(
+    _: AdminStaff,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    unit_id: int | None = None,
+) -> list[StaffRead]:
+    rows = await service.list_staff(session, unit_id=unit_id, limit=page.limit, offset=page.offset)
+    return [StaffRead.model_validate(u) for u in rows]

@@ -18,6 +18,9 @@ class StaffCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=64)
     unit_code: str | None = Field(default=None, max_length=40)
     department_code: str | None = Field(default=None, max_length=8)
+    region_code: str | None = Field(
+        default=None, pattern=r"^\d{12}$", description="handlers: where their department sits"
+    )
     phone: str | None = Field(default=None, pattern=r"^1[3-9]\d{9}$")
 
     @field_validator("username")
@@ -38,8 +41,8 @@ class StaffCreate(BaseModel):
 
     @model_validator(mode="after")
     def _scope(self) -> StaffCreate:
-        if self.role is StaffRole.handler and not self.department_code:
-            raise ValueError("承办人（handler）必须指定所属职能部门")
+        if self.role is StaffRole.handler and not (self.department_code and self.region_code):
+            raise ValueError("承办人（handler）必须指定所属职能部门及其所在区划")
         if (
             self.role in (StaffRole.supervisor, StaffRole.leader, StaffRole.agent)
             and not self.unit_code
@@ -57,6 +60,7 @@ class StaffRead(BaseModel):
     role: StaffRole
     unit_id: int | None
     department_code: str | None
+    region_code: str | None = None
     active: bool
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.security import hash_password, password_needs_rehash, verify_password
-from app.models import StaffUser
+from app.models import Region, StaffUser
 from app.staff import repository
 from app.staff.exceptions import DepartmentNotFound, UnitNotFound, UsernameTaken
 from app.staff.schemas import StaffCreate
@@ -28,6 +30,8 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
         session, payload.department_code
     ):
         raise DepartmentNotFound(f"职能部门 {payload.department_code} 不存在")
+    if payload.region_code and await session.get(Region, payload.region_code) is None:
+        raise UnitNotFound(f"区划 {payload.region_code} 不存在")
     user = StaffUser(
         username=payload.username,
         password_hash=hash_password(payload.password),
@@ -35,6 +39,7 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
         role=payload.role,
         unit_id=unit_id,
         department_code=payload.department_code,
+        region_code=payload.region_code,
         phone=payload.phone,
         active=True,
         failed_login_count=0,
@@ -94,3 +99,12 @@ async def authenticate(
 
 class _Locked(Forbidden):
     code = "account_locked"
+
+
+async def list_staff(
+    session: AsyncSession, *, unit_id: int | None, limit: int, offset: int
+) -> Sequence[StaffUser]:
+    stmt = select(StaffUser).order_by(StaffUser.id).limit(limit).offset(offset)
+    if unit_id is not None:
+        stmt = stmt.where(StaffUser.unit_id == unit_id)
+    return (await session.execute(stmt)).scalars().all()

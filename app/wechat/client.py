@@ -157,3 +157,48 @@ class WeChatClient:
                 continue  # token expired early: refresh once
             raise WeChatUnavailable(f"生成小程序码失败（{body.get('errcode')}）")
         raise WeChatUnavailable("生成小程序码失败")
+
+
+class SubscribeRefused(WeChatUnavailable):
+    """The resident has not (or no longer) subscribed: retrying will not help."""
+
+    code = "wechat_subscribe_refused"
+
+
+NON_RETRYABLE_SUBSCRIBE = {43101, 47003, 40003, 40037}
+
+
+async def send_subscribe(
+    client: WeChatClient,
+    *,
+    openid: str,
+    template_id: str,
+    page: str,
+    data: dict[str, str],
+    now: datetime,
+) -> None:
+    """message/subscribe/send; refreshes the access token once if it expired."""
+    for attempt in range(2):
+        token = await client.access_token(now=now, force_refresh=attempt > 0)
+        resp = await client._request(
+            "POST",
+            "/cgi-bin/message/subscribe/send",
+            params={"access_token": token},
+            json={
+                "touser": openid,
+                "template_id": template_id,
+                "page": page,
+                "data": {k: {"value": v} for k, v in data.items()},
+                "miniprogram_state": "formal",
+                "lang": "zh_CN",
+            },
+        )
+        body = client._json(resp)
+        errcode = int(body.get("errcode") or 0)
+        if errcode == 0:
+            return
+        if errcode in (40001, 42001) and attempt == 0:
+            continue
+        if errcode in NON_RETRYABLE_SUBSCRIBE:
+            raise SubscribeRefused(f"订阅消息无法发送（{errcode}）")
+        raise WeChatUnavailable(f"订阅消息发送失败（{errcode} {body.get('errmsg', '')}）")

@@ -73,7 +73,7 @@ def test_name_is_printed_with_a_cjk_font_or_in_pinyin_without_one() -> None:
         png = compose_poster(code, "双鱼湖社区", "凤北街道", font_path)
         img = Image.open(io.BytesIO(png)).convert("L")
         text_band = img.crop((0, 580, 600, 720))
-        assert min(text_band.getdata()) < 100  # something dark was drawn under the code
+        assert text_band.getextrema()[0] < 100  # something dark was drawn under the code
         assert [b.text for b in zxingcpp.read_barcodes(img)] == ["http://example/q/1"]
 
 

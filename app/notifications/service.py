@@ -1,0 +1,87 @@
+"""Writing notices into the outbox, in the transaction of the change itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Complaint, Notification, StaffUser
+from app.models.enums import StaffRole
+
+CITIZEN_KINDS = {"accepted", "rejected", "replied", "resolved"}
+
+
+def to_citizen(
+    session: AsyncSession, complaint: Complaint, *, kind: str, title: str, body: str, now: datetime
+) -> None:
+    """A WeChat subscribe message to the resident (anonymous residents too: it goes
+    to their own WeChat, not to staff)."""
+    if complaint.citizen_id is None:
+        return
+    session.add(
+        Notification(
+            recipient_kind="citizen",
+            recipient_id=complaint.citizen_id,
+            complaint_id=complaint.id,
+            kind=kind,
+            title=title[:64],
+            body=body,
+            channel="wechat_subscribe",
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def to_staff(
+    session: AsyncSession,
+    staff_ids: Iterable[int],
+    *,
+    complaint_id: str | None,
+    kind: str,
+    title: str,
+    body: str,
+    now: datetime,
+) -> None:
+    """In-app notices: visible at once in the staff member's notice list."""
+    for sid in set(staff_ids):
+        session.add(
+            Notification(
+                recipient_kind="staff",
+                recipient_id=sid,
+                complaint_id=complaint_id,
+                kind=kind,
+                title=title[:64],
+                body=body,
+                channel="in_app",
+                status="sent",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                sent_at=now,
+            )
+        )
+
+
+async def staff_of_unit(
+    session: AsyncSession, unit_id: int, roles: Iterable[StaffRole]
+) -> list[int]:
+    stmt = select(StaffUser.id).where(
+        StaffUser.unit_id == unit_id, StaffUser.role.in_(list(roles)), StaffUser.active.is_(True)
+    )
+    return [int(i) for i in (await session.execute(stmt)).scalars()]
+
+
+async def handlers_of(session: AsyncSession, department_code: str, region_code: str) -> list[int]:
+    stmt = select(StaffUser.id).where(
+        StaffUser.role == StaffRole.handler,
+        StaffUser.department_code == department_code,
+        StaffUser.region_code == region_code,
+        StaffUser.active.is_(True),
+    )
+    return [int(i) for i in (await session.execute(stmt)).scalars()]

@@ -1,0 +1,132 @@
+"""Supervision orders (督办单): by hand, and automatically on a red card.
+
+An automatic order is raised once per case per overdue spell. The spell is
+the missed due date, so the unique constraint (complaint, kind, spell) makes a
+second worker's insert fail harmlessly instead of issuing a duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.complaints import events
+from app.core.errors import Forbidden
+from app.models import Complaint, StaffUser, SupervisionOrder, SupervisionUnit
+from app.models.enums import ComplaintStatus, StaffRole
+from app.notifications import service as notify
+from app.workflow import queue
+
+OPEN = [s for s in ComplaintStatus if s.is_open]
+
+
+async def issue(
+    session: AsyncSession,
+    user: StaffUser,
+    complaint_id: str,
+    *,
+    reason: str,
+    deadline_days: int | None,
+    now: datetime,
+) -> SupervisionOrder:
+    if user.role not in (StaffRole.supervisor, StaffRole.leader):
+        raise Forbidden("只有纪检干部可以下发督办单")
+    row = await queue.load_visible(session, user, complaint_id)
+    c = row[0]
+    order = SupervisionOrder(
+        complaint_id=c.id,
+        unit_id=c.unit_id,
+        kind="manual",
+        spell_due_at=None,
+        issued_by=user.id,
+        reason=reason,
+        deadline_at=now + timedelta(days=deadline_days) if deadline_days else None,
+        created_at=now,
+    )
+    session.add(order)
+    await events.append(
+        session,
+        c,
+        kind="supervision_order",
+        public=False,
+        actor_kind="staff",
+        actor_id=user.id,
+        at=now,
+        note=reason,
+        data={"kind": "manual"},
+    )
+    leaders = await notify.staff_of_unit(
+        session, c.unit_id, [StaffRole.leader, StaffRole.supervisor]
+    )
+    notify.to_staff(
+        session,
+        leaders,
+        complaint_id=c.id,
+        kind="supervision_order",
+        title="督办单",
+        body=f"{c.tracking_no} 被督办：{reason}",
+        now=now,
+    )
+    await session.flush()
+    return order
+
+
+async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 200) -> int:
+    """Raise the automatic order for every overdue open case that lacks one."""
+    existing = select(SupervisionOrder.id).where(
+        SupervisionOrder.complaint_id == Complaint.id,
+        SupervisionOrder.kind == "automatic",
+        SupervisionOrder.spell_due_at == Complaint.due_at,
+    )
+    stmt = (
+        select(Complaint, SupervisionUnit.name)
+        .join(SupervisionUnit, SupervisionUnit.id == Complaint.unit_id)
+        .where(and_(Complaint.status.in_(OPEN), Complaint.due_at < now, ~existing.exists()))
+        .order_by(Complaint.due_at)
+        .limit(limit)
+    )
+    raised = 0
+    for c, unit_name in (await session.execute(stmt)).all():
+        try:
+            async with session.begin_nested():
+                session.add(
+                    SupervisionOrder(
+                        complaint_id=c.id,
+                        unit_id=c.unit_id,
+                        kind="automatic",
+                        spell_due_at=c.due_at,
+                        issued_by=None,
+                        reason=f"红牌：已超过办理期限（{c.due_at:%Y-%m-%d}）",
+                        deadline_at=now + timedelta(days=3),
+                        created_at=now,
+                    )
+                )
+                await events.append(
+                    session,
+                    c,
+                    kind="supervision_order",
+                    public=False,
+                    actor_kind="system",
+                    actor_id=None,
+                    at=now,
+                    note="超期亮红牌，自动下发督办单",
+                    data={"kind": "automatic", "spell_due_at": c.due_at.isoformat()},
+                )
+        except IntegrityError:
+            continue  # another worker raised it first
+        leaders = await notify.staff_of_unit(session, c.unit_id, [StaffRole.leader])
+        notify.to_staff(
+            session,
+            leaders,
+            complaint_id=c.id,
+            kind="supervision_order",
+            title="红牌督办",
+            body=f"{unit_name}：{c.tracking_no} 已超期，已自动下发督办单",
+            now=now,
+        )
+        raised += 1
+    await session.flush()
+    return raised

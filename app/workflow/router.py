@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy import select
+
+from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.errors import Forbidden, NotFound
+from app.core.pagination import PageParams, page_params
+from app.models import Notification, SupervisionOrder
+from app.models.enums import ComplaintStatus, StaffRole
+from app.staff.dependencies import CurrentStaff
+from app.supervision import service as supervision
+from app.workflow import intake, queue, service
+from app.workflow.machine import Action, Card
+from app.workflow.schemas import (
+    ActionRequest,
+    CaseFile,
+    OfflineIntake,
+    OrderCreate,
+    OrderRead,
+    QueuePage,
+)
+
+router = APIRouter(prefix="/staff", tags=["workflow"])
+ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/complaints", response_model=QueuePage)
+async def list_queue(
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    status: ComplaintStatus | None = None,
+    card: Card | None = None,
+    unit_id: int | None = None,
+    item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+) -> QueuePage:
+    f = queue.QueueFilter(
+        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
+    )
+    items = await queue.queue(
+        session, user, f, now=clock.now(), settings=settings, limit=page.limit, offset=page.offset
+    )
+    return QueuePage(items=items, next_cursor=page.next_cursor(len(items)))
+
+
+@router.post("/complaints", response_model=CaseFile, status_code=201)
+async def offline_intake(
+    body: OfflineIntake,
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> CaseFile:
+    now = clock.now()
+    cid = await intake.register(session, user, body, now=now, settings=settings)
+    return await queue.case_file(session, user, cid, now=now, settings=settings)
+
+
+@router.get("/complaints/{complaint_id}", response_model=CaseFile)
+async def case_file(
+    complaint_id: ComplaintId,
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> CaseFile:
+    return await queue.case_file(session, user, complaint_id, now=clock.now(), settings=settings)
+
+
+@router.post("/complaints/{complaint_id}/actions/{action}", response_model=CaseFile)
+async def act(
+    complaint_id: ComplaintId,
+    action: Action,
+    body: ActionRequest,
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> CaseFile:
+    return await service.act(
+        session, user, complaint_id, action, body, now=clock.now(), settings=settings
+    )
+
+
+def _order(o: SupervisionOrder) -> OrderRead:
+    return OrderRead(
+        id=o.id,
+        complaint_id=o.complaint_id,
+        unit_id=o.unit_id,
+        kind=o.kind,
+        reason=o.reason,
+        issued_by=o.issued_by,
+        spell_due_at=o.spell_due_at,
+        deadline_at=o.deadline_at,
+        created_at=o.created_at,
+    )
+
+
+@router.post("/supervision-orders", response_model=OrderRead, status_code=201)
+async def issue_order(
+    body: OrderCreate, user: CurrentStaff, session: SessionDep, clock: ClockDep
+) -> OrderRead:
+    order = await supervision.issue(
+        session,
+        user,
+        body.complaint_id,
+        reason=body.reason,
+        deadline_days=body.deadline_days,
+        now=clock.now(),
+    )
+    return _order(order)
+
+
+@router.get("/supervision-orders", response_model=list[OrderRead])
+async def list_orders(
+    complaint_id: Annotated[str, Query(min_length=32, max_length=32)],
+    user: CurrentStaff,
+    session: SessionDep,
+) -> list[OrderRead]:
+    await queue.load_visible(session, user, complaint_id)
+    rows = (
+        await session.execute(
+            select(SupervisionOrder)
+            .where(SupervisionOrder.complaint_id == complaint_id)
+            .order_by(SupervisionOrder.id)
+        )
+    ).scalars()
+    return [_order(o) for o in rows]
+
+
+def _notice(n: Notification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "title": n.title,
+        "body": n.body,
+        "complaint_id": n.complaint_id,
+        "created_at": n.created_at,
+        "read_at": n.read_at,
+    }
+
+
+@router.get("/notices")
+async def my_notices(
+    user: CurrentStaff,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    unread: bool = False,
+) -> dict[str, Any]:
+    stmt = select(Notification).where(
+        Notification.recipient_kind == "staff", Notification.recipient_id == user.id
+    )
+    if unread:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    rows = (
+        (
+            await session.execute(
+                stmt.order_by(Notification.id.desc()).limit(page.limit).offset(page.offset)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return {"items": [_notice(n) for n in rows], "next_cursor": page.next_cursor(len(rows))}
+
+
+@router.post("/notices/{notice_id}/read", status_code=204)
+async def mark_read(
+    notice_id: int, user: CurrentStaff, session: SessionDep, clock: ClockDep
+) -> None:
+    n = await session.get(Notification, notice_id)
+    if n is None or n.recipient_kind != "staff" or n.recipient_id != user.id:
+        raise NotFound("通知不存在")
+    n.read_at = n.read_at or clock.now()
+
+
+@router.get("/notifications/failures")
+async def delivery_failures(
+    user: CurrentStaff, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> dict[str, Any]:
+    """Messages to residents that failed or are being retried (三个100%: nothing silently lost)."""
+    if user.role not in (StaffRole.admin, StaffRole.supervisor, StaffRole.leader):
+        raise Forbidden("无权查看")
+    stmt = (
+        select(Notification)
+        .where(
+            Notification.recipient_kind == "citizen",
+            Notification.status.in_(["dead", "retry", "skipped"]),
+        )
+        .order_by(Notification.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    rows = (await session.execute(stmt)).scalars().all()
+    items = [
+        {
+            **_notice(n),
+            "status": n.status,
+            "attempts": n.attempts,
+            "last_error": n.last_error,
+            "next_attempt_at": n.next_attempt_at,
+        }
+        for n in rows
+    ]
+    return {"items": items, "next_cursor": page.next_cursor(len(rows))}

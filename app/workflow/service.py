@@ -1,0 +1,379 @@
+"""Working a case: one entry point, ``act()``, for every workflow action.
+
+Order of checks: scope (404), role (403), the transition table (409), then a
+conditional UPDATE … WHERE version = :expected so that of two racing writers
+exactly one wins and the other gets 409 with nothing changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.complaints import events
+from app.complaints.service import thresholds
+from app.core.config import Settings
+from app.core.errors import BadRequest, Conflict, Forbidden
+from app.models import Complaint, Department, Media, Region, StaffUser, SupervisionUnit
+from app.models.enums import ComplaintStatus, MediaStatus, RegionLevel, StaffRole
+from app.notifications import service as notify
+from app.routing import calendar_service
+from app.workflow import queue
+from app.workflow.machine import Action, check_action, transition_to
+from app.workflow.schemas import ActionRequest, CaseFile
+
+SUPERVISION = frozenset({StaffRole.supervisor, StaffRole.leader})
+ALLOWED_ROLES: dict[Action, frozenset[StaffRole]] = {
+    Action.accept: SUPERVISION,
+    Action.reject: SUPERVISION,
+    Action.assign: SUPERVISION,
+    Action.transfer: SUPERVISION,
+    Action.escalate: SUPERVISION,
+    Action.reply: SUPERVISION | {StaffRole.handler},
+    Action.resolve: SUPERVISION | {StaffRole.handler},
+    Action.extend: SUPERVISION | {StaffRole.handler},
+    Action.sign: SUPERVISION | {StaffRole.handler},
+    Action.reopen: SUPERVISION,
+}
+SLOT_ROLES = {
+    "complainant": SUPERVISION,  # recording the resident's confirmation (phone / on site)
+    "handler": frozenset({StaffRole.handler, StaffRole.supervisor}),
+    "supervising_leader": frozenset({StaffRole.leader}),
+    "principal_leader": frozenset({StaffRole.leader}),
+}
+NOTE_REQUIRED = {
+    Action.reject: "不予受理须写明理由（将告知群众）",
+    Action.escalate: "上报须写明原因",
+    Action.reply: "答复内容不能为空",
+    Action.resolve: "办结须写明办理结果",
+    Action.reopen: "重新办理须写明原因",
+    Action.extend: "延期须写明理由",
+}
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
+
+
+@dataclass
+class Effect:
+    """What one action changes, collected before the single conditional UPDATE."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    event_kind: str = ""
+    public: bool = True
+    note: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    extra_events: list[dict[str, Any]] = field(default_factory=list)
+    citizen_notice: tuple[str, str, str] | None = None  # kind, title, body
+    staff_notice: tuple[list[int], str, str] | None = None
+
+
+def _authorise(user: StaffUser, c: Complaint, action: Action) -> None:
+    if user.role not in ALLOWED_ROLES[action]:
+        raise Forbidden("当前角色不能执行该操作")
+    if user.role in SUPERVISION and user.unit_id != c.unit_id:
+        raise Forbidden("只有承办单位的干部可以办理；上级单位可督办")
+    if (
+        user.role is StaffRole.handler
+        and c.status is not ComplaintStatus.in_progress
+        and action is not Action.sign
+    ):
+        raise Forbidden("案件未转交本部门办理")
+
+
+async def act(
+    session: AsyncSession,
+    user: StaffUser,
+    complaint_id: str,
+    action: Action,
+    body: ActionRequest,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> CaseFile:
+    row = await queue.load_visible(session, user, complaint_id)
+    c, unit = row[0], row[3]
+    _authorise(user, c, action)
+    new_status = check_action(c.status, action)
+    if body.expected_version != c.version:
+        raise StaleVersion("案件已被他人处理，请刷新后重试")
+    note = body.note.strip()
+    if action in NOTE_REQUIRED and not note:
+        raise BadRequest(NOTE_REQUIRED[action])
+    effect = await _effect(session, user, c, unit, action, body, note, now=now, settings=settings)
+    if action is Action.sign and effect.values.get("status") is ComplaintStatus.closed:
+        new_status = transition_to(c.status, ComplaintStatus.closed)
+    old_status = c.status
+    values = {
+        "status": new_status,
+        "version": Complaint.version + 1,
+        "updated_at": now,
+        **effect.values,
+    }
+    result = await session.execute(
+        update(Complaint)
+        .where(Complaint.id == c.id, Complaint.version == body.expected_version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleVersion("案件已被他人处理，请刷新后重试")
+    await session.refresh(c)
+    try:
+        await events.append(
+            session,
+            c,
+            kind=effect.event_kind or action.value,
+            public=effect.public,
+            actor_kind="staff",
+            actor_id=user.id,
+            at=now,
+            from_status=old_status.value,
+            to_status=(
+                new_status.value
+                if new_status is not old_status and action is not Action.sign
+                else None
+            ),
+            note=effect.note or note,
+            data={**effect.data, **({"media_ids": body.media_ids} if body.media_ids else {})},
+        )
+        for extra in effect.extra_events:
+            await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
+    except IntegrityError as exc:  # another writer appended to this chain first
+        raise StaleVersion("案件已被他人处理，请刷新后重试") from exc
+    await _attach_evidence(session, user, c, body.media_ids, now)
+    if effect.citizen_notice:
+        kind, title, text = effect.citizen_notice
+        notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now)
+    if effect.staff_notice:
+        ids, title, text = effect.staff_notice
+        notify.to_staff(
+            session, ids, complaint_id=c.id, kind=action.value, title=title, body=text, now=now
+        )
+    await session.flush()
+    return await queue.case_file(session, user, c.id, now=now, settings=settings)
+
+
+async def _attach_evidence(
+    session: AsyncSession, user: StaffUser, c: Complaint, media_ids: list[str], now: datetime
+) -> None:
+    if not media_ids:
+        return
+    rows = {
+        m.id: m
+        for m in (await session.execute(select(Media).where(Media.id.in_(media_ids)))).scalars()
+    }
+    for mid in media_ids:
+        m = rows.get(mid)
+        if m is None or m.owner_staff_id != user.id:
+            raise BadRequest(f"证据材料 {mid} 不存在")
+        if m.status is not MediaStatus.ready:
+            raise Conflict(f"证据材料 {mid} 未上传完成或已被使用")
+        m.status, m.attached_to, m.attached_at = MediaStatus.attached, f"complaint:{c.id}", now
+
+
+async def _effect(
+    session: AsyncSession,
+    user: StaffUser,
+    c: Complaint,
+    unit: SupervisionUnit,
+    action: Action,
+    body: ActionRequest,
+    note: str,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> Effect:
+    tz = ZoneInfo(settings.timezone)
+    if action is Action.accept:
+        return Effect(
+            values={"accepted_at": now},
+            note=note or f"{unit.name}已受理",
+            citizen_notice=(
+                "accepted",
+                "诉求已受理",
+                f"您反映的问题（{c.tracking_no}）已由{unit.name}受理，"
+                f"将于 {c.due_at.astimezone(tz):%m月%d日} 前办结。",
+            ),
+        )
+    if action is Action.reject:
+        return Effect(
+            citizen_notice=(
+                "rejected",
+                "诉求不予受理",
+                f"您反映的问题（{c.tracking_no}）不予受理：{note}",
+            )
+        )
+    if action is Action.assign:
+        if body.cadre_id is None:
+            raise BadRequest("请选择承办干部")
+        cadre = await session.get(StaffUser, body.cadre_id)
+        if (
+            cadre is None
+            or cadre.unit_id != c.unit_id
+            or cadre.role is not StaffRole.supervisor
+            or not cadre.active
+        ):
+            raise BadRequest("所选人员不是本单位在岗纪检干部")
+        return Effect(
+            values={"cadre_id": cadre.id},
+            public=False,
+            data={"cadre_id": cadre.id},
+            staff_notice=([cadre.id], "新分派案件", f"{c.tracking_no} 已分派给您办理"),
+        )
+    if action is Action.transfer:
+        dept_code = body.department_code or c.department_code
+        region_code = body.department_region_code or c.department_region_code
+        dept = await session.get(Department, dept_code)
+        region = await session.get(Region, region_code)
+        if dept is None:
+            raise BadRequest(f"职能部门 {dept_code} 不存在")
+        if region is None or region.level not in (RegionLevel.county, RegionLevel.city):
+            raise BadRequest("职能部门须位于县（区）或市级")
+        handlers = await notify.handlers_of(session, dept_code, region_code)
+        return Effect(
+            values={"handler_department_code": dept_code, "handler_region_code": region_code},
+            event_kind="transferred",
+            note=note or f"已转{region.name}{dept.name}办理",
+            data={"department_code": dept_code, "region_code": region_code},
+            staff_notice=(
+                handlers,
+                "新转办案件",
+                f"{c.tracking_no} 已转贵部门办理，期限 {c.due_at.astimezone(tz):%m月%d日}",
+            ),
+        )
+    if action is Action.escalate:
+        if unit.parent_id is None:
+            raise Conflict("已是最高一级监督单位，无法继续上报")
+        parent = await session.get(SupervisionUnit, unit.parent_id)
+        assert parent is not None
+        receivers = await notify.staff_of_unit(session, parent.id, SUPERVISION)
+        return Effect(
+            values={"unit_id": parent.id, "cadre_id": None},
+            note=f"已上报{parent.name}：{note}",
+            data={"from_unit_id": unit.id, "to_unit_id": parent.id},
+            staff_notice=(receivers, "下级上报案件", f"{unit.name}上报 {c.tracking_no}：{note}"),
+        )
+    if action is Action.reply:
+        return Effect(
+            event_kind="replied",
+            citizen_notice=(
+                "replied",
+                "办理进展",
+                f"您反映的问题（{c.tracking_no}）有新进展：{note}",
+            ),
+        )
+    if action is Action.resolve:
+        return Effect(
+            values={"resolved_at": now, "result": note},
+            event_kind="resolved",
+            citizen_notice=(
+                "resolved",
+                "诉求已办结",
+                f"您反映的问题（{c.tracking_no}）已办结：{note}。请对办理结果进行评价。",
+            ),
+        )
+    if action is Action.reopen:
+        return Effect(
+            values={
+                "reopen_count": c.reopen_count + 1,
+                "resolved_at": None,
+                "closed_at": None,
+                "result": None,
+            },
+            event_kind="reopened",
+        )
+    if action is Action.extend:
+        return await _extend(session, user, c, body, note, now=now, settings=settings)
+    return await _sign(session, user, c, body, note, now=now, settings=settings)
+
+
+async def _extend(
+    session: AsyncSession,
+    user: StaffUser,
+    c: Complaint,
+    body: ActionRequest,
+    note: str,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> Effect:
+    if user.role is StaffRole.handler:
+        if body.days is None:
+            raise BadRequest("请填写申请延长的工作日数")
+        return Effect(event_kind="extension_requested", public=False, data={"days": body.days})
+    days = body.days
+    if days is None:
+        pending = [
+            e
+            for e in await queue.all_events(session, c.id)
+            if e.kind in ("extension_requested", "extended")
+        ]
+        if pending and pending[-1].kind == "extension_requested":
+            days = int(pending[-1].data["days"])
+    if days is None:
+        raise BadRequest("请填写延长的工作日数")
+    calendar = await calendar_service.load_calendar(session, settings)
+    new_due = calendar.end_of_day(calendar.add_workdays(calendar.local_date(c.due_at), days))
+    yellow_at, orange_at = thresholds(settings).moments(c.received_at, new_due)
+    return Effect(
+        values={
+            "due_at": new_due,
+            "yellow_at": yellow_at,
+            "orange_at": orange_at,
+            "time_limit_days": c.time_limit_days + days,
+        },
+        event_kind="extended",
+        note=f"办理期限延长 {days} 个工作日，至 {new_due:%Y-%m-%d}（{note}）",
+        data={"days": days, "old_due_at": c.due_at.isoformat(), "new_due_at": new_due.isoformat()},
+    )
+
+
+async def _sign(
+    session: AsyncSession,
+    user: StaffUser,
+    c: Complaint,
+    body: ActionRequest,
+    note: str,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> Effect:
+    slot = body.slot
+    if slot not in settings.signoff_slots:
+        raise BadRequest(f"会签栏须为：{'、'.join(settings.signoff_slots)}")
+    if user.role not in SLOT_ROLES.get(slot, SUPERVISION):
+        raise Forbidden("当前角色不能在该栏签字")
+    evs = await queue.all_events(session, c.id)
+    signed = queue.signatures_since_resolution(evs)
+    if slot in signed:
+        raise Conflict("该栏已签字")
+    signers = {
+        e.actor_id
+        for e in evs
+        if e.kind == "signed" and e.data.get("slot") in ("supervising_leader", "principal_leader")
+    }
+    if slot in ("supervising_leader", "principal_leader") and user.id in signers:
+        raise Conflict("分管领导与主要领导须由不同人签字")
+    if slot == "complainant" and not note:
+        raise BadRequest("请记录群众确认的方式和意见（如电话回访）")
+    closing = set(settings.signoff_slots) <= {*signed, slot}
+    effect = Effect(event_kind="signed", public=False, data={"slot": slot})
+    if closing:
+        effect.values = {"status": ComplaintStatus.closed, "closed_at": now}
+        effect.extra_events.append(
+            {
+                "kind": "closed",
+                "public": True,
+                "to_status": ComplaintStatus.closed.value,
+                "note": "会签完毕，已销号",
+            }
+        )
+    return effect
