@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.core.config import ConfigurationError, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +114,7 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
         role=args.role,
         unit_code=args.unit,
         department_code=args.department,
+        region_code=args.region,
         display_name=args.name or args.username,
     )
     user = _run_in_session(
@@ -162,7 +165,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from app.core.clock import SystemClock
     from app.core.db import create_engine, create_sessionmaker
     from app.core.logging import configure_logging
-    from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
+    from app.core.shared import SharedStore, create_shared_store
     from app.wechat.client import WeChatClient
     from app.worker import run
 
@@ -172,11 +175,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def _main() -> None:
         engine = create_engine(settings)
         maker = create_sessionmaker(engine)
-        shared: SharedStore = (
-            RedisSharedStore(settings.redis_url)
-            if settings.redis_url
-            else DatabaseSharedStore(maker)
-        )
+        shared: SharedStore = create_shared_store(settings, maker)
         wechat = WeChatClient(settings, shared)
         try:
             await run(
@@ -233,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--unit", default=None, help="supervision unit code, e.g. XZ-511702005")
     p.add_argument("--department", default=None, help="department code for handlers, e.g. D001")
+    p.add_argument(
+        "--region", default=None, help="handlers: region of the department, e.g. 511702000000"
+    )
     p.add_argument("--name", default=None, help="display name")
     p.set_defaults(fn=cmd_create_staff)
 
@@ -274,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
     except ConfigurationError as exc:
         print(f"ydt: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "input"
+            print(f"ydt: {where}: {err['msg']}", file=sys.stderr)
         return 2
     except Exception as exc:
         from app.core.errors import AppError

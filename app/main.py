@@ -17,7 +17,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.security import TokenService
-from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
+from app.core.shared import SharedStore, create_shared_store
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
@@ -54,8 +54,9 @@ def create_app(
             logger.error("object storage not ready at start", extra={"error": repr(exc)})
         yield
         await app.state.wechat.aclose()
-        if isinstance(app.state.shared_store, RedisSharedStore):
-            await app.state.shared_store.close()
+        close = getattr(app.state.shared_store, "close", None)
+        if close is not None:
+            await close()
         if owns_engine:
             await engine.dispose()
 
@@ -69,11 +70,7 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
-    shared: SharedStore = (
-        RedisSharedStore(settings.redis_url)
-        if settings.redis_url
-        else DatabaseSharedStore(app.state.sessionmaker)
-    )
+    shared: SharedStore = create_shared_store(settings, app.state.sessionmaker)
     app.state.shared_store = shared
     app.state.wechat = WeChatClient(settings, shared)
     app.state.media_store = store

@@ -23,6 +23,7 @@ async def make_staff(
     *,
     unit_code: str | None = None,
     department_code: str | None = None,
+    region_code: str | None = None,
     display_name: str | None = None,
 ) -> StaffUser:
     async with AsyncSession(
@@ -37,6 +38,7 @@ async def make_staff(
                 display_name=display_name or username,
                 unit_code=unit_code,
                 department_code=department_code,
+                region_code=region_code,
             ),
             now=datetime.now(UTC),
         )

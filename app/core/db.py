@@ -84,7 +84,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: a transaction that reads then writes must not lose to a
+        # concurrent writer with SQLITE_BUSY (a 500); it waits its turn instead.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:

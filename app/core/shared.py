@@ -5,13 +5,17 @@ else a database table; never one process's memory.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.config import Settings
+from app.core.db import Base
 from app.models import SharedState
 
 
@@ -95,6 +99,64 @@ class DatabaseSharedStore:
                 except IntegrityError:
                     pass  # a concurrent writer stored a fresh value; either is fine
             await s.commit()
+
+
+class SqliteFileSharedStore(DatabaseSharedStore):
+    """The embedded default's stand-in for Redis: a small SQLite file of its own.
+
+    It cannot share the main SQLite file: a request holds that file's write
+    lock for its whole transaction, so a second connection writing a rate-limit
+    count from inside the same request would wait on itself. Like Redis, it is
+    a cache and counter store, not part of the relational schema, so it creates
+    its one table itself.
+    """
+
+    def __init__(self, path: Path | None, settings: Settings) -> None:
+        from app.core.db import create_engine, create_sessionmaker
+
+        url = f"sqlite+aiosqlite:///{path}" if path else "sqlite+aiosqlite:///:memory:"
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._engine = create_engine(settings, url=url)
+        super().__init__(create_sessionmaker(self._engine))
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> None:
+        if self._ready:
+            return
+        async with self._lock:
+            if not self._ready:
+                async with self._engine.begin() as conn:
+                    table = Base.metadata.tables[SharedState.__tablename__]
+                    await conn.run_sync(table.create, checkfirst=True)
+                self._ready = True
+
+    async def hit(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+        await self._ensure()
+        return await super().hit(key, window_seconds=window_seconds, now=now)
+
+    async def get(self, key: str, *, now: datetime) -> str | None:
+        await self._ensure()
+        return await super().get(key, now=now)
+
+    async def set(self, key: str, value: str, *, ttl_seconds: int, now: datetime) -> None:
+        await self._ensure()
+        await super().set(key, value, ttl_seconds=ttl_seconds, now=now)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def create_shared_store(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> SharedStore:
+    if settings.redis_url:
+        return RedisSharedStore(settings.redis_url)
+    if settings.is_sqlite:
+        db = settings.sqlite_path()
+        return SqliteFileSharedStore(db.with_suffix(".shared.db") if db else None, settings)
+    return DatabaseSharedStore(sessionmaker)
 
 
 class RedisSharedStore:

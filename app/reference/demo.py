@@ -11,14 +11,17 @@ from app.staff import repository as staff_repository
 from app.staff import service as staff_service
 from app.staff.schemas import StaffCreate
 
+# (username, role, name, unit code, department code); handlers sit in 通川区.
 DEMO_STAFF: list[tuple[str, StaffRole, str, str | None, str | None]] = [
     ("admin", StaffRole.admin, "系统管理员", None, None),
     ("fengbei.zhang", StaffRole.supervisor, "张欣（凤北街道纪工委书记）", "XZ-511702005", None),
     ("fengbei.li", StaffRole.supervisor, "李敏（凤北街道纪工委干部）", "XZ-511702005", None),
     ("fengbei.leader", StaffRole.leader, "王强（凤北街道分管领导）", "XZ-511702005", None),
+    ("fengbei.chief", StaffRole.leader, "赵红（凤北街道主要领导）", "XZ-511702005", None),
     ("tongchuan.jw", StaffRole.supervisor, "陈静（通川区纪委监委信访室）", "JW-511702", None),
     ("tongchuan.leader", StaffRole.leader, "刘波（通川区纪委监委主要领导）", "JW-511702", None),
     ("tongchuan.edu", StaffRole.handler, "赵磊（通川区教育局承办人）", None, "D001"),
+    ("tongchuan.agri", StaffRole.handler, "孙涛（通川区农业农村局承办人）", None, "D037"),
     ("fengbei.agent", StaffRole.agent, "周芳（凤北街道信访代办员）", "XZ-511702005", None),
 ]
 
@@ -37,6 +40,7 @@ async def create_demo(session: AsyncSession, *, now: datetime, password: str) ->
                     display_name=name,
                     unit_code=unit,
                     department_code=department,
+                    region_code="511702000000" if department else None,
                 ),
                 now=now,
             )

@@ -47,6 +47,18 @@ SLOT_ROLES = {
     "supervising_leader": frozenset({StaffRole.leader}),
     "principal_leader": frozenset({StaffRole.leader}),
 }
+EVENT_KIND = {
+    Action.accept: "accepted",
+    Action.reject: "rejected",
+    Action.assign: "assigned",
+    Action.transfer: "transferred",
+    Action.escalate: "escalated",
+    Action.reply: "replied",
+    Action.resolve: "resolved",
+    Action.sign: "signed",
+    Action.reopen: "reopened",
+    Action.extend: "extended",
+}
 NOTE_REQUIRED = {
     Action.reject: "不予受理须写明理由（将告知群众）",
     Action.escalate: "上报须写明原因",
@@ -130,7 +142,7 @@ async def act(
         await events.append(
             session,
             c,
-            kind=effect.event_kind or action.value,
+            kind=effect.event_kind or EVENT_KIND[action],
             public=effect.public,
             actor_kind="staff",
             actor_id=user.id,
@@ -158,7 +170,7 @@ async def act(
             session, ids, complaint_id=c.id, kind=action.value, title=title, body=text, now=now
         )
     await session.flush()
-    return await queue.case_file(session, user, c.id, now=now, settings=settings)
+    return await queue.case_file(session, user, c.id, now=now, settings=settings, scoped=False)
 
 
 async def _attach_evidence(
