@@ -1,0 +1,55 @@
+"""The ydt commands operators run, as subprocesses on a scratch SQLite database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ydt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_migrate_seed_demo_worker_and_audit(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    env = {
+        **os.environ,
+        "YDT_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "YDT_MEDIA_DIR": str(tmp_path / "m"),
+        "YDT_SECRET_FILE": str(tmp_path / "s"),
+        "YDT_LOG_LEVEL": "WARNING",
+    }
+    assert ydt(env, "migrate").returncode == 0
+    first = ydt(env, "seed")
+    assert first.returncode == 0 and "inserted  517" in first.stdout
+    second = ydt(env, "seed")
+    assert "inserted    0" in second.stdout and "updated    0" in second.stdout
+    demo = ydt(env, "demo")
+    assert demo.returncode == 0 and "fengbei.zhang" in demo.stdout
+    assert ydt(env, "worker", "--once").returncode == 0
+    ok = ydt(env, "audit", "verify")
+    assert ok.returncode == 0 and "all event chains intact" in ok.stdout
+    assert ydt(env, "media", "cleanup").returncode == 0
+    bad = ydt(env, "create-staff", "--username", "x", "--password", "weak", "--role", "admin")
+    assert bad.returncode == 2 and "username" in bad.stderr and "Traceback" not in bad.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from items").fetchone()[0] == 517
+
+
+def test_postgres_url_without_secret_refuses_to_start(tmp_path: Path) -> None:
+    env = {**os.environ, "YDT_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/none"}
+    env.pop("YDT_JWT_SECRET", None)
+    result = ydt(env, "serve", "--port", "1")
+    assert result.returncode == 2 and "YDT_JWT_SECRET is not set" in result.stderr
