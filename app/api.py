@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.auth.router import router as auth_router
 from app.complaints.router import router as complaints_router
+from app.feedback.router import router as feedback_router
 from app.media.router import router as media_router
 from app.qrcodes.router import router as qrcodes_router
 from app.regions.router import router as regions_router
@@ -20,6 +21,7 @@ api_router.include_router(regions_router)
 api_router.include_router(taxonomy_router)
 api_router.include_router(media_router)
 api_router.include_router(complaints_router)
+api_router.include_router(feedback_router)
 api_router.include_router(staff_router)
 api_router.include_router(routing_router)
 api_router.include_router(qrcodes_router)

@@ -87,7 +87,11 @@ def build(
 
 
 async def append(session: AsyncSession, complaint: Complaint, **kw: Any) -> ComplaintEvent:
+    """Append to the chain and update the statistics rollups, in one transaction."""
+    from app.stats import rollup
+
     event = build(complaint, await last_event(session, complaint.id), **kw)
     session.add(event)
     await session.flush()
+    await rollup.apply(session, complaint, event)
     return event

@@ -33,6 +33,7 @@ from app.models import Citizen, Complaint, Media, Notification, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
 from app.regions import service as regions_service
 from app.routing import service as routing_service
+from app.stats import rollup
 from app.workflow.machine import CardThresholds
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
@@ -204,7 +205,12 @@ async def file(
         at=now,
         to_status=ComplaintStatus.submitted.value,
         note=f"已登记，由{decision.unit.name}负责办理",
-        data={"media_ids": list(body.media_ids), "channel": Channel.online.value},
+        data={
+            "media_ids": list(body.media_ids),
+            "channel": Channel.online.value,
+            "unit_id": decision.unit.id,
+            "received_at": now.isoformat(),
+        },
     )
     routed = events.build(
         complaint,
@@ -223,6 +229,7 @@ async def file(
         },
     )
     session.add_all([filed, routed])
+    await rollup.apply(session, complaint, filed)
     _attach(media, complaint_id, now)
     # The acceptance notice the resident is owed (三个100%: 受理100%告知).
     session.add(

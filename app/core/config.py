@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     notify_max_attempts: int = 5
     notify_backoff_seconds: int = 60
     wechat_templates: dict[str, str] = {}
+    # Satisfaction and callbacks (issue 6).
+    reopen_on_unsatisfied: int = Field(
+        default=1, ge=0, description="times an unsatisfied verdict reopens a case"
+    )
+    callback_fraction: float = Field(default=0.2, gt=0, le=1)
 
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"

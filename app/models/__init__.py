@@ -8,6 +8,7 @@ from app.models.complaint import (
     SupervisionOrder,
     TrackingCounter,
 )
+from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.media import IdempotencyRecord, Media
 from app.models.reference import (
     Category,
@@ -20,9 +21,12 @@ from app.models.reference import (
 )
 from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
 from app.models.staff import StaffUser
+from app.models.stats import StatsDaily
 
 __all__ = [
     "CalendarDay",
+    "Callback",
+    "CallbackDraw",
     "Category",
     "Citizen",
     "Complaint",
@@ -33,11 +37,13 @@ __all__ = [
     "Item",
     "Media",
     "Notification",
+    "Rating",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
     "SharedState",
     "StaffUser",
+    "StatsDaily",
     "SupervisionOrder",
     "SupervisionUnit",
     "TaxonomyVersion",

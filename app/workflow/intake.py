@@ -19,6 +19,7 @@ from app.models import Complaint, Media, StaffUser, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaStatus, RegionLevel, StaffRole
 from app.regions import service as regions_service
 from app.routing import service as routing_service
+from app.stats import rollup
 from app.workflow.machine import Priority, priority_score
 from app.workflow.schemas import OfflineIntake
 
@@ -134,7 +135,11 @@ async def register(
         at=now,
         to_status=ComplaintStatus.submitted.value,
         note=f"已登记，由{decision.unit.name}负责办理",
-        data={"channel": body.channel.value, "received_at": received.isoformat()},
+        data={
+            "channel": body.channel.value,
+            "received_at": received.isoformat(),
+            "unit_id": decision.unit.id,
+        },
     )
     routed = events.build(
         complaint,
@@ -151,6 +156,7 @@ async def register(
         },
     )
     session.add_all([filed, routed])
+    await rollup.apply(session, complaint, filed)
     for m in media:
         m.status, m.attached_to, m.attached_at = (
             MediaStatus.attached,

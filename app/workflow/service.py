@@ -380,12 +380,45 @@ async def _sign(
     effect = Effect(event_kind="signed", public=False, data={"slot": slot})
     if closing:
         effect.values = {"status": ComplaintStatus.closed, "closed_at": now}
-        effect.extra_events.append(
-            {
-                "kind": "closed",
-                "public": True,
-                "to_status": ComplaintStatus.closed.value,
-                "note": "会签完毕，已销号",
-            }
-        )
+        effect.extra_events.append(await closing_event(session, c, now=now, settings=settings))
     return effect
+
+
+async def closing_event(
+    session: AsyncSession, c: Complaint, *, now: datetime, settings: Settings
+) -> dict[str, Any]:
+    """The 'closed' event, carrying the facts statistics need (on time, working days)."""
+    calendar = await calendar_service.load_calendar(session, settings)
+    return {
+        "kind": "closed",
+        "public": True,
+        "to_status": ComplaintStatus.closed.value,
+        "note": "会签完毕，已销号",
+        "data": {
+            "on_time": now <= c.due_at,
+            "handling_days": calendar.workdays_between(c.received_at, now),
+            "due_at": c.due_at.isoformat(),
+        },
+    }
+
+
+async def change_status(
+    session: AsyncSession,
+    c: Complaint,
+    target: ComplaintStatus,
+    *,
+    now: datetime,
+    values: dict[str, Any] | None = None,
+) -> None:
+    """Status changes made for a resident's verdict or a callback: the same gate
+    and the same conditional version update as staff actions."""
+    transition_to(c.status, target)
+    result = await session.execute(
+        update(Complaint)
+        .where(Complaint.id == c.id, Complaint.version == c.version)
+        .values(status=target, version=Complaint.version + 1, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleVersion("案件状态刚刚发生变化，请刷新后重试")
+    await session.refresh(c)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import select
+
+from app.auth.dependencies import CurrentCitizen
+from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.feedback import service
+from app.feedback.schemas import CallbackRead, CallbackRecord, DrawRead, RatingCreate, RatingRead
+from app.models import Callback
+from app.staff.dependencies import CurrentStaff
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post("/complaints/{complaint_id}/rating", response_model=RatingRead, status_code=201)
+async def rate(
+    complaint_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: RatingCreate,
+    citizen: CurrentCitizen,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> RatingRead:
+    return await service.rate(
+        session, citizen, complaint_id, body, now=clock.now(), settings=settings
+    )
+
+
+def _cb(cb: Callback) -> CallbackRead:
+    return CallbackRead(
+        id=cb.id,
+        draw_id=cb.draw_id,
+        complaint_id=cb.complaint_id,
+        unit_id=cb.unit_id,
+        status=cb.status,
+        method=cb.method,
+        reached=cb.reached,
+        resolved=cb.resolved,
+        satisfaction=cb.satisfaction,
+        fake_closure=cb.fake_closure,
+        note=cb.note,
+        done_at=cb.done_at,
+    )
+
+
+@router.post("/staff/callbacks/draw", response_model=DrawRead, status_code=201)
+async def draw(
+    quarter: Annotated[str, Query(min_length=6, max_length=7)],
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> DrawRead:
+    return await service.draw_callbacks(session, user, quarter, now=clock.now(), settings=settings)
+
+
+@router.get("/staff/callbacks", response_model=list[CallbackRead])
+async def list_callbacks(
+    draw_id: int, user: CurrentStaff, session: SessionDep
+) -> list[CallbackRead]:
+    rows = (
+        await session.execute(
+            select(Callback).where(Callback.draw_id == draw_id).order_by(Callback.id)
+        )
+    ).scalars()
+    return [_cb(cb) for cb in rows]
+
+
+@router.post("/staff/callbacks/{callback_id}", response_model=CallbackRead)
+async def record(
+    callback_id: int, body: CallbackRecord, user: CurrentStaff, session: SessionDep, clock: ClockDep
+) -> CallbackRead:
+    return _cb(await service.record_callback(session, user, callback_id, body, now=clock.now()))

@@ -1,0 +1,328 @@
+"""The resident's verdict and the quarterly callbacks (回访).
+
+A rating is also the complainant's sign-off (会签 slot "complainant"); an
+unsatisfied one reopens the case (at most ``reopen_on_unsatisfied`` times)
+and flags it. A callback that finds a fake closure reopens the case and
+counts against the unit in the statistics.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.complaints import events
+from app.complaints.service import ComplaintNotFound
+from app.core.config import Settings
+from app.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from app.feedback import sampling
+from app.feedback.schemas import CallbackRecord, DrawRead, DrawUnit, RatingCreate, RatingRead
+from app.models import (
+    Callback,
+    CallbackDraw,
+    Citizen,
+    Complaint,
+    Rating,
+    StaffUser,
+    SupervisionUnit,
+)
+from app.models.enums import ComplaintStatus, StaffRole, UnitKind
+from app.notifications import service as notify
+from app.regions.repository import PREFIX_LENGTH
+from app.workflow import queue, scope
+from app.workflow import service as workflow
+
+SUPERVISION = (StaffRole.supervisor, StaffRole.leader)
+
+
+async def rate(
+    session: AsyncSession,
+    citizen: Citizen,
+    complaint_id: str,
+    body: RatingCreate,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> RatingRead:
+    c = await session.get(Complaint, complaint_id) if len(complaint_id) == 32 else None
+    if c is None or c.citizen_id != citizen.id:
+        raise ComplaintNotFound("未找到该反映事项")
+    if c.status not in (ComplaintStatus.resolved, ComplaintStatus.closed):
+        raise Conflict("事项尚未办结，办结后再评价")
+    round_ = c.reopen_count
+    taken = await session.execute(
+        select(Rating.id).where(Rating.complaint_id == c.id, Rating.round == round_)
+    )
+    if taken.first() is not None:
+        raise Conflict("您已评价过本次办理结果")
+    comment = (body.comment or "").strip()
+    rating = Rating(
+        complaint_id=c.id,
+        round=round_,
+        citizen_id=citizen.id,
+        score=body.score,
+        satisfaction=body.satisfaction,
+        comment=comment,
+        reopened=False,
+        created_at=now,
+    )
+    session.add(rating)
+    await events.append(
+        session,
+        c,
+        kind="rated",
+        public=True,
+        actor_kind="citizen",
+        actor_id=citizen.id,
+        at=now,
+        note=comment,
+        data={"score": body.score, "satisfaction": body.satisfaction, "round": round_},
+    )
+    earlier_reopens = (
+        await session.execute(
+            select(func.count())
+            .select_from(Rating)
+            .where(Rating.complaint_id == c.id, Rating.reopened.is_(True))
+        )
+    ).scalar_one()
+    if body.satisfaction == "unsatisfied" and earlier_reopens < settings.reopen_on_unsatisfied:
+        await workflow.change_status(
+            session,
+            c,
+            ComplaintStatus.reopened,
+            now=now,
+            values={
+                "reopen_count": c.reopen_count + 1,
+                "resolved_at": None,
+                "closed_at": None,
+                "result": None,
+                "priority_flags": sorted({*c.priority_flags, "dissatisfied"}),
+            },
+        )
+        rating.reopened = True
+        await events.append(
+            session,
+            c,
+            kind="reopened",
+            public=True,
+            actor_kind="citizen",
+            actor_id=citizen.id,
+            at=now,
+            from_status=None,
+            to_status=ComplaintStatus.reopened.value,
+            note="群众对办理结果不满意，重新办理",
+        )
+        receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
+        notify.to_staff(
+            session,
+            receivers,
+            complaint_id=c.id,
+            kind="reopened",
+            title="群众不满意，案件重办",
+            body=f"{c.tracking_no}：{comment or '群众评价不满意'}",
+            now=now,
+        )
+    elif c.status is ComplaintStatus.resolved and "complainant" in settings.signoff_slots:
+        await _complainant_signs(session, c, citizen, now=now, settings=settings)
+    await session.flush()
+    return RatingRead(
+        complaint_id=c.id,
+        round=round_,
+        score=rating.score,
+        satisfaction=body.satisfaction,
+        comment=comment,
+        reopened=rating.reopened,
+        status=c.status.value,
+        created_at=now,
+    )
+
+
+async def _complainant_signs(
+    session: AsyncSession, c: Complaint, citizen: Citizen, *, now: datetime, settings: Settings
+) -> None:
+    signed = queue.signatures_since_resolution(await queue.all_events(session, c.id))
+    if "complainant" in signed:
+        return
+    await events.append(
+        session,
+        c,
+        kind="signed",
+        public=False,
+        actor_kind="citizen",
+        actor_id=citizen.id,
+        at=now,
+        data={"slot": "complainant", "via": "rating"},
+    )
+    if set(settings.signoff_slots) <= {*signed, "complainant"}:
+        closing = await workflow.closing_event(session, c, now=now, settings=settings)
+        await workflow.change_status(
+            session, c, ComplaintStatus.closed, now=now, values={"closed_at": now}
+        )
+        await events.append(session, c, actor_kind="system", actor_id=None, at=now, **closing)
+
+
+async def _draw_scope(session: AsyncSession, user: StaffUser) -> str:
+    if user.role is StaffRole.admin:
+        return "5117"
+    if user.role not in SUPERVISION or user.unit_id is None:
+        raise Forbidden("只有纪检监察机关可以抽取回访样本")
+    unit = await session.get(SupervisionUnit, user.unit_id)
+    if unit is None or unit.kind is not UnitKind.commission:
+        raise Forbidden("回访抽样由纪委监委组织")
+    return unit.region_code[: PREFIX_LENGTH[unit.level]]
+
+
+async def draw_callbacks(
+    session: AsyncSession, user: StaffUser, quarter: str, *, now: datetime, settings: Settings
+) -> DrawRead:
+    prefix = await _draw_scope(session, user)
+    try:
+        start, end = sampling.quarter_bounds(quarter, ZoneInfo(settings.timezone))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    if start > now:
+        raise BadRequest("该季度尚未开始")
+    already = select(Callback.complaint_id)
+    rows = (
+        await session.execute(
+            select(Complaint.id, Complaint.unit_id).where(
+                Complaint.status == ComplaintStatus.closed,
+                Complaint.closed_at >= start,
+                Complaint.closed_at < end,
+                Complaint.region_code.startswith(prefix),
+                Complaint.id.not_in(already),
+            )
+        )
+    ).all()
+    seed = secrets.token_hex(16)
+    chosen = sampling.draw(
+        [(r.id, r.unit_id) for r in rows], seed=seed, fraction=settings.callback_fraction
+    )
+    population = {u: 0 for u in chosen}
+    for r in rows:
+        population[r.unit_id] += 1
+    picked = sum(len(v) for v in chosen.values())
+    d = CallbackDraw(
+        quarter=quarter.upper().replace("-", ""),
+        scope_region=prefix.ljust(12, "0"),
+        seed=seed,
+        fraction=settings.callback_fraction,
+        population=len(rows),
+        drawn=picked,
+        created_by=user.id,
+        created_at=now,
+    )
+    session.add(d)
+    await session.flush()
+    callbacks = [
+        Callback(
+            draw_id=d.id,
+            complaint_id=cid,
+            unit_id=unit_id,
+            status="pending",
+            fake_closure=False,
+            note="",
+        )
+        for unit_id, ids in chosen.items()
+        for cid in ids
+    ]
+    session.add_all(callbacks)
+    await session.flush()
+    return DrawRead(
+        draw_id=d.id,
+        quarter=d.quarter,
+        seed=seed,
+        fraction=d.fraction,
+        population=len(rows),
+        drawn=picked,
+        by_unit=[
+            DrawUnit(unit_id=u, population=population[u], drawn=len(ids))
+            for u, ids in chosen.items()
+        ],
+        callback_ids=[cb.id for cb in callbacks],
+    )
+
+
+async def record_callback(
+    session: AsyncSession, user: StaffUser, callback_id: int, body: CallbackRecord, *, now: datetime
+) -> Callback:
+    if user.role not in (*SUPERVISION, StaffRole.admin):
+        raise Forbidden("只有纪检干部可以记录回访")
+    cb = await session.get(Callback, callback_id)
+    if cb is None:
+        raise NotFound("回访任务不存在")
+    c = (
+        await session.execute(
+            select(Complaint).where(
+                Complaint.id == cb.complaint_id, await scope.visible(session, user)
+            )
+        )
+    ).scalar_one_or_none()
+    if c is None:
+        raise NotFound("回访任务不存在")
+    if cb.status == "done":
+        raise Conflict("该回访已记录")
+    cb.status, cb.method, cb.reached = "done", body.method, body.reached
+    cb.resolved, cb.satisfaction, cb.fake_closure = (
+        body.resolved,
+        body.satisfaction,
+        body.fake_closure,
+    )
+    cb.note, cb.staff_id, cb.done_at = body.note.strip(), user.id, now
+    await events.append(
+        session,
+        c,
+        kind="callback",
+        public=False,
+        actor_kind="staff",
+        actor_id=user.id,
+        at=now,
+        note=body.note.strip(),
+        data={
+            "method": body.method,
+            "reached": body.reached,
+            "resolved": body.resolved,
+            "satisfaction": body.satisfaction,
+            "fake_closure": body.fake_closure,
+        },
+    )
+    if body.fake_closure and c.status is ComplaintStatus.closed:
+        await workflow.change_status(
+            session,
+            c,
+            ComplaintStatus.reopened,
+            now=now,
+            values={
+                "reopen_count": c.reopen_count + 1,
+                "closed_at": None,
+                "resolved_at": None,
+                "priority_flags": sorted({*c.priority_flags, "fake_closure"}),
+            },
+        )
+        await events.append(
+            session,
+            c,
+            kind="reopened",
+            public=True,
+            actor_kind="staff",
+            actor_id=user.id,
+            at=now,
+            to_status=ComplaintStatus.reopened.value,
+            note="回访发现问题未真正解决，重新办理",
+        )
+        receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
+        notify.to_staff(
+            session,
+            receivers,
+            complaint_id=c.id,
+            kind="fake_closure",
+            title="回访发现虚假办结",
+            body=f"{c.tracking_no} 回访发现虚假办结，已重新办理：{body.note.strip()}",
+            now=now,
+        )
+    await session.flush()
+    return cb

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Date, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+METRICS = (
+    "received",
+    "accepted",
+    "closed",
+    "closed_on_time",
+    "handling_days_sum",
+    "rated",
+    "satisfied",
+    "basic",
+    "unsatisfied",
+    "score_sum",
+    "unsolved",
+    "reopened",
+    "fake_closures",
+)
+
+
+class StatsDaily(Base):
+    """Counts per day × unit × item × township, kept in step with the events.
+
+    Statistics read these rows, never the complaints table (open overdue cases
+    aside, which are few and indexed).
+    """
+
+    __tablename__ = "stats_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(12))
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    closed_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    handling_days_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    basic: Mapped[int] = mapped_column(Integer, default=0)
+    unsatisfied: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[int] = mapped_column(Integer, default=0)
+    unsolved: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    fake_closures: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_stats_daily_township_day", "township_code", "day"),
+        Index("ix_stats_daily_unit_day", "unit_id", "day"),
+    )
