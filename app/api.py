@@ -12,6 +12,7 @@ from app.qrcodes.router import router as qrcodes_router
 from app.regions.router import router as regions_router
 from app.routing.router import router as routing_router
 from app.staff.router import router as staff_router
+from app.stats.router import router as stats_router
 from app.taxonomy.router import router as taxonomy_router
 from app.workflow.router import router as workflow_router
 
@@ -26,3 +27,4 @@ api_router.include_router(staff_router)
 api_router.include_router(routing_router)
 api_router.include_router(qrcodes_router)
 api_router.include_router(workflow_router)
+api_router.include_router(stats_router)

@@ -189,6 +189,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats_rebuild(args: argparse.Namespace) -> int:
+    from app.stats import rollup
+
+    replayed = _run_in_session(rollup.rebuild)
+    print(f"rebuilt statistics from {replayed} events")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from app.audit import verify
 
@@ -252,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = audit.add_parser("verify", help="recompute every case's event hash chain")
     p.set_defaults(fn=cmd_audit_verify)
+
+    stats = sub.add_parser("stats", help="statistics").add_subparsers(
+        dest="stats_command", required=True
+    )
+    p = stats.add_parser("rebuild", help="recompute the rollups from the event log")
+    p.set_defaults(fn=cmd_stats_rebuild)
 
     media = sub.add_parser("media", help="media maintenance").add_subparsers(
         dest="media_command", required=True

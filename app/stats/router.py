@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.staff.dependencies import CurrentStaff
+from app.stats import service
+from app.stats.schemas import Overview, PublicStats, Rankings
+
+router = APIRouter(tags=["stats"])
+RegionQuery = Annotated[str | None, Query(pattern=r"^\d{12}$")]
+
+
+@router.get("/stats/public", response_model=PublicStats)
+async def public_stats(session: SessionDep, region_code: RegionQuery = None) -> PublicStats:
+    return await service.public(session, region_code)
+
+
+@router.get("/staff/stats/overview", response_model=Overview)
+async def overview(
+    user: CurrentStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    region_code: RegionQuery = None,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+) -> Overview:
+    stats_scope, complaint_scope = await service.scope_filter(session, user)
+    return await service.overview(
+        session,
+        stats_scope=stats_scope,
+        complaint_scope=complaint_scope,
+        region_code=region_code,
+        date_from=date_from,
+        date_to=date_to,
+        now=clock.now(),
+    )
+
+
+@router.get("/staff/stats/rankings", response_model=Rankings)
+async def rankings(
+    user: CurrentStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+    min_cases: Annotated[int, Query(ge=1, le=10_000)] = 5,
+) -> Rankings:
+    stats_scope, complaint_scope = await service.scope_filter(session, user)
+    today = clock.now().date()
+    end = date_to or today
+    start = date_from or (end - timedelta(days=90))
+    return await service.rankings(
+        session,
+        stats_scope=stats_scope,
+        complaint_scope=complaint_scope,
+        date_from=start,
+        date_to=end,
+        now=clock.now(),
+        settings=settings,
+        min_cases=min_cases,
+    )

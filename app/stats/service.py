@@ -1,0 +1,424 @@
+"""Figures, rankings and alerts, read from the rollups (not the complaints).
+
+The one exception is "open and overdue", which only exists now: it is counted
+from the complaints table through its (status, due_at) index, so it touches
+only the open overdue cases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import BadRequest, Forbidden
+from app.models import Complaint, Item, Rating, Region, StaffUser, StatsDaily, SupervisionUnit
+from app.models.enums import ComplaintStatus, StaffRole, UnitKind
+from app.models.stats import METRICS
+from app.regions.repository import PREFIX_LENGTH
+from app.stats.schemas import Alert, Breakdown, Figures, Overview, PublicStats, RankedUnit, Rankings
+from app.taxonomy import service as taxonomy_service
+
+OPEN = [s for s in ComplaintStatus if s.is_open]
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def figures(m: dict[str, int], open_overdue: int = 0) -> Figures:
+    closed = m.get("closed", 0)
+    rated = m.get("rated", 0)
+    return Figures(
+        **{
+            k: m.get(k, 0)
+            for k in (
+                "received",
+                "accepted",
+                "closed",
+                "closed_on_time",
+                "rated",
+                "satisfied",
+                "basic",
+                "unsatisfied",
+                "reopened",
+                "fake_closures",
+                "unsolved",
+            )
+        },
+        open_overdue=open_overdue,
+        closure_rate=_ratio(closed, m.get("received", 0)),
+        solved_rate=_ratio(max(closed - m.get("unsolved", 0), 0), closed),
+        satisfaction_rate=_ratio(m.get("satisfied", 0) + m.get("basic", 0), rated),
+        mean_score=round(m.get("score_sum", 0) / rated, 2) if rated else None,
+        on_time_rate=_ratio(m.get("closed_on_time", 0), closed + open_overdue),
+        reopen_rate=_ratio(m.get("reopened", 0), closed),
+        avg_handling_days=round(m.get("handling_days_sum", 0) / closed, 2) if closed else None,
+    )
+
+
+def _prefix(region_code: str, level_len: int | None = None) -> str:
+    stripped = region_code.rstrip("0")
+    for n in (4, 6, 9, 12):
+        if len(stripped) <= n:
+            return region_code[: max(n, level_len or 0)]
+    return region_code
+
+
+async def scope_filter(
+    session: AsyncSession, user: StaffUser
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Conditions on StatsDaily and on Complaint for what this user may count."""
+    if user.role is StaffRole.admin:
+        return true(), true()
+    if user.role not in (StaffRole.supervisor, StaffRole.leader) or user.unit_id is None:
+        raise Forbidden("统计数据仅向纪检监察机关开放")
+    unit = await session.get(SupervisionUnit, user.unit_id)
+    assert unit is not None
+    if unit.kind is UnitKind.commission:
+        prefix = unit.region_code[: PREFIX_LENGTH[unit.level]]
+        return StatsDaily.township_code.startswith(prefix), Complaint.region_code.startswith(prefix)
+    return StatsDaily.unit_id == unit.id, Complaint.unit_id == unit.id
+
+
+async def _rows(
+    session: AsyncSession, where: ColumnElement[bool], group: Sequence[Any]
+) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
+    cols = [func.coalesce(func.sum(getattr(StatsDaily, m)), 0) for m in METRICS]
+    stmt = select(*group, *cols).where(where)
+    if group:
+        stmt = stmt.group_by(*group)
+    out = []
+    for row in (await session.execute(stmt)).all():
+        key = tuple(row[: len(group)])
+        out.append((key, {m: int(v) for m, v in zip(METRICS, row[len(group) :], strict=True)}))
+    return out
+
+
+def _merge(rows: Iterable[tuple[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    merged: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
+    for key, m in rows:
+        bucket = merged[key]
+        for k, v in m.items():
+            bucket[k] += v
+    return merged
+
+
+async def _overdue(
+    session: AsyncSession, where: ColumnElement[bool], now: datetime, group: Any | None = None
+) -> dict[Any, int]:
+    cond = and_(Complaint.status.in_(OPEN), Complaint.due_at < now, where)
+    if group is None:
+        n = (
+            await session.execute(select(func.count()).select_from(Complaint).where(cond))
+        ).scalar_one()
+        return {None: int(n)}
+    rows = (await session.execute(select(group, func.count()).where(cond).group_by(group))).all()
+    return {k: int(v) for k, v in rows}
+
+
+async def overview(
+    session: AsyncSession,
+    *,
+    stats_scope: ColumnElement[bool],
+    complaint_scope: ColumnElement[bool],
+    region_code: str | None,
+    date_from: date | None,
+    date_to: date | None,
+    now: datetime,
+) -> Overview:
+    where: ColumnElement[bool] = stats_scope
+    cwhere: ColumnElement[bool] = complaint_scope
+    if region_code:
+        prefix = _prefix(region_code)
+        where = and_(where, StatsDaily.township_code.startswith(prefix))
+        cwhere = and_(cwhere, Complaint.region_code.startswith(prefix))
+    if date_from:
+        where = and_(where, StatsDaily.day >= date_from)
+    if date_to:
+        where = and_(where, StatsDaily.day <= date_to)
+    if date_from and date_to and date_from > date_to:
+        raise BadRequest("开始日期不能晚于结束日期")
+    overdue_total = (await _overdue(session, cwhere, now))[None]
+    totals = _merge(("all", m) for _, m in await _rows(session, where, []))
+    by_day = await _rows(session, where, [StatsDaily.day])
+    by_item = await _rows(session, where, [StatsDaily.item_code])
+    by_unit = await _rows(session, where, [StatsDaily.unit_id])
+    by_town = await _rows(session, where, [StatsDaily.township_code])
+    overdue_unit = await _overdue(session, cwhere, now, Complaint.unit_id)
+    overdue_item = await _overdue(session, cwhere, now, Complaint.item_code)
+    overdue_town = await _overdue(session, cwhere, now, Complaint.township_code)
+    months = _merge((k[0].strftime("%Y-%m"), m) for k, m in by_day)
+    items = _merge((k[0], m) for k, m in by_item)
+    cats = _merge((k[0][:2], m) for k, m in by_item)
+    overdue_cat: dict[str, int] = defaultdict(int)
+    for code, n in overdue_item.items():
+        overdue_cat[str(code)[:2]] += n
+    names = await _labels(
+        session, units=[k[0] for k, _ in by_unit], towns=[k[0] for k, _ in by_town]
+    )
+    tx = await taxonomy_service.snapshot(session)
+    cat_names = {c.code: c.name for c in tx.document.categories}
+    return Overview(
+        region_code=region_code,
+        date_from=date_from,
+        date_to=date_to,
+        totals=figures(totals.get("all", {}), overdue_total),
+        by_month=[Breakdown(key=k, label=k, figures=figures(m)) for k, m in sorted(months.items())],
+        by_category=[
+            Breakdown(key=k, label=cat_names.get(k, k), figures=figures(m, overdue_cat.get(k, 0)))
+            for k, m in sorted(cats.items())
+        ],
+        by_item=[
+            Breakdown(
+                key=k,
+                label=tx.items[k].name if k in tx.items else k,
+                figures=figures(m, overdue_item.get(k, 0)),
+            )
+            for k, m in sorted(items.items())
+        ],
+        by_unit=[
+            Breakdown(
+                key=str(k[0]),
+                label=names.get(f"u{k[0]}", str(k[0])),
+                figures=figures(m, overdue_unit.get(k[0], 0)),
+            )
+            for k, m in sorted(by_unit)
+        ],
+        by_region=[
+            Breakdown(
+                key=k[0], label=names.get(k[0], k[0]), figures=figures(m, overdue_town.get(k[0], 0))
+            )
+            for k, m in sorted(by_town)
+        ],
+    )
+
+
+async def _labels(
+    session: AsyncSession, *, units: Sequence[int], towns: Sequence[str]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if units:
+        for uid, name in (
+            await session.execute(
+                select(SupervisionUnit.id, SupervisionUnit.name).where(
+                    SupervisionUnit.id.in_(units)
+                )
+            )
+        ).all():
+            out[f"u{uid}"] = name
+    if towns:
+        for code, name in (
+            await session.execute(
+                select(Region.code, Region.full_name).where(Region.code.in_(towns))
+            )
+        ).all():
+            out[code] = name
+    return out
+
+
+async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
+    code = region_code or "511700000000"
+    region = await session.get(Region, code)
+    if region is None:
+        from app.regions.service import RegionNotFound
+
+        raise RegionNotFound(f"区划 {code} 不存在")
+    if region.level.value == "village" and region.parent_code:
+        # Rollups are kept per township: a village sees its township's figures,
+        # and the answer names the township rather than pretend otherwise.
+        region = await session.get(Region, region.parent_code) or region
+    prefix = region.code[: PREFIX_LENGTH[region.level]]
+    totals = _merge(
+        ("all", m) for _, m in await _rows(session, StatsDaily.township_code.startswith(prefix), [])
+    )
+    f = figures(totals.get("all", {}))
+    return PublicStats(
+        region_code=region.code,
+        region_name=region.full_name,
+        received=f.received,
+        closed=f.closed,
+        closure_rate=f.closure_rate,
+        solved_rate=f.solved_rate,
+        satisfaction_rate=f.satisfaction_rate,
+    )
+
+
+def _score(f: Figures) -> float:
+    """Composite for ranking: closure, on-time and satisfaction count for, reopening against."""
+    parts = [
+        (f.closure_rate or 0.0) * 0.3,
+        (f.on_time_rate or 0.0) * 0.3,
+        (f.satisfaction_rate if f.satisfaction_rate is not None else 0.8) * 0.3,
+        (1 - (f.reopen_rate or 0.0)) * 0.1,
+    ]
+    return round(sum(parts), 4)
+
+
+async def rankings(
+    session: AsyncSession,
+    *,
+    stats_scope: ColumnElement[bool],
+    complaint_scope: ColumnElement[bool],
+    date_from: date,
+    date_to: date,
+    now: datetime,
+    settings: Settings,
+    min_cases: int = 5,
+    list_size: int = 5,
+    satisfaction_floor: float = 0.8,
+    cluster_n: int = 5,
+    cluster_days: int = 30,
+) -> Rankings:
+    where = and_(stats_scope, StatsDaily.day >= date_from, StatsDaily.day <= date_to)
+    by_unit = await _rows(session, where, [StatsDaily.unit_id])
+    overdue = await _overdue(session, complaint_scope, now, Complaint.unit_id)
+    names = await _labels(session, units=[k[0] for k, _ in by_unit], towns=[])
+    ranked: list[RankedUnit] = []
+    for (uid,), m in by_unit:
+        f = figures(m, overdue.get(uid, 0))
+        if f.received + f.closed < min_cases:
+            continue
+        reasons = []
+        if f.satisfaction_rate is not None and f.satisfaction_rate < satisfaction_floor:
+            reasons.append(f"满意率 {f.satisfaction_rate:.0%} 低于 {satisfaction_floor:.0%}")
+        if f.on_time_rate is not None and f.on_time_rate < 0.8:
+            reasons.append(f"按期办结率 {f.on_time_rate:.0%}")
+        if f.fake_closures:
+            reasons.append(f"回访发现虚假办结 {f.fake_closures} 件")
+        if f.reopen_rate and f.reopen_rate > 0.1:
+            reasons.append(f"重办率 {f.reopen_rate:.0%}")
+        ranked.append(
+            RankedUnit(
+                unit_id=uid,
+                unit_name=names.get(f"u{uid}", str(uid)),
+                score=_score(f),
+                figures=f,
+                reasons=reasons,
+            )
+        )
+    ranked.sort(key=lambda r: (-r.score, r.unit_id))
+    red = [r for r in ranked[:list_size] if not r.reasons]
+    black = sorted([r for r in ranked if r.reasons], key=lambda r: (r.score, r.unit_id))[:list_size]
+    if len(black) < list_size:
+        rest = [r for r in reversed(ranked) if r not in black and r not in red]
+        black.extend(rest[: max(0, min(list_size - len(black), len(ranked) // 3))])
+    alerts = await _low_satisfaction_alerts(session, stats_scope, date_to, satisfaction_floor)
+    alerts += await _cluster_alerts(session, stats_scope, date_to, cluster_n, cluster_days)
+    return Rankings(
+        date_from=date_from,
+        date_to=date_to,
+        min_cases=min_cases,
+        red_list=red,
+        black_list=black,
+        alerts=alerts,
+    )
+
+
+def _month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+async def _low_satisfaction_alerts(
+    session: AsyncSession, stats_scope: ColumnElement[bool], date_to: date, floor: float
+) -> list[Alert]:
+    """Units below the floor in each of the last two complete months."""
+    this_month = _month_start(date_to)
+    m1 = _month_start(this_month - timedelta(days=1))
+    m2 = _month_start(m1 - timedelta(days=1))
+    monthly: dict[int, dict[date, dict[str, int]]] = defaultdict(dict)
+    for month in (m2, m1):
+        end = _month_start(month + timedelta(days=32))
+        for (uid,), m in await _rows(
+            session,
+            and_(stats_scope, StatsDaily.day >= month, StatsDaily.day < end),
+            [StatsDaily.unit_id],
+        ):
+            monthly[uid][month] = m
+    alerts: list[Alert] = []
+    tz = ZoneInfo("Asia/Shanghai")
+    for uid, months in sorted(monthly.items()):
+        rates = [figures(months[m]).satisfaction_rate for m in (m2, m1) if m in months]
+        if len(rates) == 2 and all(r is not None and r < floor for r in rates):
+            start = datetime.combine(m2, datetime.min.time(), tz)
+            end = datetime.combine(this_month, datetime.min.time(), tz)
+            ids = (
+                (
+                    await session.execute(
+                        select(Rating.complaint_id)
+                        .join(Complaint, Complaint.id == Rating.complaint_id)
+                        .where(
+                            Complaint.unit_id == uid,
+                            Rating.satisfaction == "unsatisfied",
+                            Rating.created_at >= start,
+                            Rating.created_at < end,
+                        )
+                        .order_by(Rating.created_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            alerts.append(
+                Alert(
+                    kind="low_satisfaction",
+                    title=f"连续两个月满意率低于 {floor:.0%}（{m2:%Y-%m}、{m1:%Y-%m}）",
+                    unit_id=uid,
+                    complaint_ids=list(dict.fromkeys(ids)),
+                )
+            )
+    return alerts
+
+
+async def _cluster_alerts(
+    session: AsyncSession, stats_scope: ColumnElement[bool], date_to: date, n: int, days: int
+) -> list[Alert]:
+    """类案: at least n complaints on one item in one township within the window."""
+    start = date_to - timedelta(days=days - 1)
+    rows = await _rows(
+        session,
+        and_(stats_scope, StatsDaily.day >= start, StatsDaily.day <= date_to),
+        [StatsDaily.item_code, StatsDaily.township_code],
+    )
+    alerts: list[Alert] = []
+    tz = ZoneInfo("Asia/Shanghai")
+    lo = datetime.combine(start, datetime.min.time(), tz)
+    hi = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tz)
+    for (item_code, town), m in rows:
+        if m["received"] < n:
+            continue
+        ids = (
+            (
+                await session.execute(
+                    select(Complaint.id)
+                    .where(
+                        Complaint.item_code == item_code,
+                        Complaint.township_code == town,
+                        Complaint.received_at >= lo,
+                        Complaint.received_at < hi,
+                    )
+                    .order_by(Complaint.received_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        name = (
+            await session.execute(select(Item.name).where(Item.code == item_code).limit(1))
+        ).scalar_one_or_none()
+        alerts.append(
+            Alert(
+                kind="cluster",
+                title=f"类案：{days} 天内同一乡镇「{name or item_code}」{m['received']} 件",
+                item_code=item_code,
+                township_code=town,
+                complaint_ids=list(ids),
+            )
+        )
+    return alerts

@@ -1,0 +1,64 @@
+"""A small, fully known world of cases for checking every figure by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.clock import FixedClock
+from app.models.enums import StaffRole
+from tests.factories import login, make_staff
+from tests.workflow.helpers import TOWN_UNIT, act, case
+
+
+@dataclass
+class Staff:
+    zhang: dict[str, str]
+    wang: dict[str, str]
+    chen: dict[str, str]
+    county: dict[str, str]
+
+
+async def staff(client: AsyncClient, connection: AsyncConnection) -> Staff:
+    await make_staff(connection, "st.zhang", StaffRole.supervisor, unit_code=TOWN_UNIT)
+    await make_staff(connection, "st.wang", StaffRole.leader, unit_code=TOWN_UNIT)
+    await make_staff(connection, "st.chen", StaffRole.leader, unit_code=TOWN_UNIT)
+    await make_staff(connection, "st.county", StaffRole.supervisor, unit_code="JW-511702")
+    return Staff(*[await login(client, n) for n in ("st.zhang", "st.wang", "st.chen", "st.county")])
+
+
+async def close(client: AsyncClient, s: Staff, cid: str) -> dict[str, Any]:
+    """accept → resolve → the four signatures, the way a unit closes a case."""
+    v = (await case(client, s.zhang, cid))["version"]
+    for who, action, body in (
+        (s.zhang, "accept", {}),
+        (s.zhang, "resolve", {"note": "已督促整改并公开"}),
+        (s.zhang, "sign", {"slot": "handler"}),
+        (s.zhang, "sign", {"slot": "complainant", "note": "电话确认"}),
+        (s.wang, "sign", {"slot": "supervising_leader"}),
+        (s.chen, "sign", {"slot": "principal_leader"}),
+    ):
+        r = await act(client, who, cid, action, v, **body)
+        assert r.status_code == 200, r.text
+        v = r.json()["version"]
+    return r.json()
+
+
+async def rate(
+    client: AsyncClient, h: dict[str, str], cid: str, score: int, verdict: str
+) -> dict[str, Any]:
+    r = await client.post(
+        f"/api/v1/complaints/{cid}/rating",
+        headers=h,
+        json={"score": score, "satisfaction": verdict},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def advance(clock: FixedClock, client: AsyncClient, days: int) -> None:
+    clock.advance(timedelta(days=days))

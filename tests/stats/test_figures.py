@@ -1,0 +1,134 @@
+"""Every rate checked against figures computed by hand from a known world.
+
+World (all in 凤北街道, one unit), filed on Tue 2026-11-24:
+  A  closed on time, rated satisfied 5
+  B  closed on time, rated unsatisfied 2 → reopened (still open)
+  C  accepted, never closed → overdue at the end
+  D  rejected
+  E  closed late (after its due date), rated basic 3
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.clock import FixedClock
+from tests.factories import login
+from tests.stats.scenario import close, rate, staff
+from tests.workflow.helpers import act, case, citizen, file_case
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+async def test_every_rate_matches_the_hand_computed_figures(
+    client: AsyncClient, connection: AsyncConnection, clock: FixedClock
+) -> None:
+    s = await staff(client, connection)
+    r = await citizen(client, "stats.resident")
+    ids = {
+        k: (await file_case(client, r, item_code="0101" if k in "ABC" else "0103"))["id"]
+        for k in "ABCDE"
+    }
+
+    await close(client, s, ids["A"])
+    await close(client, s, ids["B"])
+    assert (await act(client, s.zhang, ids["C"], "accept", 1)).status_code == 200
+    assert (
+        await act(client, s.zhang, ids["D"], "reject", 1, note="不属于受理范围")
+    ).status_code == 200
+    assert await rate(client, r, ids["A"], 5, "satisfied")
+    b = await rate(client, r, ids["B"], 2, "unsatisfied")
+    assert b["reopened"] and b["status"] == "reopened"
+
+    due_e = datetime.fromisoformat((await case(client, s.zhang, ids["E"]))["due_at"])
+    due_c = datetime.fromisoformat((await case(client, s.zhang, ids["C"]))["due_at"])
+    clock.set(max(due_e, due_c) + timedelta(days=1))
+    s = await staff_logins(client)
+    r = await citizen(client, "stats.resident")
+    await close(client, s, ids["E"])
+    await rate(client, r, ids["E"], 3, "basic")
+
+    body = (await client.get("/api/v1/staff/stats/overview", headers=s.zhang)).json()
+    t = body["totals"]
+    # received 5; accepted A B C E = 4; closed A B E = 3 (B's reopening does not un-close it)
+    assert (t["received"], t["accepted"], t["closed"], t["closed_on_time"]) == (5, 4, 3, 2)
+    assert (t["rated"], t["satisfied"], t["basic"], t["unsatisfied"], t["reopened"]) == (
+        3,
+        1,
+        1,
+        1,
+        1,
+    )
+    # open and overdue now: C (accepted, never closed) and B (reopened, past its due date)
+    assert t["open_overdue"] == 2
+    assert t["closure_rate"] == round(3 / 5, 4)
+    assert t["solved_rate"] == round((3 - 1) / 3, 4)  # B was rated unsatisfied
+    assert t["satisfaction_rate"] == round(2 / 3, 4)
+    assert t["mean_score"] == round((5 + 2 + 3) / 3, 2)
+    assert t["on_time_rate"] == round(2 / (3 + 2), 4)
+    assert t["reopen_rate"] == round(1 / 3, 4)
+    assert t["avg_handling_days"] is not None and t["avg_handling_days"] > 0
+
+    cats = {b["key"]: b["figures"] for b in body["by_category"]}
+    assert cats["01"]["received"] == 5
+    items = {b["key"]: b["figures"]["received"] for b in body["by_item"]}
+    assert items == {"0101": 3, "0103": 2}
+    assert [b["label"] for b in body["by_unit"]] == ["凤北街道纪工委"]
+    assert [b["key"] for b in body["by_month"]] == ["2026-11"] or len(body["by_month"]) >= 1
+    assert body["by_region"][0]["label"] == "达州市通川区凤北街道"
+
+    public = (await client.get("/api/v1/stats/public?region_code=511702005001")).json()
+    assert public["region_name"] == "达州市通川区凤北街道"  # a village reads its township's figures
+    assert (public["received"], public["closed"], public["satisfaction_rate"]) == (
+        5,
+        3,
+        round(2 / 3, 4),
+    )
+
+    other_town = (
+        await client.get("/api/v1/staff/stats/overview?region_code=511702001000", headers=s.zhang)
+    ).json()
+    assert other_town["totals"]["received"] == 0
+    county = (await client.get("/api/v1/staff/stats/overview", headers=s.county)).json()
+    assert county["totals"]["received"] >= 5
+
+
+async def staff_logins(client: AsyncClient):  # type: ignore[no-untyped-def]
+    """Tokens expire when the clock jumps; log the same people in again."""
+    from tests.stats.scenario import Staff
+
+    return Staff(*[await login(client, n) for n in ("st.zhang", "st.wang", "st.chen", "st.county")])
+
+
+@pytest.mark.parametrize(
+    "query", ["?from=2026-12-01&to=2026-11-01", "?from=notadate", "?region_code=123"]
+)
+async def test_bad_stats_queries(
+    client: AsyncClient, connection: AsyncConnection, query: str
+) -> None:
+    s = await staff(client, connection)
+    resp = await client.get(f"/api/v1/staff/stats/overview{query}", headers=s.zhang)
+    assert resp.status_code in (400, 422)
+
+
+async def test_stats_are_for_supervision_bodies(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    from app.models.enums import StaffRole
+    from tests.factories import make_staff
+
+    await make_staff(
+        connection,
+        "st.handler",
+        StaffRole.handler,
+        department_code="D001",
+        region_code="511702000000",
+    )
+    h = await login(client, "st.handler")
+    assert (await client.get("/api/v1/staff/stats/overview", headers=h)).status_code == 403
+    assert (await client.get("/api/v1/staff/stats/overview")).status_code == 401
+    assert (await client.get("/api/v1/stats/public?region_code=511799999999")).status_code == 404
