@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.auth.router import router as auth_router
 from app.complaints.router import router as complaints_router
 from app.feedback.router import router as feedback_router
+from app.ledger.router import router as ledger_router
 from app.media.router import router as media_router
 from app.qrcodes.router import router as qrcodes_router
 from app.regions.router import router as regions_router
@@ -28,3 +29,4 @@ api_router.include_router(routing_router)
 api_router.include_router(qrcodes_router)
 api_router.include_router(workflow_router)
 api_router.include_router(stats_router)
+api_router.include_router(ledger_router)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.ledger import service
+from app.models.enums import ComplaintStatus
+from app.staff.dependencies import CurrentStaff
+from app.workflow.machine import Card
+from app.workflow.queue import QueueFilter
+
+router = APIRouter(prefix="/staff", tags=["ledger"])
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _file(path: Path, media_type: str, filename: str) -> FileResponse:
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+@router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {"content": {XLSX: {}}}})
+async def ledger(
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    status: ComplaintStatus | None = None,
+    card: Card | None = None,
+    unit_id: int | None = None,
+    item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+) -> FileResponse:
+    now = clock.now()
+    f = QueueFilter(
+        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
+    )
+    path, _ = await service.write_ledger(session, user, f, now=now, settings=settings)
+    return _file(path, XLSX, f"台账-{now:%Y%m%d}.xlsx")
+
+
+@router.get(
+    "/complaints/{complaint_id}/dossier.zip",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def dossier(
+    complaint_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+) -> FileResponse:
+    path, tracking_no = await service.write_dossier(
+        session, user, complaint_id, store, now=clock.now(), settings=settings
+    )
+    return _file(path, "application/zip", f"一案一卷-{tracking_no}.zip")

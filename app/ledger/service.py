@@ -1,0 +1,305 @@
+"""The case register (台账) as .xlsx, and one case's file (一案一卷) as .zip.
+
+The ledger is written with openpyxl's write-only mode into a temporary file,
+reading cases in batches, so a 100k-row ledger never sits in memory. It has
+the queue's scope, filters and order, and masks identity per role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.storage import MediaStore
+from app.models import Callback, Complaint, ComplaintEvent, Media, Rating, StaffUser
+from app.models.enums import Channel
+from app.workflow import queue, scope
+from app.workflow.machine import Card
+
+HEADERS = [
+    "编号",
+    "来源渠道",
+    "反映人",
+    "类别",
+    "事项",
+    "所属区域",
+    "承办单位",
+    "受理时间",
+    "办理时限",
+    "状态",
+    "警示",
+    "办结时间",
+    "办理结果",
+    "满意度",
+    "回访结果",
+]
+CHANNEL_CN = {
+    Channel.online: "网上（小程序）",
+    Channel.visit: "来访",
+    Channel.phone: "来电",
+    Channel.letter: "来信",
+    Channel.door_to_door: "走访发现",
+    Channel.agent: "代办",
+}
+CARD_CN = {Card.none: "", Card.yellow: "黄牌", Card.orange: "橙牌", Card.red: "红牌"}
+VERDICT_CN = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}
+BATCH = 1000
+
+
+def _local(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def _reporter(user: StaffUser, c: Complaint) -> str:
+    if c.anonymous:
+        return "匿名"
+    if not scope.sees_identity(user, c):
+        return "（保密）"
+    r = queue.reporter_for(user, c, full=False)
+    return " ".join(p for p in (r.name, r.phone) if p)
+
+
+async def _extras(
+    session: AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, Rating], dict[str, Callback]]:
+    ratings: dict[str, Rating] = {}
+    for r in (
+        await session.execute(
+            select(Rating).where(Rating.complaint_id.in_(ids)).order_by(Rating.round)
+        )
+    ).scalars():
+        ratings[r.complaint_id] = r  # the latest round wins
+    callbacks = {
+        cb.complaint_id: cb
+        for cb in (
+            await session.execute(select(Callback).where(Callback.complaint_id.in_(ids)))
+        ).scalars()
+    }
+    return ratings, callbacks
+
+
+def _callback_text(cb: Callback | None) -> str:
+    if cb is None or cb.status != "done":
+        return "" if cb is None else "待回访"
+    if not cb.reached:
+        return "未联系上"
+    parts = ["已解决" if cb.resolved else "未解决" if cb.resolved is False else "已回访"]
+    if cb.satisfaction:
+        parts.append(VERDICT_CN.get(cb.satisfaction, cb.satisfaction))
+    if cb.fake_closure:
+        parts.append("虚假办结")
+    return "，".join(parts)
+
+
+async def write_ledger(
+    session: AsyncSession,
+    user: StaffUser,
+    f: queue.QueueFilter,
+    *,
+    now: datetime,
+    settings: Settings,
+    limit: int = 200_000,
+) -> tuple[Path, int]:
+    tz = ZoneInfo(settings.timezone)
+    tmp = Path(tempfile.mkstemp(prefix="ledger-", suffix=".xlsx")[1])
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("台账")
+    bold = Font(bold=True)
+    header = []
+    for h in HEADERS:
+        cell = WriteOnlyCell(ws, value=h)
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    categories = {c.code: c.name for c in (await _category_names(session))}
+    written = 0
+    offset = 0
+    while written < limit:
+        items = await queue.queue(
+            session, user, f, now=now, settings=settings, limit=BATCH, offset=offset
+        )
+        if not items:
+            break
+        ids = [i.id for i in items]
+        rows = {
+            c.id: c
+            for c in (
+                await session.execute(select(Complaint).where(Complaint.id.in_(ids)))
+            ).scalars()
+        }
+        ratings, callbacks = await _extras(session, ids)
+        batch: list[list[Any]] = []
+        for item in items:
+            c = rows[item.id]
+            rating = ratings.get(c.id)
+            batch.append(
+                [
+                    c.tracking_no,
+                    CHANNEL_CN[c.channel],
+                    _reporter(user, c),
+                    categories.get(c.item_code[:2], c.item_code[:2]),
+                    item.item.name,
+                    item.region_name,
+                    item.unit.name,
+                    _local(c.received_at, tz),
+                    _local(c.due_at, tz),
+                    c.status.label,
+                    CARD_CN[item.card],
+                    _local(c.closed_at, tz),
+                    c.result or "",
+                    f"{VERDICT_CN[rating.satisfaction]}（{rating.score}分）" if rating else "",
+                    _callback_text(callbacks.get(c.id)),
+                ]
+            )
+        await asyncio.to_thread(_append_rows, ws, batch)
+        written += len(items)
+        offset += BATCH
+        session.expunge_all()  # keep the identity map from growing with the ledger
+    await asyncio.to_thread(wb.save, str(tmp))
+    return tmp, written
+
+
+def _append_rows(ws: Any, rows: list[list[Any]]) -> None:
+    for row in rows:
+        ws.append(row)
+
+
+async def _category_names(session: AsyncSession) -> list[Any]:
+    from app.taxonomy import service as taxonomy_service
+
+    snap = await taxonomy_service.snapshot(session)
+    return list(snap.document.categories)
+
+
+async def write_dossier(
+    session: AsyncSession,
+    user: StaffUser,
+    complaint_id: str,
+    store: MediaStore,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> tuple[Path, str]:
+    """One case, one file: the case, its full event log with hashes, ratings,
+    callbacks and every media file, in a zip."""
+    case = await queue.case_file(session, user, complaint_id, now=now, settings=settings)
+    events = (
+        (
+            await session.execute(
+                select(ComplaintEvent)
+                .where(ComplaintEvent.complaint_id == complaint_id)
+                .order_by(ComplaintEvent.seq)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    ratings = (
+        (
+            await session.execute(
+                select(Rating).where(Rating.complaint_id == complaint_id).order_by(Rating.round)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    callbacks = (
+        (await session.execute(select(Callback).where(Callback.complaint_id == complaint_id)))
+        .scalars()
+        .all()
+    )
+    media = (
+        (
+            await session.execute(
+                select(Media).where(Media.attached_to == f"complaint:{complaint_id}")
+            )
+        )
+        .scalars()
+        .all()
+    )
+    tmp = Path(tempfile.mkstemp(prefix="dossier-", suffix=".zip")[1])
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("case.json", case.model_dump_json(indent=2))
+        zf.writestr(
+            "events.jsonl",
+            "".join(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "kind": e.kind,
+                        "public": e.public,
+                        "actor_kind": e.actor_kind,
+                        "actor_id": None
+                        if (not case.reporter.visible and e.actor_kind == "citizen")
+                        else e.actor_id,
+                        "from_status": e.from_status,
+                        "to_status": e.to_status,
+                        "note": e.note,
+                        "data": e.data,
+                        "created_at": e.created_at.isoformat(),
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for e in events
+            ),
+        )
+        zf.writestr(
+            "ratings.json",
+            json.dumps(
+                [
+                    {
+                        "round": r.round,
+                        "score": r.score,
+                        "satisfaction": r.satisfaction,
+                        "comment": r.comment,
+                        "reopened": r.reopened,
+                        "created_at": r.created_at.isoformat(),
+                    }
+                    for r in ratings
+                ],
+                ensure_ascii=False,
+                indent=2,
+            ),
+        )
+        zf.writestr(
+            "callbacks.json",
+            json.dumps(
+                [
+                    {
+                        "method": cb.method,
+                        "reached": cb.reached,
+                        "resolved": cb.resolved,
+                        "satisfaction": cb.satisfaction,
+                        "fake_closure": cb.fake_closure,
+                        "note": cb.note,
+                        "done_at": cb.done_at.isoformat() if cb.done_at else None,
+                    }
+                    for cb in callbacks
+                ],
+                ensure_ascii=False,
+                indent=2,
+            ),
+        )
+        for m in media:
+            ext = m.storage_key.rsplit(".", 1)[-1]
+            with zf.open(f"media/{m.kind.value}-{m.id}.{ext}", "w", force_zip64=True) as out:
+                async for chunk in store.iter_object(m.storage_key):
+                    out.write(chunk)
+    return tmp, case.tracking_no
