@@ -21,7 +21,7 @@ from app.models.reference import (
 )
 from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
 from app.models.staff import StaffUser
-from app.models.stats import StatsDaily
+from app.models.stats import StatsDaily, StatsItemMonth, StatsTownDay, StatsUnitMonth
 
 __all__ = [
     "CalendarDay",
@@ -44,6 +44,9 @@ __all__ = [
     "SharedState",
     "StaffUser",
     "StatsDaily",
+    "StatsItemMonth",
+    "StatsTownDay",
+    "StatsUnitMonth",
     "SupervisionOrder",
     "SupervisionUnit",
     "TaxonomyVersion",

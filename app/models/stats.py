@@ -24,6 +24,53 @@ METRICS = (
 )
 
 
+class _Metrics:
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    closed_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    handling_days_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    basic: Mapped[int] = mapped_column(Integer, default=0)
+    unsatisfied: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[int] = mapped_column(Integer, default=0)
+    unsolved: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    fake_closures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsTownDay(_Metrics, Base):
+    """Totals per township and day: bounded by the calendar, not by the data
+    (42 townships × 365 days a year), for totals, months and regions."""
+
+    __tablename__ = "stats_town_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(12), index=True)
+
+
+class StatsUnitMonth(_Metrics, Base):
+    """Per unit and month, for the unit breakdown and rankings."""
+
+    __tablename__ = "stats_unit_month"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+
+class StatsItemMonth(_Metrics, Base):
+    """Per item, county and month, for the item and category breakdowns."""
+
+    __tablename__ = "stats_item_month"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+
 class StatsDaily(Base):
     """Counts per day × unit × item × township, kept in step with the events.
 

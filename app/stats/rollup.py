@@ -12,13 +12,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Complaint, ComplaintEvent, StatsDaily
+from app.models import (
+    Complaint,
+    ComplaintEvent,
+    StatsDaily,
+    StatsItemMonth,
+    StatsTownDay,
+    StatsUnitMonth,
+)
 from app.models.stats import METRICS
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -83,35 +91,50 @@ def unit_after(event: ComplaintEvent, unit_id: int) -> int:
     return unit_id
 
 
-async def _add(session: AsyncSession, key: Key, deltas: dict[str, int]) -> None:
-    where = (
-        (StatsDaily.day == key.day)
-        & (StatsDaily.unit_id == key.unit_id)
-        & (StatsDaily.item_code == key.item_code)
-        & (StatsDaily.township_code == key.township_code)
-    )
-    values = {m: getattr(StatsDaily, m) + v for m, v in deltas.items()}
-    stmt = (
-        update(StatsDaily)
-        .where(where)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
+    """The row of each rollup table that one fine key contributes to."""
+    month = key.day.replace(day=1)
+    return [
+        (
+            StatsDaily,
+            {
+                "day": key.day,
+                "unit_id": key.unit_id,
+                "item_code": key.item_code,
+                "township_code": key.township_code,
+                "county_code": key.county_code,
+            },
+        ),
+        (
+            StatsTownDay,
+            {"day": key.day, "township_code": key.township_code, "county_code": key.county_code},
+        ),
+        (StatsUnitMonth, {"month": month, "unit_id": key.unit_id, "county_code": key.county_code}),
+        (
+            StatsItemMonth,
+            {"month": month, "item_code": key.item_code, "county_code": key.county_code},
+        ),
+    ]
+
+
+async def _upsert(
+    session: AsyncSession, model: Any, keys: dict[str, Any], deltas: dict[str, int]
+) -> None:
+    where = and_(*(getattr(model, k) == v for k, v in keys.items()))
+    values = {m: getattr(model, m) + v for m, v in deltas.items()}
+    stmt = update(model).where(where).values(**values).execution_options(synchronize_session=False)
     if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
         return
-    row = StatsDaily(
-        day=key.day,
-        unit_id=key.unit_id,
-        item_code=key.item_code,
-        township_code=key.township_code,
-        county_code=key.county_code,
-        **{m: deltas.get(m, 0) for m in METRICS},
-    )
     try:
         async with session.begin_nested():
-            session.add(row)
+            session.add(model(**keys, **{m: deltas.get(m, 0) for m in METRICS}))
     except IntegrityError:  # a concurrent transaction created the row first
         await session.execute(stmt)
+
+
+async def _add(session: AsyncSession, key: Key, deltas: dict[str, int]) -> None:
+    for model, keys in coarse_keys(key):
+        await _upsert(session, model, keys, deltas)
 
 
 async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEvent) -> None:
@@ -127,9 +150,13 @@ async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEve
     )
 
 
+ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
+
+
 async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
     """Recompute every rollup from the event log (run in one transaction)."""
-    await session.execute(delete(StatsDaily))
+    for table in ROLLUP_TABLES:
+        await session.execute(delete(table))
     totals: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
     last_id = ""
     replayed = 0
@@ -172,16 +199,14 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
             for m, v in deltas.items():
                 bucket[m] += v
         last_id = cases[-1].id
-    session.add_all(
-        StatsDaily(
-            day=k.day,
-            unit_id=k.unit_id,
-            item_code=k.item_code,
-            township_code=k.township_code,
-            county_code=k.county_code,
-            **v,
-        )
-        for k, v in totals.items()
+    rows: dict[tuple[Any, tuple[tuple[str, Any], ...]], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(METRICS, 0)
     )
+    for fine_key, counts in totals.items():
+        for model, keys in coarse_keys(fine_key):
+            bucket = rows[(model, tuple(keys.items()))]
+            for m, n in counts.items():
+                bucket[m] += n
+    session.add_all(model(**dict(keys), **counts) for (model, keys), counts in rows.items())
     await session.flush()
     return replayed

@@ -28,11 +28,10 @@ async def overview(
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> Overview:
-    stats_scope, complaint_scope = await service.scope_filter(session, user)
+    scope = await service.scope_filter(session, user)
     return await service.overview(
         session,
-        stats_scope=stats_scope,
-        complaint_scope=complaint_scope,
+        scope=scope,
         region_code=region_code,
         date_from=date_from,
         date_to=date_to,
@@ -50,14 +49,13 @@ async def rankings(
     date_to: Annotated[date | None, Query(alias="to")] = None,
     min_cases: Annotated[int, Query(ge=1, le=10_000)] = 5,
 ) -> Rankings:
-    stats_scope, complaint_scope = await service.scope_filter(session, user)
+    scope = await service.scope_filter(session, user)
     today = clock.now().date()
     end = date_to or today
     start = date_from or (end - timedelta(days=90))
     return await service.rankings(
         session,
-        stats_scope=stats_scope,
-        complaint_scope=complaint_scope,
+        scope=scope,
         date_from=start,
         date_to=end,
         now=clock.now(),

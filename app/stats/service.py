@@ -9,16 +9,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import BadRequest, Forbidden
-from app.models import Complaint, Item, Rating, Region, StaffUser, StatsDaily, SupervisionUnit
+from app.models import (
+    Complaint,
+    Item,
+    Rating,
+    Region,
+    StaffUser,
+    StatsDaily,
+    StatsItemMonth,
+    StatsTownDay,
+    StatsUnitMonth,
+    SupervisionUnit,
+)
 from app.models.enums import ComplaintStatus, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH
@@ -71,27 +83,36 @@ def _prefix(region_code: str, level_len: int | None = None) -> str:
     return region_code
 
 
-async def scope_filter(
-    session: AsyncSession, user: StaffUser
-) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """Conditions on StatsDaily and on Complaint for what this user may count."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a caller may count: a region (by code prefix), or one unit in it."""
+
+    prefix: str = "5117"
+    unit_id: int | None = None
+
+    def complaints(self) -> ColumnElement[bool]:
+        if self.unit_id is not None:
+            return Complaint.unit_id == self.unit_id
+        return Complaint.region_code.startswith(self.prefix)
+
+
+async def scope_filter(session: AsyncSession, user: StaffUser) -> Scope:
     if user.role is StaffRole.admin:
-        return true(), true()
+        return Scope()
     if user.role not in (StaffRole.supervisor, StaffRole.leader) or user.unit_id is None:
         raise Forbidden("统计数据仅向纪检监察机关开放")
     unit = await session.get(SupervisionUnit, user.unit_id)
     assert unit is not None
     if unit.kind is UnitKind.commission:
-        prefix = unit.region_code[: PREFIX_LENGTH[unit.level]]
-        return StatsDaily.township_code.startswith(prefix), Complaint.region_code.startswith(prefix)
-    return StatsDaily.unit_id == unit.id, Complaint.unit_id == unit.id
+        return Scope(prefix=unit.region_code[: PREFIX_LENGTH[unit.level]])
+    return Scope(prefix=unit.region_code[: PREFIX_LENGTH[unit.level]], unit_id=unit.id)
 
 
 async def _rows(
-    session: AsyncSession, where: ColumnElement[bool], group: Sequence[Any]
+    session: AsyncSession, where: ColumnElement[bool], group: Sequence[Any], model: Any = StatsDaily
 ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
-    cols = [func.coalesce(func.sum(getattr(StatsDaily, m)), 0) for m in METRICS]
-    stmt = select(*group, *cols).where(where)
+    cols = [func.coalesce(func.sum(getattr(model, m)), 0) for m in METRICS]
+    stmt = select(*group, *cols).select_from(model).where(where)
     if group:
         stmt = stmt.group_by(*group)
     out = []
@@ -123,46 +144,104 @@ async def _overdue(
     return {k: int(v) for k, v in rows}
 
 
+def _month(d: date) -> date:
+    return d.replace(day=1)
+
+
+def _period(
+    model: Any, date_from: date | None, date_to: date | None, *, monthly: bool
+) -> ColumnElement[bool]:
+    col = model.month if monthly else model.day
+    conds: list[ColumnElement[bool]] = []
+    if date_from:
+        conds.append(col >= (_month(date_from) if monthly else date_from))
+    if date_to:
+        conds.append(col <= (_month(date_to) if monthly else date_to))
+    return and_(true(), *conds)
+
+
 async def overview(
     session: AsyncSession,
     *,
-    stats_scope: ColumnElement[bool],
-    complaint_scope: ColumnElement[bool],
+    scope: Scope,
     region_code: str | None,
     date_from: date | None,
     date_to: date | None,
     now: datetime,
 ) -> Overview:
-    where: ColumnElement[bool] = stats_scope
-    cwhere: ColumnElement[bool] = complaint_scope
-    if region_code:
-        prefix = _prefix(region_code)
-        where = and_(where, StatsDaily.township_code.startswith(prefix))
-        cwhere = and_(cwhere, Complaint.region_code.startswith(prefix))
-    if date_from:
-        where = and_(where, StatsDaily.day >= date_from)
-    if date_to:
-        where = and_(where, StatsDaily.day <= date_to)
+    """Each breakdown reads the smallest rollup that answers it exactly.
+
+    Region-wide views read township × day (totals, months, regions) and the
+    month tables (units; items and categories, in whole months). A single
+    unit's view, or a township-level region, reads the fine table, which is
+    small for one unit or township.
+    """
     if date_from and date_to and date_from > date_to:
         raise BadRequest("开始日期不能晚于结束日期")
+    prefix = scope.prefix
+    if region_code:
+        asked = _prefix(region_code)
+        if not asked.startswith(prefix):
+            return await overview(
+                session,
+                scope=Scope(prefix=asked, unit_id=-1),
+                region_code=region_code,
+                date_from=date_from,
+                date_to=date_to,
+                now=now,
+            )
+        prefix = asked
+    cwhere = and_(scope.complaints(), Complaint.region_code.startswith(prefix))
+    fine = scope.unit_id is not None or len(prefix) > 6
+    if fine:
+        where = and_(
+            StatsDaily.township_code.startswith(prefix),
+            _period(StatsDaily, date_from, date_to, monthly=False),
+        )
+        if scope.unit_id is not None:
+            where = and_(where, StatsDaily.unit_id == scope.unit_id)
+        day_rows = await _rows(session, where, [StatsDaily.day, StatsDaily.township_code])
+        unit_rows = await _rows(session, where, [StatsDaily.unit_id])
+        item_rows = await _rows(session, where, [StatsDaily.item_code])
+    else:
+        town_where = and_(
+            StatsTownDay.township_code.startswith(prefix),
+            _period(StatsTownDay, date_from, date_to, monthly=False),
+        )
+        day_rows = await _rows(
+            session, town_where, [StatsTownDay.day, StatsTownDay.township_code], StatsTownDay
+        )
+        unit_rows = await _rows(
+            session,
+            and_(
+                StatsUnitMonth.county_code.startswith(prefix),
+                _period(StatsUnitMonth, date_from, date_to, monthly=True),
+            ),
+            [StatsUnitMonth.unit_id],
+            StatsUnitMonth,
+        )
+        item_rows = await _rows(
+            session,
+            and_(
+                StatsItemMonth.county_code.startswith(prefix),
+                _period(StatsItemMonth, date_from, date_to, monthly=True),
+            ),
+            [StatsItemMonth.item_code],
+            StatsItemMonth,
+        )
     overdue_total = (await _overdue(session, cwhere, now))[None]
-    totals = _merge(("all", m) for _, m in await _rows(session, where, []))
-    by_day = await _rows(session, where, [StatsDaily.day])
-    by_item = await _rows(session, where, [StatsDaily.item_code])
-    by_unit = await _rows(session, where, [StatsDaily.unit_id])
-    by_town = await _rows(session, where, [StatsDaily.township_code])
     overdue_unit = await _overdue(session, cwhere, now, Complaint.unit_id)
     overdue_item = await _overdue(session, cwhere, now, Complaint.item_code)
     overdue_town = await _overdue(session, cwhere, now, Complaint.township_code)
-    months = _merge((k[0].strftime("%Y-%m"), m) for k, m in by_day)
-    items = _merge((k[0], m) for k, m in by_item)
-    cats = _merge((k[0][:2], m) for k, m in by_item)
+    totals = _merge(("all", m) for _, m in day_rows)
+    months = _merge((k[0].strftime("%Y-%m"), m) for k, m in day_rows)
+    towns = _merge((k[1], m) for k, m in day_rows)
+    items = _merge((k[0], m) for k, m in item_rows)
+    cats = _merge((k[0][:2], m) for k, m in item_rows)
     overdue_cat: dict[str, int] = defaultdict(int)
     for code, n in overdue_item.items():
         overdue_cat[str(code)[:2]] += n
-    names = await _labels(
-        session, units=[k[0] for k, _ in by_unit], towns=[k[0] for k, _ in by_town]
-    )
+    names = await _labels(session, units=[k[0] for k, _ in unit_rows], towns=list(towns))
     tx = await taxonomy_service.snapshot(session)
     cat_names = {c.code: c.name for c in tx.document.categories}
     return Overview(
@@ -189,13 +268,11 @@ async def overview(
                 label=names.get(f"u{k[0]}", str(k[0])),
                 figures=figures(m, overdue_unit.get(k[0], 0)),
             )
-            for k, m in sorted(by_unit)
+            for k, m in sorted(unit_rows)
         ],
         by_region=[
-            Breakdown(
-                key=k[0], label=names.get(k[0], k[0]), figures=figures(m, overdue_town.get(k[0], 0))
-            )
-            for k, m in sorted(by_town)
+            Breakdown(key=k, label=names.get(k, k), figures=figures(m, overdue_town.get(k, 0)))
+            for k, m in sorted(towns.items())
         ],
     )
 
@@ -264,8 +341,7 @@ def _score(f: Figures) -> float:
 async def rankings(
     session: AsyncSession,
     *,
-    stats_scope: ColumnElement[bool],
-    complaint_scope: ColumnElement[bool],
+    scope: Scope,
     date_from: date,
     date_to: date,
     now: datetime,
@@ -276,9 +352,16 @@ async def rankings(
     cluster_n: int = 5,
     cluster_days: int = 30,
 ) -> Rankings:
-    where = and_(stats_scope, StatsDaily.day >= date_from, StatsDaily.day <= date_to)
-    by_unit = await _rows(session, where, [StatsDaily.unit_id])
-    overdue = await _overdue(session, complaint_scope, now, Complaint.unit_id)
+    where = and_(
+        StatsUnitMonth.county_code.startswith(
+            scope.prefix[:6] if len(scope.prefix) > 6 else scope.prefix
+        ),
+        _period(StatsUnitMonth, date_from, date_to, monthly=True),
+    )
+    if scope.unit_id is not None:
+        where = and_(where, StatsUnitMonth.unit_id == scope.unit_id)
+    by_unit = await _rows(session, where, [StatsUnitMonth.unit_id], StatsUnitMonth)
+    overdue = await _overdue(session, scope.complaints(), now, Complaint.unit_id)
     names = await _labels(session, units=[k[0] for k, _ in by_unit], towns=[])
     ranked: list[RankedUnit] = []
     for (uid,), m in by_unit:
@@ -309,8 +392,8 @@ async def rankings(
     if len(black) < list_size:
         rest = [r for r in reversed(ranked) if r not in black and r not in red]
         black.extend(rest[: max(0, min(list_size - len(black), len(ranked) // 3))])
-    alerts = await _low_satisfaction_alerts(session, stats_scope, date_to, satisfaction_floor)
-    alerts += await _cluster_alerts(session, stats_scope, date_to, cluster_n, cluster_days)
+    alerts = await _low_satisfaction_alerts(session, where_unit(scope), date_to, satisfaction_floor)
+    alerts += await _cluster_alerts(session, scope, date_to, cluster_n, cluster_days)
     return Rankings(
         date_from=date_from,
         date_to=date_to,
@@ -325,8 +408,17 @@ def _month_start(d: date) -> date:
     return d.replace(day=1)
 
 
+def where_unit(scope: Scope) -> ColumnElement[bool]:
+    cond = StatsUnitMonth.county_code.startswith(
+        scope.prefix[:6] if len(scope.prefix) > 6 else scope.prefix
+    )
+    return (
+        and_(cond, StatsUnitMonth.unit_id == scope.unit_id) if scope.unit_id is not None else cond
+    )
+
+
 async def _low_satisfaction_alerts(
-    session: AsyncSession, stats_scope: ColumnElement[bool], date_to: date, floor: float
+    session: AsyncSession, unit_where: ColumnElement[bool], date_to: date, floor: float
 ) -> list[Alert]:
     """Units below the floor in each of the last two complete months."""
     this_month = _month_start(date_to)
@@ -334,12 +426,13 @@ async def _low_satisfaction_alerts(
     m2 = _month_start(m1 - timedelta(days=1))
     monthly: dict[int, dict[date, dict[str, int]]] = defaultdict(dict)
     for month in (m2, m1):
-        end = _month_start(month + timedelta(days=32))
-        for (uid,), m in await _rows(
+        rows = await _rows(
             session,
-            and_(stats_scope, StatsDaily.day >= month, StatsDaily.day < end),
-            [StatsDaily.unit_id],
-        ):
+            and_(unit_where, StatsUnitMonth.month == month),
+            [StatsUnitMonth.unit_id],
+            StatsUnitMonth,
+        )
+        for (uid,), m in rows:
             monthly[uid][month] = m
     alerts: list[Alert] = []
     tz = ZoneInfo("Asia/Shanghai")
@@ -376,49 +469,69 @@ async def _low_satisfaction_alerts(
     return alerts
 
 
+MAX_CLUSTERS = 20
+CASES_PER_ALERT = 50
+
+
 async def _cluster_alerts(
-    session: AsyncSession, stats_scope: ColumnElement[bool], date_to: date, n: int, days: int
+    session: AsyncSession, scope: Scope, date_to: date, n: int, days: int
 ) -> list[Alert]:
-    """类案: at least n complaints on one item in one township within the window."""
+    """类案: at least n complaints on one item in one township within the window;
+    the largest clusters first, at most MAX_CLUSTERS, their cases in one query."""
     start = date_to - timedelta(days=days - 1)
-    rows = await _rows(
-        session,
-        and_(stats_scope, StatsDaily.day >= start, StatsDaily.day <= date_to),
-        [StatsDaily.item_code, StatsDaily.township_code],
+    where = and_(
+        StatsDaily.township_code.startswith(scope.prefix),
+        StatsDaily.day >= start,
+        StatsDaily.day <= date_to,
     )
-    alerts: list[Alert] = []
+    if scope.unit_id is not None:
+        where = and_(where, StatsDaily.unit_id == scope.unit_id)
+    total = func.sum(StatsDaily.received)
+    rows = (
+        await session.execute(
+            select(StatsDaily.item_code, StatsDaily.township_code, total)
+            .where(where)
+            .group_by(StatsDaily.item_code, StatsDaily.township_code)
+            .having(total >= n)
+            .order_by(total.desc(), StatsDaily.item_code, StatsDaily.township_code)
+            .limit(MAX_CLUSTERS)
+        )
+    ).all()
+    if not rows:
+        return []
     tz = ZoneInfo("Asia/Shanghai")
     lo = datetime.combine(start, datetime.min.time(), tz)
     hi = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tz)
-    for (item_code, town), m in rows:
-        if m["received"] < n:
-            continue
-        ids = (
-            (
-                await session.execute(
-                    select(Complaint.id)
-                    .where(
-                        Complaint.item_code == item_code,
-                        Complaint.township_code == town,
-                        Complaint.received_at >= lo,
-                        Complaint.received_at < hi,
-                    )
-                    .order_by(Complaint.received_at)
-                )
+    pairs = [(r[0], r[1]) for r in rows]
+    found = (
+        await session.execute(
+            select(Complaint.id, Complaint.item_code, Complaint.township_code)
+            .where(
+                tuple_(Complaint.item_code, Complaint.township_code).in_(pairs),
+                Complaint.received_at >= lo,
+                Complaint.received_at < hi,
             )
-            .scalars()
-            .all()
+            .order_by(Complaint.received_at)
         )
-        name = (
-            await session.execute(select(Item.name).where(Item.code == item_code).limit(1))
-        ).scalar_one_or_none()
-        alerts.append(
-            Alert(
-                kind="cluster",
-                title=f"类案：{days} 天内同一乡镇「{name or item_code}」{m['received']} 件",
-                item_code=item_code,
-                township_code=town,
-                complaint_ids=list(ids),
+    ).all()
+    cases: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for cid, item, town in found:
+        if len(cases[(item, town)]) < CASES_PER_ALERT:
+            cases[(item, town)].append(cid)
+    names = dict(
+        (
+            await session.execute(
+                select(Item.code, Item.name).where(Item.code.in_([p[0] for p in pairs]))
             )
+        ).all()
+    )
+    return [
+        Alert(
+            kind="cluster",
+            title=f"类案：{days} 天内同一乡镇「{names.get(item, item)}」{count} 件",
+            item_code=item,
+            township_code=town,
+            complaint_ids=cases[(item, town)],
         )
-    return alerts
+        for item, town, count in rows
+    ]
