@@ -75,10 +75,12 @@ METRICS = (
 async def _reference(conn: asyncpg.Connection) -> dict[str, object]:
     villages = await conn.fetch(
         "select v.code, t.code as township, c.code as county from regions v "
-        "join regions t on t.code = v.parent_code join regions c on c.code = t.parent_code where v.level = 'village'"
+        "join regions t on t.code = v.parent_code join regions c on c.code = t.parent_code "
+        "where v.level = 'village'"
     )
     items = await conn.fetch(
-        "select i.id, i.code, i.scope, i.tier, i.time_limit_days, i.klass, d.code as dept, d.group_code "
+        "select i.id, i.code, i.scope, i.tier, i.time_limit_days, i.klass, d.code as dept, "
+        "d.group_code "
         "from items i join departments d on d.code = i.department_code "
         "join taxonomy_versions v on v.id = i.version_id where v.is_current and not i.retired"
     )
@@ -119,7 +121,7 @@ async def generate(
 
         batch: list[tuple[object, ...]] = []
         counters: dict[str, int] = defaultdict(int)
-        for i in range(n):
+        for _ in range(n):
             v = rnd.choices(villages, village_w)[0]
             it = rnd.choices(items, item_w)[0]
             age = timedelta(seconds=rnd.random() * 365 * 86400)
