@@ -256,20 +256,19 @@ async def generate(
         )
         sums = ", ".join(f"sum({m})" for m in METRICS)
         cols = ", ".join(METRICS)
+        month = "date_trunc('month', day)::date"
+        for table, keys, select_keys, group in (
+            ("stats_town_day", "day, township_code, county_code", "day, township_code, min(county_code)", "1, 2"),
+            ("stats_unit_month", "month, unit_id, county_code", f"{month}, unit_id, county_code", "1, 2, 3"),
+            ("stats_item_month", "month, item_code, county_code", f"{month}, item_code, county_code", "1, 2, 3"),
+        ):
+            await conn.execute(
+                f"insert into {table}({keys}, {cols}) "
+                f"select {select_keys}, {sums} from stats_daily group by {group}"
+            )
         await conn.execute(
-            f"insert into stats_town_day(day, township_code, county_code, {cols}) "
-            f"select day, township_code, min(county_code), {sums} from stats_daily group by day, township_code"
-        )
-        await conn.execute(
-            f"insert into stats_unit_month(month, unit_id, county_code, {cols}) "
-            f"select date_trunc('month', day)::date, unit_id, county_code, {sums} from stats_daily group by 1, 2, 3"
-        )
-        await conn.execute(
-            f"insert into stats_item_month(month, item_code, county_code, {cols}) "
-            f"select date_trunc('month', day)::date, item_code, county_code, {sums} from stats_daily group by 1, 2, 3"
-        )
-        await conn.execute(
-            "insert into tracking_counters(day, value) select to_date(substr(tracking_no, 3, 8), 'YYYYMMDD'), "
+            "insert into tracking_counters(day, value) "
+            "select to_date(substr(tracking_no, 3, 8), 'YYYYMMDD'), "
             "max(cast(substr(tracking_no, 12) as integer)) from complaints group by 1 "
             "on conflict (day) do update set value = excluded.value"
         )
