@@ -258,9 +258,24 @@ async def generate(
         cols = ", ".join(METRICS)
         month = "date_trunc('month', day)::date"
         for table, keys, select_keys, group in (
-            ("stats_town_day", "day, township_code, county_code", "day, township_code, min(county_code)", "1, 2"),
-            ("stats_unit_month", "month, unit_id, county_code", f"{month}, unit_id, county_code", "1, 2, 3"),
-            ("stats_item_month", "month, item_code, county_code", f"{month}, item_code, county_code", "1, 2, 3"),
+            (
+                "stats_town_day",
+                "day, township_code, county_code",
+                "day, township_code, min(county_code)",
+                "1, 2",
+            ),
+            (
+                "stats_unit_month",
+                "month, unit_id, county_code",
+                f"{month}, unit_id, county_code",
+                "1, 2, 3",
+            ),
+            (
+                "stats_item_month",
+                "month, item_code, county_code",
+                f"{month}, item_code, county_code",
+                "1, 2, 3",
+            ),
         ):
             await conn.execute(
                 f"insert into {table}({keys}, {cols}) "
