@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from app.models.stats import METRICS
+
 TZ = ZoneInfo("Asia/Shanghai")
 OPEN = ("submitted", "accepted", "assigned", "in_progress", "reopened")
 COLUMNS = [
@@ -55,21 +57,6 @@ COLUMNS = [
     "accepted_at",
     "resolved_at",
 ]
-METRICS = (
-    "received",
-    "accepted",
-    "closed",
-    "closed_on_time",
-    "handling_days_sum",
-    "rated",
-    "satisfied",
-    "basic",
-    "unsatisfied",
-    "score_sum",
-    "unsolved",
-    "reopened",
-    "fake_closures",
-)
 
 
 async def _reference(conn: asyncpg.Connection) -> dict[str, object]:

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from app.complaints.schemas import (
     ComplaintFiled,
     ComplaintSummary,
     ItemBrief,
+    Location,
     MediaLink,
     SupplementCreate,
     TimelineEntry,
@@ -29,10 +31,11 @@ from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.storage import MediaStore
 from app.media import service as media_service
-from app.models import Citizen, Complaint, Media, Notification, TaxonomyVersion
+from app.models import Citizen, Complaint, Item, Media, Notification, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
 from app.regions import service as regions_service
 from app.routing import service as routing_service
+from app.routing.engine import RouteDecision
 from app.stats import rollup
 from app.workflow.machine import CardThresholds
 
@@ -118,6 +121,132 @@ def _attach(media: Sequence[Media], complaint_id: str, now: datetime) -> None:
         )
 
 
+@dataclass
+class NewCase:
+    """Everything a new case needs, whichever door it came in by."""
+
+    item: Item
+    path: list[Region]
+    decision: RouteDecision
+    channel: Channel
+    content: str
+    anonymous: bool
+    accusation: bool
+    accused_level: RegionLevel | None
+    received_at: datetime
+    actor_kind: str
+    actor_id: int
+    citizen_id: int | None = None
+    filed_by_staff_id: int | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    reporter_name: str | None = None
+    query_code: str | None = None
+    location: Location | None = None
+    priority: int = 0
+    priority_flags: list[str] = field(default_factory=list)
+    media: list[Media] = field(default_factory=list)
+
+
+async def open_case(
+    session: AsyncSession, new: NewCase, *, settings: Settings, now: datetime
+) -> Complaint:
+    """Register a case (one door for every channel): its gapless number, the
+    filed and routed events, the rollups, its media, and the taxonomy pin."""
+    decision, village = new.decision, new.path[-1]
+    complaint_id = uuid.uuid4().hex
+    tz = ZoneInfo(settings.timezone)
+    local_day = now.astimezone(tz).date()
+    # Taken last before the inserts: the counter row stays locked only briefly.
+    seq = await repository.next_counter(session, local_day)
+    by_level = {r.level: r for r in new.path}
+    yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
+    complaint = Complaint(
+        id=complaint_id,
+        tracking_no=f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}",
+        channel=new.channel,
+        citizen_id=new.citizen_id,
+        filed_by_staff_id=new.filed_by_staff_id,
+        item_id=new.item.id,
+        item_code=new.item.code,
+        region_code=village.code,
+        township_code=by_level[RegionLevel.township].code,
+        county_code=by_level[RegionLevel.county].code,
+        content=new.content,
+        anonymous=new.anonymous,
+        contact_name=None if new.anonymous else new.contact_name,
+        contact_phone=None if new.anonymous else new.contact_phone,
+        reporter_name=None if new.anonymous else new.reporter_name,
+        query_code_hash=_hash_code(complaint_id, new.query_code) if new.query_code else None,
+        location_lat=new.location.lat if new.location else None,
+        location_lng=new.location.lng if new.location else None,
+        location_address=new.location.address if new.location else None,
+        accusation=new.accusation,
+        accused_level=new.accused_level,
+        status=ComplaintStatus.submitted,
+        version=1,
+        unit_id=decision.unit.id,
+        department_code=decision.department_code,
+        department_region_code=decision.department_region_code,
+        cadre_id=decision.cadre_id,
+        tier=decision.tier,
+        time_limit_days=decision.time_limit_days,
+        received_at=new.received_at,
+        accept_due_at=decision.accept_due_at,
+        due_at=decision.due_at,
+        routing_trace=list(decision.trace),
+        yellow_at=yellow_at,
+        orange_at=orange_at,
+        priority=new.priority,
+        priority_flags=list(new.priority_flags),
+        reopen_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(complaint)
+    filed = events.build(
+        complaint,
+        None,
+        kind="filed",
+        public=True,
+        actor_kind=new.actor_kind,
+        actor_id=new.actor_id,
+        at=now,
+        to_status=ComplaintStatus.submitted.value,
+        note=f"已登记，由{decision.unit.name}负责办理",
+        data={
+            "channel": new.channel.value,
+            "unit_id": decision.unit.id,
+            "received_at": new.received_at.isoformat(),
+            "media_ids": [m.id for m in new.media],
+        },
+    )
+    routed = events.build(
+        complaint,
+        filed,
+        kind="routed",
+        public=False,
+        actor_kind="system",
+        actor_id=None,
+        at=now,
+        data={
+            "unit_id": decision.unit.id,
+            "cadre_id": decision.cadre_id,
+            "override_id": decision.override_id,
+            "trace": list(decision.trace),
+            "warnings": list(decision.warnings),
+        },
+    )
+    session.add_all([filed, routed])
+    await rollup.apply(session, complaint, filed)
+    _attach(new.media, complaint_id, now)
+    version = await session.get(TaxonomyVersion, new.item.version_id)
+    if version is not None and version.first_used_at is None:
+        version.first_used_at = now  # from now on this taxonomy version is immutable
+    await session.flush()
+    return complaint
+
+
 async def file(
     session: AsyncSession,
     *,
@@ -143,104 +272,44 @@ async def file(
         accusation=accusation,
         accused_level=body.accused_level,
     )
-    complaint_id = uuid.uuid4().hex
-    query_code = None
-    if body.anonymous:
-        query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
-
+    query_code = (
+        "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8)) if body.anonymous else None
+    )
+    complaint = await open_case(
+        session,
+        NewCase(
+            item=item,
+            path=path,
+            decision=decision,
+            channel=Channel.online,
+            content=body.content,
+            anonymous=body.anonymous,
+            accusation=accusation,
+            accused_level=body.accused_level,
+            received_at=now,
+            actor_kind="citizen",
+            actor_id=citizen.id,
+            citizen_id=citizen.id,
+            contact_name=body.contact_name,
+            contact_phone=body.contact_phone,
+            query_code=query_code,
+            location=body.location,
+            media=media,
+        ),
+        settings=settings,
+        now=now,
+    )
     tz = ZoneInfo(settings.timezone)
-    local_day = now.astimezone(tz).date()
-    seq = await repository.next_counter(session, local_day)
-    tracking_no = f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}"
-    by_level = {r.level: r for r in path}
-    yellow_at, orange_at = thresholds(settings).moments(now, decision.due_at)
-    complaint = Complaint(
-        id=complaint_id,
-        tracking_no=tracking_no,
-        channel=Channel.online,
-        citizen_id=citizen.id,
-        item_id=item.id,
-        item_code=item.code,
-        region_code=village.code,
-        township_code=by_level[RegionLevel.township].code,
-        county_code=by_level[RegionLevel.county].code,
-        content=body.content,
-        anonymous=body.anonymous,
-        contact_name=None if body.anonymous else body.contact_name,
-        contact_phone=None if body.anonymous else body.contact_phone,
-        query_code_hash=_hash_code(complaint_id, query_code) if query_code else None,
-        location_lat=body.location.lat if body.location else None,
-        location_lng=body.location.lng if body.location else None,
-        location_address=body.location.address if body.location else None,
-        accusation=accusation,
-        accused_level=body.accused_level,
-        status=ComplaintStatus.submitted,
-        version=1,
-        unit_id=decision.unit.id,
-        department_code=decision.department_code,
-        department_region_code=decision.department_region_code,
-        cadre_id=decision.cadre_id,
-        tier=decision.tier,
-        time_limit_days=decision.time_limit_days,
-        received_at=now,
-        accept_due_at=decision.accept_due_at,
-        due_at=decision.due_at,
-        routing_trace=list(decision.trace),
-        yellow_at=yellow_at,
-        orange_at=orange_at,
-        priority=0,
-        priority_flags=[],
-        reopen_count=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(complaint)
-    filed = events.build(
-        complaint,
-        None,
-        kind="filed",
-        public=True,
-        actor_kind="citizen",
-        actor_id=citizen.id,
-        at=now,
-        to_status=ComplaintStatus.submitted.value,
-        note=f"已登记，由{decision.unit.name}负责办理",
-        data={
-            "media_ids": list(body.media_ids),
-            "channel": Channel.online.value,
-            "unit_id": decision.unit.id,
-            "received_at": now.isoformat(),
-        },
-    )
-    routed = events.build(
-        complaint,
-        filed,
-        kind="routed",
-        public=False,
-        actor_kind="system",
-        actor_id=None,
-        at=now,
-        data={
-            "unit_id": decision.unit.id,
-            "cadre_id": decision.cadre_id,
-            "override_id": decision.override_id,
-            "trace": list(decision.trace),
-            "warnings": list(decision.warnings),
-        },
-    )
-    session.add_all([filed, routed])
-    await rollup.apply(session, complaint, filed)
-    _attach(media, complaint_id, now)
     # The acceptance notice the resident is owed (三个100%: 受理100%告知).
     session.add(
         Notification(
             recipient_kind="citizen",
             recipient_id=citizen.id,
-            complaint_id=complaint_id,
+            complaint_id=complaint.id,
             kind="filed",
             title="诉求已登记",
             body=(
-                f"您反映的问题已登记（编号 {tracking_no}），由{decision.unit.name}负责，"
+                f"您反映的问题已登记（编号 {complaint.tracking_no}），由{decision.unit.name}负责，"
                 f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
             ),
             channel="wechat_subscribe",
@@ -250,13 +319,10 @@ async def file(
             created_at=now,
         )
     )
-    version = await session.get(TaxonomyVersion, item.version_id)
-    if version is not None and version.first_used_at is None:
-        version.first_used_at = now  # from now on this taxonomy version is immutable
     await session.flush()
     return ComplaintFiled(
-        id=complaint_id,
-        tracking_no=tracking_no,
+        id=complaint.id,
+        tracking_no=complaint.tracking_no,
         status=complaint.status,
         status_label=complaint.status.label,
         accept_due_at=complaint.accept_due_at,

@@ -71,11 +71,11 @@ class StatsItemMonth(_Metrics, Base):
     county_code: Mapped[str] = mapped_column(String(12), primary_key=True)
 
 
-class StatsDaily(Base):
+class StatsDaily(_Metrics, Base):
     """Counts per day × unit × item × township, kept in step with the events.
 
-    Statistics read these rows, never the complaints table (open overdue cases
-    aside, which are few and indexed).
+    The finest grain: single-unit and township views, cluster alerts, and the
+    source the coarse tables are derived from.
     """
 
     __tablename__ = "stats_daily"
@@ -85,19 +85,6 @@ class StatsDaily(Base):
     item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
     township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     county_code: Mapped[str] = mapped_column(String(12))
-    received: Mapped[int] = mapped_column(Integer, default=0)
-    accepted: Mapped[int] = mapped_column(Integer, default=0)
-    closed: Mapped[int] = mapped_column(Integer, default=0)
-    closed_on_time: Mapped[int] = mapped_column(Integer, default=0)
-    handling_days_sum: Mapped[int] = mapped_column(Integer, default=0)
-    rated: Mapped[int] = mapped_column(Integer, default=0)
-    satisfied: Mapped[int] = mapped_column(Integer, default=0)
-    basic: Mapped[int] = mapped_column(Integer, default=0)
-    unsatisfied: Mapped[int] = mapped_column(Integer, default=0)
-    score_sum: Mapped[int] = mapped_column(Integer, default=0)
-    unsolved: Mapped[int] = mapped_column(Integer, default=0)
-    reopened: Mapped[int] = mapped_column(Integer, default=0)
-    fake_closures: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_stats_daily_township_day", "township_code", "day"),

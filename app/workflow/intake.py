@@ -4,22 +4,19 @@ real received time so deadlines count from when it really came in."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import events, repository
+from app.complaints import repository
+from app.complaints import service as complaints_service
 from app.complaints.schemas import PHONE_RE
-from app.complaints.service import thresholds
 from app.core.config import Settings
 from app.core.errors import BadRequest, Forbidden
-from app.models import Complaint, Media, StaffUser, TaxonomyVersion
-from app.models.enums import Channel, ComplaintStatus, MediaStatus, RegionLevel, StaffRole
+from app.models import Media, StaffUser
+from app.models.enums import Channel, MediaStatus, RegionLevel, StaffRole
 from app.regions import service as regions_service
 from app.routing import service as routing_service
-from app.stats import rollup
 from app.workflow.machine import Priority, priority_score
 from app.workflow.schemas import OfflineIntake
 
@@ -80,91 +77,30 @@ async def register(
             if m is None or m.owner_staff_id != user.id or m.status is not MediaStatus.ready:
                 raise BadRequest(f"材料 {mid} 不存在或不可用")
             media.append(m)
-    tz = ZoneInfo(settings.timezone)
-    day = now.astimezone(tz).date()
-    seq = await repository.next_counter(session, day)
-    by_level = {r.level: r for r in path}
     flags = {Priority(f) for f in body.priority_flags}
-    yellow_at, orange_at = thresholds(settings).moments(received, decision.due_at)
-    complaint = Complaint(
-        id=uuid.uuid4().hex,
-        tracking_no=f"{settings.tracking_prefix}{day:%Y%m%d}-{seq:06d}",
-        channel=body.channel,
-        citizen_id=None,
-        filed_by_staff_id=user.id,
-        item_id=item.id,
-        item_code=item.code,
-        region_code=village.code,
-        township_code=by_level[RegionLevel.township].code,
-        county_code=by_level[RegionLevel.county].code,
-        content=body.content.strip(),
-        anonymous=body.anonymous,
-        contact_name=None if body.anonymous else body.reporter_name,
-        contact_phone=None if body.anonymous else phone,
-        reporter_name=None if body.anonymous else body.reporter_name,
-        accusation=accusation,
-        accused_level=accused,
-        status=ComplaintStatus.submitted,
-        version=1,
-        unit_id=decision.unit.id,
-        department_code=decision.department_code,
-        department_region_code=decision.department_region_code,
-        cadre_id=decision.cadre_id,
-        tier=decision.tier,
-        time_limit_days=decision.time_limit_days,
-        received_at=received,
-        accept_due_at=decision.accept_due_at,
-        due_at=decision.due_at,
-        routing_trace=list(decision.trace),
-        yellow_at=yellow_at,
-        orange_at=orange_at,
-        priority=priority_score(flags),
-        priority_flags=sorted(f.value for f in flags),
-        reopen_count=0,
-        created_at=now,
-        updated_at=now,
+    complaint = await complaints_service.open_case(
+        session,
+        complaints_service.NewCase(
+            item=item,
+            path=path,
+            decision=decision,
+            channel=body.channel,
+            content=body.content.strip(),
+            anonymous=body.anonymous,
+            accusation=accusation,
+            accused_level=accused,
+            received_at=received,
+            actor_kind="staff",
+            actor_id=user.id,
+            filed_by_staff_id=user.id,
+            contact_name=body.reporter_name,
+            contact_phone=phone,
+            reporter_name=body.reporter_name,
+            priority=priority_score(flags),
+            priority_flags=sorted(f.value for f in flags),
+            media=media,
+        ),
+        settings=settings,
+        now=now,
     )
-    session.add(complaint)
-    filed = events.build(
-        complaint,
-        None,
-        kind="filed",
-        public=True,
-        actor_kind="staff",
-        actor_id=user.id,
-        at=now,
-        to_status=ComplaintStatus.submitted.value,
-        note=f"已登记，由{decision.unit.name}负责办理",
-        data={
-            "channel": body.channel.value,
-            "received_at": received.isoformat(),
-            "unit_id": decision.unit.id,
-        },
-    )
-    routed = events.build(
-        complaint,
-        filed,
-        kind="routed",
-        public=False,
-        actor_kind="system",
-        actor_id=None,
-        at=now,
-        data={
-            "unit_id": decision.unit.id,
-            "cadre_id": decision.cadre_id,
-            "trace": list(decision.trace),
-        },
-    )
-    session.add_all([filed, routed])
-    await rollup.apply(session, complaint, filed)
-    for m in media:
-        m.status, m.attached_to, m.attached_at = (
-            MediaStatus.attached,
-            f"complaint:{complaint.id}",
-            now,
-        )
-    version = await session.get(TaxonomyVersion, item.version_id)
-    if version is not None and version.first_used_at is None:
-        version.first_used_at = now
-    await session.flush()
     return complaint.id
