@@ -90,42 +90,19 @@ async def rate(
         )
     ).scalar_one()
     if body.satisfaction == "unsatisfied" and earlier_reopens < settings.reopen_on_unsatisfied:
-        await workflow.change_status(
+        await reopen(
             session,
             c,
-            ComplaintStatus.reopened,
-            now=now,
-            values={
-                "reopen_count": c.reopen_count + 1,
-                "resolved_at": None,
-                "closed_at": None,
-                "result": None,
-                "priority_flags": sorted({*c.priority_flags, "dissatisfied"}),
-            },
-        )
-        rating.reopened = True
-        await events.append(
-            session,
-            c,
-            kind="reopened",
-            public=True,
             actor_kind="citizen",
             actor_id=citizen.id,
-            at=now,
-            from_status=None,
-            to_status=ComplaintStatus.reopened.value,
+            flag="dissatisfied",
             note="群众对办理结果不满意，重新办理",
-        )
-        receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
-        notify.to_staff(
-            session,
-            receivers,
-            complaint_id=c.id,
-            kind="reopened",
-            title="群众不满意，案件重办",
-            body=f"{c.tracking_no}：{comment or '群众评价不满意'}",
+            notice_kind="reopened",
+            notice_title="群众不满意，案件重办",
+            notice_body=f"{c.tracking_no}：{comment or '群众评价不满意'}",
             now=now,
         )
+        rating.reopened = True
     elif c.status is ComplaintStatus.resolved and "complainant" in settings.signoff_slots:
         await _complainant_signs(session, c, citizen, now=now, settings=settings)
     await session.flush()
@@ -138,6 +115,56 @@ async def rate(
         reopened=rating.reopened,
         status=c.status.value,
         created_at=now,
+    )
+
+
+async def reopen(
+    session: AsyncSession,
+    c: Complaint,
+    *,
+    actor_kind: str,
+    actor_id: int,
+    flag: str,
+    note: str,
+    notice_kind: str,
+    notice_title: str,
+    notice_body: str,
+    now: datetime,
+) -> None:
+    """Reopen from a verdict (rating or callback): status, flag, public event, unit notice."""
+    await workflow.change_status(
+        session,
+        c,
+        ComplaintStatus.reopened,
+        now=now,
+        values={
+            "reopen_count": c.reopen_count + 1,
+            "resolved_at": None,
+            "closed_at": None,
+            "result": None,
+            "priority_flags": sorted({*c.priority_flags, flag}),
+        },
+    )
+    await events.append(
+        session,
+        c,
+        kind="reopened",
+        public=True,
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        at=now,
+        to_status=ComplaintStatus.reopened.value,
+        note=note,
+    )
+    receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
+    notify.to_staff(
+        session,
+        receivers,
+        complaint_id=c.id,
+        kind=notice_kind,
+        title=notice_title,
+        body=notice_body,
+        now=now,
     )
 
 
@@ -291,37 +318,16 @@ async def record_callback(
         },
     )
     if body.fake_closure and c.status is ComplaintStatus.closed:
-        await workflow.change_status(
+        await reopen(
             session,
             c,
-            ComplaintStatus.reopened,
-            now=now,
-            values={
-                "reopen_count": c.reopen_count + 1,
-                "closed_at": None,
-                "resolved_at": None,
-                "priority_flags": sorted({*c.priority_flags, "fake_closure"}),
-            },
-        )
-        await events.append(
-            session,
-            c,
-            kind="reopened",
-            public=True,
             actor_kind="staff",
             actor_id=user.id,
-            at=now,
-            to_status=ComplaintStatus.reopened.value,
+            flag="fake_closure",
             note="回访发现问题未真正解决，重新办理",
-        )
-        receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
-        notify.to_staff(
-            session,
-            receivers,
-            complaint_id=c.id,
-            kind="fake_closure",
-            title="回访发现虚假办结",
-            body=f"{c.tracking_no} 回访发现虚假办结，已重新办理：{body.note.strip()}",
+            notice_kind="fake_closure",
+            notice_title="回访发现虚假办结",
+            notice_body=f"{c.tracking_no} 回访发现虚假办结，已重新办理：{body.note.strip()}",
             now=now,
         )
     await session.flush()
