@@ -5,17 +5,15 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
 from app.ledger import service
-from app.models.enums import ComplaintStatus
 from app.staff.dependencies import CurrentStaff
-from app.workflow.machine import Card
-from app.workflow.queue import QueueFilter
+from app.workflow.queue import QueueFilter, queue_filter
 
 router = APIRouter(prefix="/staff", tags=["ledger"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -36,17 +34,10 @@ async def ledger(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-    status: ComplaintStatus | None = None,
-    card: Card | None = None,
-    unit_id: int | None = None,
-    item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    f: Annotated[QueueFilter, Depends(queue_filter)],
 ) -> FileResponse:
+    """The queue's filters and order, as the register (台账)."""
     now = clock.now()
-    f = QueueFilter(
-        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
-    )
     path, _ = await service.write_ledger(session, user, f, now=now, settings=settings)
     return _file(path, XLSX, f"台账-{now:%Y%m%d}.xlsx")
 

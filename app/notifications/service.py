@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Complaint, Notification, StaffUser
 from app.models.enums import StaffRole
 
-CITIZEN_KINDS = {"accepted", "rejected", "replied", "resolved"}
-
 
 def to_citizen(
     session: AsyncSession, complaint: Complaint, *, kind: str, title: str, body: str, now: datetime

@@ -17,6 +17,19 @@ PREFIX_LENGTH = {
 }
 
 
+def prefix_of(code: str) -> str:
+    """The significant prefix of a 12-digit code, read from its structure
+    (city 4, county 6, township 9, village 12 digits): 511702005010 stays
+    whole, where stripping zeros would also match 511702005011–019."""
+    if code[4:] == "0" * 8:
+        return code[:4]
+    if code[6:] == "0" * 6:
+        return code[:6]
+    if code[9:] == "000":
+        return code[:9]
+    return code
+
+
 def ancestor_codes(code: str) -> list[str]:
     """City first, down to ``code`` itself, derived from the code's digits."""
     out: list[str] = []

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import BadRequest, NotFound, UnprocessableEntity
+from app.core.errors import NotFound, UnprocessableEntity
 from app.models import Department, Item, SupervisionUnit
 from app.models.enums import RegionLevel
 from app.regions import service as regions_service
@@ -132,8 +132,3 @@ async def decide(
         )
     except RoutingError as exc:
         raise Unroutable(str(exc)) from exc
-
-
-def require_village(level: RegionLevel, code: str) -> None:
-    if level is not RegionLevel.village:
-        raise BadRequest(f"区划 {code} 不是村（社区），请选择具体的村或社区")

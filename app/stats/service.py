@@ -33,7 +33,7 @@ from app.models import (
 )
 from app.models.enums import ComplaintStatus, StaffRole, UnitKind
 from app.models.stats import METRICS
-from app.regions.repository import PREFIX_LENGTH
+from app.regions.repository import PREFIX_LENGTH, prefix_of
 from app.stats.schemas import Alert, Breakdown, Figures, Overview, PublicStats, RankedUnit, Rankings
 from app.taxonomy import service as taxonomy_service
 
@@ -73,14 +73,6 @@ def figures(m: dict[str, int], open_overdue: int = 0) -> Figures:
         reopen_rate=_ratio(m.get("reopened", 0), closed),
         avg_handling_days=round(m.get("handling_days_sum", 0) / closed, 2) if closed else None,
     )
-
-
-def _prefix(region_code: str, level_len: int | None = None) -> str:
-    stripped = region_code.rstrip("0")
-    for n in (4, 6, 9, 12):
-        if len(stripped) <= n:
-            return region_code[: max(n, level_len or 0)]
-    return region_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +172,12 @@ async def overview(
         raise BadRequest("开始日期不能晚于结束日期")
     prefix = scope.prefix
     if region_code:
-        asked = _prefix(region_code)
-        if not asked.startswith(prefix):
-            return await overview(
-                session,
-                scope=Scope(prefix=asked, unit_id=-1),
-                region_code=region_code,
-                date_from=date_from,
-                date_to=date_to,
-                now=now,
-            )
-        prefix = asked
+        # The region asked for, intersected with what the caller may count.
+        asked = prefix_of(region_code)
+        if asked.startswith(prefix):
+            prefix = asked
+        elif not prefix.startswith(asked):
+            raise Forbidden("该区域不在本单位的统计范围内")
     cwhere = and_(scope.complaints(), Complaint.region_code.startswith(prefix))
     fine = scope.unit_id is not None or len(prefix) > 6
     if fine:

@@ -89,6 +89,7 @@ async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 
         .limit(limit)
     )
     raised = 0
+    leaders_of: dict[int, list[int]] = {}
     for c, unit_name in (await session.execute(stmt)).all():
         try:
             async with session.begin_nested():
@@ -117,7 +118,11 @@ async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 
                 )
         except IntegrityError:
             continue  # another worker raised it first
-        leaders = await notify.staff_of_unit(session, c.unit_id, [StaffRole.leader])
+        if c.unit_id not in leaders_of:  # one lookup per unit, not per case
+            leaders_of[c.unit_id] = await notify.staff_of_unit(
+                session, c.unit_id, [StaffRole.leader]
+            )
+        leaders = leaders_of[c.unit_id]
         notify.to_staff(
             session,
             leaders,

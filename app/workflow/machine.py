@@ -58,8 +58,6 @@ IN_PLACE: dict[Action, frozenset[S]] = {
     Action.sign: frozenset({S.resolved}),
 }
 
-STATUS_CN = {s: s.label for s in S}
-
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"

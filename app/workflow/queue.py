@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from sqlalchemy import ColumnElement, Select, and_, case, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,7 @@ from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone, 
 from app.core.config import Settings
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import ComplaintStatus, StaffRole
+from app.regions.repository import prefix_of
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
 from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
@@ -53,6 +56,20 @@ class QueueFilter:
     q: str | None = None
 
 
+def queue_filter(
+    status: ComplaintStatus | None = None,
+    card: Card | None = None,
+    unit_id: int | None = None,
+    item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+) -> QueueFilter:
+    """The queue's filters as one dependency: the queue and the ledger share it."""
+    return QueueFilter(
+        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
+    )
+
+
 Row = tuple[Complaint, str, str, SupervisionUnit]
 
 
@@ -77,9 +94,7 @@ def _filtered(
     if f.item_code:
         stmt = stmt.where(Complaint.item_code == f.item_code)
     if f.region_code:
-        stmt = stmt.where(
-            Complaint.region_code.startswith(f.region_code.rstrip("0") or f.region_code)
-        )
+        stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
     if f.q:
         needle = f.q.strip()
         stmt = stmt.where(

@@ -9,11 +9,11 @@ from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
 from app.models import Notification, SupervisionOrder
-from app.models.enums import ComplaintStatus, StaffRole
+from app.models.enums import StaffRole
 from app.staff.dependencies import CurrentStaff
 from app.supervision import service as supervision
 from app.workflow import intake, queue, service
-from app.workflow.machine import Action, Card
+from app.workflow.machine import Action
 from app.workflow.schemas import (
     ActionRequest,
     CaseFile,
@@ -34,16 +34,8 @@ async def list_queue(
     settings: SettingsDep,
     clock: ClockDep,
     page: Annotated[PageParams, Depends(page_params)],
-    status: ComplaintStatus | None = None,
-    card: Card | None = None,
-    unit_id: int | None = None,
-    item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    f: Annotated[queue.QueueFilter, Depends(queue.queue_filter)],
 ) -> QueuePage:
-    f = queue.QueueFilter(
-        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
-    )
     items = await queue.queue(
         session, user, f, now=clock.now(), settings=settings, limit=page.limit, offset=page.offset
     )

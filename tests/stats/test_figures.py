@@ -89,10 +89,15 @@ async def test_every_rate_matches_the_hand_computed_figures(
         round(2 / 3, 4),
     )
 
-    other_town = (
-        await client.get("/api/v1/staff/stats/overview?region_code=511702001000", headers=s.zhang)
+    # another township is outside this unit's statistics, not an empty page
+    other_town = await client.get(
+        "/api/v1/staff/stats/overview?region_code=511702001000", headers=s.zhang
+    )
+    assert other_town.status_code == 403
+    from_county = (
+        await client.get("/api/v1/staff/stats/overview?region_code=511702001000", headers=s.county)
     ).json()
-    assert other_town["totals"]["received"] == 0
+    assert from_county["totals"]["received"] == 0
     county = (await client.get("/api/v1/staff/stats/overview", headers=s.county)).json()
     assert county["totals"]["received"] >= 5
 
