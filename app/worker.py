@@ -1,5 +1,6 @@
-"""``ydt worker``: the periodic work (red-card sweeps and their orders, outbox
-delivery). Safe to run as several processes: orders are unique per spell and
+"""``ydt worker``: the periodic work (red-card sweeps and their orders, folding
+past days of the open-cases rollup, outbox delivery). Safe to run as several
+processes: orders are unique per spell, folds lock the table they rewrite, and
 notifications are claimed with leases."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.notifications.delivery import DeliveryStats, deliver
+from app.stats import rollup
 from app.supervision import service as supervision
 from app.wechat.client import WeChatClient
 
@@ -42,6 +44,9 @@ async def tick(
 ) -> TickResult:
     async with sessionmaker() as s:
         orders = await supervision.sweep_red_cards(s, now=clock.now())
+        await s.commit()
+    async with sessionmaker() as s:
+        await rollup.compact_open_due(s, rollup.local_date(clock.now()), min_rows=200)
         await s.commit()
     stats = await deliver(sessionmaker, wechat, settings, worker_id=me, now=clock.now())
     return TickResult(orders, stats)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app.core.config import get_settings
-from app.core.db import Base, create_engine
+from app.core.db import Base, create_engine, include_object
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -23,6 +23,7 @@ def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=include_object,
         render_as_batch=True,
         compare_type=True,
         compare_server_default=True,

@@ -127,11 +127,12 @@ async def write_ledger(
     ws.append(header)
     categories = {c.code: c.name for c in (await _category_names(session))}
     written = 0
-    offset = 0
+    after: queue.QueueCursor | None = None
     while written < limit:
-        items = await queue.queue(
-            session, user, f, now=now, settings=settings, limit=BATCH, offset=offset
+        page = await queue.queue(
+            session, user, f, now=now, settings=settings, limit=BATCH, after=after
         )
+        items = page.items
         if not items:
             break
         ids = [i.id for i in items]
@@ -167,7 +168,9 @@ async def write_ledger(
             )
         await asyncio.to_thread(_append_rows, ws, batch)
         written += len(items)
-        offset += BATCH
+        if page.next_cursor is None:
+            break
+        after = queue.QueueCursor.decode(page.next_cursor)
         session.expunge_all()  # keep the identity map from growing with the ledger
     await asyncio.to_thread(wb.save, str(tmp))
     return tmp, written

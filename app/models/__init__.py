@@ -21,7 +21,13 @@ from app.models.reference import (
 )
 from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
 from app.models.staff import StaffUser
-from app.models.stats import StatsDaily, StatsItemMonth, StatsTownDay, StatsUnitMonth
+from app.models.stats import (
+    StatsDaily,
+    StatsItemMonth,
+    StatsOpenDue,
+    StatsTownDay,
+    StatsUnitMonth,
+)
 
 __all__ = [
     "CalendarDay",
@@ -45,6 +51,7 @@ __all__ = [
     "StaffUser",
     "StatsDaily",
     "StatsItemMonth",
+    "StatsOpenDue",
     "StatsTownDay",
     "StatsUnitMonth",
     "SupervisionOrder",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,6 +79,11 @@ class Complaint(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # Where this case is counted in stats_open_due (unit and local due day), or
+    # NULL once it is no longer open: the rollup moves it when any of the three
+    # changes, whatever path changed them.
+    open_unit_id: Mapped[int | None] = mapped_column(Integer)
+    open_due_day: Mapped[date | None] = mapped_column(Date)
 
     __table_args__ = (
         Index("ix_complaints_citizen_created", "citizen_id", "created_at"),
@@ -87,7 +93,32 @@ class Complaint(Base):
         Index("ix_complaints_handler", "handler_department_code", "handler_region_code"),
         Index("ix_complaints_filed_by", "filed_by_staff_id"),
         Index("ix_complaints_status_due", "status", "due_at"),
+        Index("ix_complaints_item_town_received", "item_code", "township_code", "received_at"),
     )
+
+
+# The queue's order is (card, priority desc, due, id). Each card is one range of
+# open cases by due time, so these two partial indexes let every card bucket be
+# read in order and resumed from a keyset cursor, touching only one page. The
+# predicates are literal SQL so PostgreSQL and SQLite can match them to queries.
+OPEN_SQL = "status NOT IN ('closed', 'rejected')"
+DONE_SQL = "status IN ('closed', 'rejected')"
+Index(
+    "ix_complaints_queue_open",
+    -Complaint.priority,
+    Complaint.due_at,
+    Complaint.id,
+    postgresql_where=text(OPEN_SQL),
+    sqlite_where=text(OPEN_SQL),
+)
+Index(
+    "ix_complaints_queue_done",
+    -Complaint.priority,
+    Complaint.due_at,
+    Complaint.id,
+    postgresql_where=text(DONE_SQL),
+    sqlite_where=text(DONE_SQL),
+)
 
 
 class ComplaintEvent(Base):

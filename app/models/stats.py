@@ -90,3 +90,24 @@ class StatsDaily(_Metrics, Base):
         Index("ix_stats_daily_township_day", "township_code", "day"),
         Index("ix_stats_daily_unit_day", "unit_id", "day"),
     )
+
+
+class StatsOpenDue(Base):
+    """Open cases counted by local due day, unit, item and township.
+
+    "Open and overdue now" is the sum over due days before today, so the
+    overview never scans the cases. Rows for days long past are folded into
+    one row per key dated ``SETTLED_DAY`` (``rollup.compact_open_due``), which
+    keeps the rows read bounded by the reference data rather than the cases.
+    A closure after folding may leave a negative row for its old day; sums stay
+    exact and the next fold absorbs it.
+    """
+
+    __tablename__ = "stats_open_due"
+
+    due_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(12))
+    open: Mapped[int] = mapped_column(Integer, default=0)

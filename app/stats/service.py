@@ -1,8 +1,7 @@
 """Figures, rankings and alerts, read from the rollups (not the complaints).
 
-The one exception is "open and overdue", which only exists now: it is counted
-from the complaints table through its (status, due_at) index, so it touches
-only the open overdue cases.
+"Open and overdue", which only exists now, comes from stats_open_due: open
+cases by due day, summed over the days before today.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, func, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -27,6 +26,7 @@ from app.models import (
     StaffUser,
     StatsDaily,
     StatsItemMonth,
+    StatsOpenDue,
     StatsTownDay,
     StatsUnitMonth,
     SupervisionUnit,
@@ -34,6 +34,7 @@ from app.models import (
 from app.models.enums import ComplaintStatus, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
+from app.stats import rollup
 from app.stats.schemas import Alert, Breakdown, Figures, Overview, PublicStats, RankedUnit, Rankings
 from app.taxonomy import service as taxonomy_service
 
@@ -124,16 +125,25 @@ def _merge(rows: Iterable[tuple[str, dict[str, int]]]) -> dict[str, dict[str, in
 
 
 async def _overdue(
-    session: AsyncSession, where: ColumnElement[bool], now: datetime, group: Any | None = None
+    session: AsyncSession,
+    scope: Scope,
+    prefix: str,
+    now: datetime,
+    group: Any | None = None,
 ) -> dict[Any, int]:
-    cond = and_(Complaint.status.in_(OPEN), Complaint.due_at < now, where)
+    """Open cases due before today, from stats_open_due (see its docstring)."""
+    cond = and_(
+        StatsOpenDue.due_day < rollup.local_date(now),
+        StatsOpenDue.township_code.startswith(prefix),
+    )
+    if scope.unit_id is not None:
+        cond = and_(cond, StatsOpenDue.unit_id == scope.unit_id)
+    total = func.coalesce(func.sum(StatsOpenDue.open), 0)
     if group is None:
-        n = (
-            await session.execute(select(func.count()).select_from(Complaint).where(cond))
-        ).scalar_one()
+        n = (await session.execute(select(total).where(cond))).scalar_one()
         return {None: int(n)}
-    rows = (await session.execute(select(group, func.count()).where(cond).group_by(group))).all()
-    return {k: int(v) for k, v in rows}
+    rows = (await session.execute(select(group, total).where(cond).group_by(group))).all()
+    return {k: int(v) for k, v in rows if v}
 
 
 def _month(d: date) -> date:
@@ -178,7 +188,6 @@ async def overview(
             prefix = asked
         elif not prefix.startswith(asked):
             raise Forbidden("该区域不在本单位的统计范围内")
-    cwhere = and_(scope.complaints(), Complaint.region_code.startswith(prefix))
     fine = scope.unit_id is not None or len(prefix) > 6
     if fine:
         where = and_(
@@ -216,10 +225,10 @@ async def overview(
             [StatsItemMonth.item_code],
             StatsItemMonth,
         )
-    overdue_total = (await _overdue(session, cwhere, now))[None]
-    overdue_unit = await _overdue(session, cwhere, now, Complaint.unit_id)
-    overdue_item = await _overdue(session, cwhere, now, Complaint.item_code)
-    overdue_town = await _overdue(session, cwhere, now, Complaint.township_code)
+    overdue_unit = await _overdue(session, scope, prefix, now, StatsOpenDue.unit_id)
+    overdue_item = await _overdue(session, scope, prefix, now, StatsOpenDue.item_code)
+    overdue_town = await _overdue(session, scope, prefix, now, StatsOpenDue.township_code)
+    overdue_total = sum(overdue_town.values())
     totals = _merge(("all", m) for _, m in day_rows)
     months = _merge((k[0].strftime("%Y-%m"), m) for k, m in day_rows)
     towns = _merge((k[1], m) for k, m in day_rows)
@@ -228,6 +237,16 @@ async def overview(
     overdue_cat: dict[str, int] = defaultdict(int)
     for code, n in overdue_item.items():
         overdue_cat[str(code)[:2]] += n
+    # A unit, item or township can hold overdue cases with nothing received or
+    # closed in the period (an escalated case, an old backlog): it still shows.
+    empty = dict.fromkeys(METRICS, 0)
+    seen_units = {k[0] for k, _ in unit_rows}
+    unit_rows += [((u,), dict(empty)) for u in overdue_unit if u not in seen_units]
+    for code in overdue_item:
+        items.setdefault(code, dict(empty))
+        cats.setdefault(str(code)[:2], dict(empty))
+    for town in overdue_town:
+        towns.setdefault(town, dict(empty))
     names = await _labels(session, units=[k[0] for k, _ in unit_rows], towns=list(towns))
     tx = await taxonomy_service.snapshot(session)
     cat_names = {c.code: c.name for c in tx.document.categories}
@@ -348,7 +367,7 @@ async def rankings(
     if scope.unit_id is not None:
         where = and_(where, StatsUnitMonth.unit_id == scope.unit_id)
     by_unit = await _rows(session, where, [StatsUnitMonth.unit_id], StatsUnitMonth)
-    overdue = await _overdue(session, scope.complaints(), now, Complaint.unit_id)
+    overdue = await _overdue(session, scope, scope.prefix, now, StatsOpenDue.unit_id)
     names = await _labels(session, units=[k[0] for k, _ in by_unit], towns=[])
     ranked: list[RankedUnit] = []
     for (uid,), m in by_unit:
@@ -490,21 +509,26 @@ async def _cluster_alerts(
     lo = datetime.combine(start, datetime.min.time(), tz)
     hi = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tz)
     pairs = [(r[0], r[1]) for r in rows]
-    found = (
-        await session.execute(
+    # The first cases of each cluster, each read off ix_complaints_item_town_received
+    # and cut there, so a cluster of thousands costs no more than one of five.
+    per_pair = [
+        select(
             select(Complaint.id, Complaint.item_code, Complaint.township_code)
             .where(
-                tuple_(Complaint.item_code, Complaint.township_code).in_(pairs),
+                Complaint.item_code == item,
+                Complaint.township_code == town,
                 Complaint.received_at >= lo,
                 Complaint.received_at < hi,
             )
-            .order_by(Complaint.received_at)
+            .order_by(Complaint.received_at, Complaint.id)
+            .limit(CASES_PER_ALERT)
+            .subquery()
         )
-    ).all()
+        for item, town in pairs
+    ]
     cases: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for cid, item, town in found:
-        if len(cases[(item, town)]) < CASES_PER_ALERT:
-            cases[(item, town)].append(cid)
+    for cid, item, town in (await session.execute(union_all(*per_pair))).all():
+        cases[(item, town)].append(cid)
     names = dict(
         (
             await session.execute(

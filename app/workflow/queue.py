@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from sqlalchemy import ColumnElement, Select, and_, case, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints.schemas import ItemBrief, UnitBrief
 from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone, thresholds
 from app.core.config import Settings
+from app.core.errors import BadRequest
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import ComplaintStatus, StaffRole
 from app.regions.repository import prefix_of
@@ -21,29 +32,85 @@ from app.workflow import scope
 from app.workflow.machine import Card, card_at
 from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
 
-OPEN = [s for s in ComplaintStatus if s.is_open]
+# Literal SQL, so PostgreSQL and SQLite match it to the partial indexes
+# ix_complaints_queue_open / _done (a bound parameter could not be matched).
+_DONE: list[ColumnElement[str]] = [literal_column("'closed'"), literal_column("'rejected'")]
+IS_OPEN = Complaint.status.not_in(_DONE)
+IS_DONE = Complaint.status.in_(_DONE)
+CARD_RANK = {Card.red: 3, Card.orange: 2, Card.yellow: 1, Card.none: 0}
+
+
+def card_branches(now: datetime) -> list[tuple[Card, bool, ColumnElement[bool]]]:
+    """The queue as disjoint ranges, in display order: each card is a range of
+    open cases by due time (the stored yellow and orange moments precede the
+    deadline), and "no card" is the not-yet-yellow open cases plus the closed."""
+    return [
+        (Card.red, True, and_(IS_OPEN, Complaint.due_at < now)),
+        (Card.orange, True, and_(IS_OPEN, Complaint.due_at >= now, Complaint.orange_at <= now)),
+        (
+            Card.yellow,
+            True,
+            and_(
+                IS_OPEN,
+                Complaint.due_at >= now,
+                Complaint.orange_at > now,
+                Complaint.yellow_at <= now,
+            ),
+        ),
+        (Card.none, True, and_(IS_OPEN, Complaint.due_at >= now, Complaint.yellow_at > now)),
+        (Card.none, False, IS_DONE),
+    ]
 
 
 def card_condition(card: Card, now: datetime) -> ColumnElement[bool]:
-    is_open = Complaint.status.in_(OPEN)
-    if card is Card.red:
-        return and_(is_open, Complaint.due_at < now)
-    if card is Card.orange:
-        return and_(is_open, Complaint.orange_at <= now, Complaint.due_at >= now)
-    if card is Card.yellow:
-        return and_(is_open, Complaint.yellow_at <= now, Complaint.orange_at > now)
-    return or_(Complaint.status.not_in(OPEN), Complaint.yellow_at > now)
+    return or_(*(cond for c, _, cond in card_branches(now) if c is card))
 
 
-def card_rank(now: datetime) -> ColumnElement[int]:
-    """3 red, 2 orange, 1 yellow, 0 none, for ordering in SQL."""
-    return case(
-        (Complaint.status.not_in(OPEN), literal(0)),
-        (Complaint.due_at < now, literal(3)),
-        (Complaint.orange_at <= now, literal(2)),
-        (Complaint.yellow_at <= now, literal(1)),
-        else_=literal(0),
-    )
+@dataclass(frozen=True, slots=True)
+class QueueCursor:
+    """Where a page ended: card rank, negated priority, deadline and id, the
+    queue's sort key, so the next page starts there instead of counting rows."""
+
+    rank: int
+    neg_priority: int
+    due_at: datetime
+    id: str
+
+    def encode(self) -> str:
+        micros = int(self.due_at.timestamp() * 1_000_000)
+        return f"{self.rank}.{self.neg_priority}.{micros}.{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> QueueCursor:
+        try:
+            rank, neg, micros, cid = raw.split(".")
+            due = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+            if int(rank) not in CARD_RANK.values() or len(cid) != 32:
+                raise ValueError(raw)
+            int(cid, 16)
+            return cls(int(rank), int(neg), due, cid)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise BadRequest("翻页游标无效，请从第一页重新加载") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePageParams:
+    limit: int
+    offset: int
+    after: QueueCursor | None
+
+
+def queue_page(
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> QueuePageParams:
+    """``cursor`` is the ``next_cursor`` of the previous page; a bare number is
+    still read as an offset, as the first clients sent."""
+    if cursor and cursor.isdigit():
+        return QueuePageParams(limit=limit, offset=min(int(cursor), 100_000), after=None)
+    after = QueueCursor.decode(cursor) if cursor else None
+    return QueuePageParams(limit=limit, offset=offset or 0, after=after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +138,7 @@ def queue_filter(
 
 
 Row = tuple[Complaint, str, str, SupervisionUnit]
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 
 def _base() -> Select[Complaint, str, str, SupervisionUnit]:
@@ -82,13 +150,9 @@ def _base() -> Select[Complaint, str, str, SupervisionUnit]:
     )
 
 
-def _filtered(
-    stmt: Select[Complaint, str, str, SupervisionUnit], f: QueueFilter, now: datetime
-) -> Select[Complaint, str, str, SupervisionUnit]:
+def _filtered(stmt: S, f: QueueFilter) -> S:
     if f.status is not None:
         stmt = stmt.where(Complaint.status == f.status)
-    if f.card is not None:
-        stmt = stmt.where(card_condition(f.card, now))
     if f.unit_id is not None:
         stmt = stmt.where(Complaint.unit_id == f.unit_id)
     if f.item_code:
@@ -152,6 +216,12 @@ def to_item(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    items: list[QueueItem]
+    next_cursor: str | None
+
+
 async def queue(
     session: AsyncSession,
     user: StaffUser,
@@ -160,14 +230,63 @@ async def queue(
     now: datetime,
     settings: Settings,
     limit: int,
-    offset: int,
-) -> list[QueueItem]:
-    stmt = _filtered(_base().where(await scope.visible(session, user)), f, now)
-    stmt = stmt.order_by(
-        card_rank(now).desc(), Complaint.priority.desc(), Complaint.due_at, Complaint.id
+    offset: int = 0,
+    after: QueueCursor | None = None,
+) -> QueueResult:
+    """Ordered by card, then priority, then deadline, then id.
+
+    Each card bucket is read in index order (``ix_complaints_queue_*``) and
+    cut at ``limit`` before the buckets are merged, so a page costs about the
+    same at a thousand cases or a million; a cursor resumes each bucket by a
+    range condition instead of skipping rows.
+    """
+    visible = await scope.visible(session, user)
+    take = limit + offset
+    parts = []
+    for card, open_, cond in card_branches(now):
+        rank = CARD_RANK[card]
+        if f.card is not None and card is not f.card:
+            continue
+        if f.status is not None and f.status.is_open is not open_:
+            continue
+        where = [visible, cond]
+        if after is not None:
+            if rank > after.rank:
+                continue
+            if rank == after.rank:
+                where.append(
+                    tuple_(-Complaint.priority, Complaint.due_at, Complaint.id)
+                    > tuple_(literal(after.neg_priority), literal(after.due_at), literal(after.id))
+                )
+        branch = _filtered(
+            select(
+                Complaint.id.label("id"),
+                literal(rank).label("rank"),
+                (-Complaint.priority).label("neg_priority"),
+                Complaint.due_at.label("due_at"),
+            ).where(*where),
+            f,
+        )
+        branch = branch.order_by(-Complaint.priority, Complaint.due_at, Complaint.id).limit(take)
+        parts.append(select(branch.subquery()))
+    if not parts:
+        return QueueResult([], None)
+    u = union_all(*parts).subquery()
+    stmt = (
+        _base()
+        .add_columns(u.c.rank)
+        .join(u, u.c.id == Complaint.id)
+        .order_by(u.c.rank.desc(), u.c.neg_priority, u.c.due_at, u.c.id)
+        .offset(offset)
+        .limit(limit)
     )
-    rows = (await session.execute(stmt.limit(limit).offset(offset))).all()
-    return [to_item(user, tuple(r), now=now, settings=settings) for r in rows]  # type: ignore[arg-type]
+    rows = (await session.execute(stmt)).all()
+    items = [to_item(user, (r[0], r[1], r[2], r[3]), now=now, settings=settings) for r in rows]
+    next_cursor = None
+    if len(rows) == limit:
+        last, rank = rows[-1][0], rows[-1][4]
+        next_cursor = QueueCursor(int(rank), -last.priority, last.due_at, last.id).encode()
+    return QueueResult(items, next_cursor)
 
 
 async def load_visible(session: AsyncSession, user: StaffUser, complaint_id: str) -> Row:

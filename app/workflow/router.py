@@ -33,13 +33,20 @@ async def list_queue(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Annotated[queue.QueuePageParams, Depends(queue.queue_page)],
     f: Annotated[queue.QueueFilter, Depends(queue.queue_filter)],
 ) -> QueuePage:
-    items = await queue.queue(
-        session, user, f, now=clock.now(), settings=settings, limit=page.limit, offset=page.offset
+    result = await queue.queue(
+        session,
+        user,
+        f,
+        now=clock.now(),
+        settings=settings,
+        limit=page.limit,
+        offset=page.offset,
+        after=page.after,
     )
-    return QueuePage(items=items, next_cursor=page.next_cursor(len(items)))
+    return QueuePage(items=result.items, next_cursor=result.next_cursor)
 
 
 @router.post("/complaints", response_model=CaseFile, status_code=201)

@@ -10,7 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.models import StatsDaily
+from app.models import Complaint, StatsDaily, StatsOpenDue
 from app.models.stats import METRICS
 from app.stats import rollup
 from tests.stats.scenario import staff
@@ -29,6 +29,25 @@ MOVES = {
     "reopened": [("resolve", {"note": "再次办结"})],
     "escalated": [("accept", {})],
 }
+
+
+async def open_due(connection: AsyncConnection) -> dict[tuple[object, ...], int]:
+    """stats_open_due without its zero rows, and the direct count it must equal."""
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        rows = (await s.execute(select(StatsOpenDue))).scalars().all()
+        counted = {
+            (r.due_day, r.unit_id, r.item_code, r.township_code): r.open for r in rows if r.open
+        }
+        direct: dict[tuple[object, ...], int] = {}
+        for c in (await s.execute(select(Complaint))).scalars():
+            if c.status.is_open:
+                key = (rollup.local_date(c.due_at), c.unit_id, c.item_code, c.township_code)
+                direct[key] = direct.get(key, 0) + 1
+                assert (c.open_unit_id, c.open_due_day) == (key[1], key[0])
+            else:
+                assert c.open_due_day is None
+        assert counted == direct
+        return counted
 
 
 async def snapshot(connection: AsyncConnection) -> dict[tuple[object, ...], tuple[int, ...]]:
@@ -70,7 +89,9 @@ async def test_rebuild_equals_incremental(
         assert resp.status_code in (200, 201, 403, 404, 409), resp.text
     live = await snapshot(connection)
     assert live, "the sequence produced no statistics"
+    live_open = await open_due(connection)
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as sess:
         await rollup.rebuild(sess)
         await sess.commit()
     assert await snapshot(connection) == live
+    assert await open_due(connection) == live_open
