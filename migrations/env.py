@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from logging.config import fileConfig
 
 from alembic import context
@@ -13,6 +14,8 @@ from app.core.config import get_settings
 from app.core.db import Base, create_engine, include_object
 
 config = context.config
+# Batch mode reflects complaints; its expression indexes are restored by hand.
+warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based")
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 

@@ -29,3 +29,18 @@ async def get_current_citizen(
 
 
 CurrentCitizen = Annotated[Citizen, Depends(get_current_citizen)]
+
+
+async def get_optional_citizen(
+    session: SessionDep,
+    tokens: TokensDep,
+    clock: ClockDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Citizen | None:
+    """For public pages that only use a login to pick defaults (the village)."""
+    if credentials is None:
+        return None
+    return await get_current_citizen(session, tokens, clock, credentials)
+
+
+OptionalCitizen = Annotated[Citizen | None, Depends(get_optional_citizen)]

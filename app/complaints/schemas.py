@@ -5,6 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from app.disclosures.schemas import DisclosureRef
 from app.models.enums import ComplaintStatus, MediaKind, RegionLevel
 
 PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
@@ -18,8 +19,16 @@ class Location(BaseModel):
 
 
 class ComplaintCreate(BaseModel):
-    item_code: str = Field(pattern=r"^\d{4}$")
-    region_code: str = Field(pattern=r"^\d{12}$")
+    item_code: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}$",
+        description="may be left out when asking about a disclosure",
+    )
+    region_code: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="may be left out when asking about a disclosure",
+    )
     content: str = Field(max_length=CONTENT_MAX * 2)
     media_ids: list[str] = Field(default_factory=list, max_length=13)
     anonymous: bool = False
@@ -28,6 +37,12 @@ class ComplaintCreate(BaseModel):
     location: Location | None = None
     accused_level: RegionLevel | None = Field(
         default=None, description="for accusations: the level of the official accused"
+    )
+    disclosure_id: int | None = Field(
+        default=None, ge=1, description="'ask about this line': the disclosure read (村务公开)"
+    )
+    disclosure_row: int | None = Field(
+        default=None, ge=1, le=2000, description="the 1-based row asked about"
     )
 
     @field_validator("content")
@@ -56,6 +71,15 @@ class ComplaintCreate(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("附件重复")
         return value
+
+    @model_validator(mode="after")
+    def _what_and_where(self) -> ComplaintCreate:
+        if self.disclosure_id is None:
+            if self.disclosure_row is not None:
+                raise ValueError("指明公开的行时须同时给出 disclosure_id")
+            if self.item_code is None or self.region_code is None:
+                raise ValueError("请选择反映的事项和所在村（社区）")
+        return self
 
     @model_validator(mode="after")
     def _identity(self) -> ComplaintCreate:
@@ -120,6 +144,7 @@ class ComplaintSummary(BaseModel):
 
 class ComplaintDetail(ComplaintSummary):
     content: str
+    disclosure: DisclosureRef | None = None
     anonymous: bool
     contact_name: str | None
     contact_phone: str | None

@@ -30,6 +30,8 @@ from app.complaints.schemas import (
 from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.storage import MediaStore
+from app.disclosures import service as disclosures_service
+from app.disclosures import views as disclosure_views
 from app.media import service as media_service
 from app.models import Citizen, Complaint, Item, Media, Notification, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
@@ -146,6 +148,8 @@ class NewCase:
     priority: int = 0
     priority_flags: list[str] = field(default_factory=list)
     media: list[Media] = field(default_factory=list)
+    disclosure_id: int | None = None
+    disclosure_row: int | None = None
 
 
 async def open_case(
@@ -163,6 +167,8 @@ async def open_case(
     yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
     complaint = Complaint(
         id=complaint_id,
+        disclosure_id=new.disclosure_id,
+        disclosure_row=new.disclosure_row,
         tracking_no=f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}",
         channel=new.channel,
         citizen_id=new.citizen_id,
@@ -219,6 +225,11 @@ async def open_case(
             "unit_id": decision.unit.id,
             "received_at": new.received_at.isoformat(),
             "media_ids": [m.id for m in new.media],
+            **(
+                {"disclosure_id": new.disclosure_id, "disclosure_row": new.disclosure_row}
+                if new.disclosure_id is not None
+                else {}
+            ),
         },
     )
     routed = events.build(
@@ -255,8 +266,16 @@ async def file(
     settings: Settings,
     now: datetime,
 ) -> ComplaintFiled:
-    item = await routing_service.current_item(session, body.item_code)
-    path = await regions_service.get_chain(session, body.region_code)
+    item_code, region_code = body.item_code, body.region_code
+    if body.disclosure_id is not None:
+        # "Ask about this line": the disclosure fixes the village and suggests the item.
+        disclosure, suggested = await disclosures_service.for_question(
+            session, body.disclosure_id, body.disclosure_row, region_code
+        )
+        item_code, region_code = item_code or suggested, disclosure.region_code
+    assert item_code is not None and region_code is not None  # the schema requires them
+    item = await routing_service.current_item(session, item_code)
+    path = await regions_service.get_chain(session, region_code)
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
@@ -295,6 +314,8 @@ async def file(
             query_code=query_code,
             location=body.location,
             media=media,
+            disclosure_id=body.disclosure_id,
+            disclosure_row=body.disclosure_row,
         ),
         settings=settings,
         now=now,
@@ -386,6 +407,7 @@ async def _detail(
     return ComplaintDetail(
         **_summary(row).model_dump(),
         content=c.content,
+        disclosure=await disclosure_views.reference(session, c.disclosure_id, c.disclosure_row),
         anonymous=c.anonymous,
         contact_name=c.contact_name,
         contact_phone=mask_phone(c.contact_phone),

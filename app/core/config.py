@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     media_max_image_bytes: int = 20 * 1024 * 1024
     media_max_voice_bytes: int = 20 * 1024 * 1024
     media_max_video_bytes: int = 500 * 1024 * 1024
+    media_max_document_bytes: int = 20 * 1024 * 1024  # PDF, staff only
     media_ticket_seconds: int = 900
     media_link_seconds: int = 600
     media_grace_hours: int = 24

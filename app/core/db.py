@@ -122,8 +122,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 # Expression indexes: SQLite's reflection cannot see them, so autogenerate
-# would propose them forever. Migration 0008 writes them by hand, and
-# tests/test_migrations.py checks that they exist and that plans use them.
+# would propose them forever, and a batch-mode rebuild of their table drops
+# them (a migration that rebuilds complaints must restore them, as 0009 does).
+# Migration 0008 writes them by hand; tests/test_migrations.py checks they exist.
 EXPRESSION_INDEXES = frozenset({"ix_complaints_queue_open", "ix_complaints_queue_done"})
 
 

@@ -20,10 +20,17 @@ class AppError(Exception):
     status_code: int = 400
     code: str = "bad_request"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        self.extra = extra or {}  # more fields beside error and detail (e.g. per-row errors)
 
 
 class BadRequest(AppError):
@@ -76,7 +83,7 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
         status_code=exc.status_code,
-        content=error_body(exc.code, exc.detail),
+        content=error_body(exc.code, exc.detail, **exc.extra),
         headers=exc.headers,
     )
 

@@ -16,6 +16,7 @@ class MediaLimits(BaseModel):
     image: KindLimit
     voice: KindLimit
     video: KindLimit
+    document: KindLimit
     max_per_complaint: dict[str, int]
 
 

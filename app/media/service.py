@@ -33,7 +33,12 @@ from app.models.enums import MediaKind, MediaStatus
 logger = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 MAX_PER_COMPLAINT = {MediaKind.image: 9, MediaKind.video: 1, MediaKind.voice: 3}
-_KIND_LABEL = {MediaKind.image: "图片", MediaKind.voice: "语音", MediaKind.video: "视频"}
+_KIND_LABEL = {
+    MediaKind.image: "图片",
+    MediaKind.voice: "语音",
+    MediaKind.video: "视频",
+    MediaKind.document: "PDF 文件",
+}
 
 
 class MediaNotFound(NotFound):
@@ -45,6 +50,7 @@ def max_bytes(settings: Settings, kind: MediaKind) -> int:
         MediaKind.image: settings.media_max_image_bytes,
         MediaKind.voice: settings.media_max_voice_bytes,
         MediaKind.video: settings.media_max_video_bytes,
+        MediaKind.document: settings.media_max_document_bytes,
     }[kind]
 
 
@@ -58,6 +64,7 @@ def limits(settings: Settings) -> MediaLimits:
         image=one(MediaKind.image),
         voice=one(MediaKind.voice),
         video=one(MediaKind.video),
+        document=one(MediaKind.document),
         max_per_complaint={k.value: v for k, v in MAX_PER_COMPLAINT.items()},
     )
 
@@ -65,6 +72,12 @@ def limits(settings: Settings) -> MediaLimits:
 def too_large(settings: Settings, kind: MediaKind) -> PayloadTooLarge:
     limit = max_bytes(settings, kind)
     return PayloadTooLarge(f"{_KIND_LABEL[kind]}不能超过 {limit // (1024 * 1024)} MB")
+
+
+def staff_only(uploader: Uploader, kind: MediaKind) -> None:
+    """Documents are disclosure attachments; residents report with pictures, voice or video."""
+    if kind is MediaKind.document and uploader.kind != "staff":
+        raise UnsupportedMediaType("群众反映请上传图片、语音或视频")
 
 
 def _key(media_id: str, ext: str, now: datetime) -> str:
@@ -88,6 +101,7 @@ async def upload(
     file: UploadFile,
     now: datetime,
 ) -> Media:
+    staff_only(uploader, kind)
     limit = max_bytes(settings, kind)
     if file.size is not None and file.size > limit:
         raise too_large(settings, kind)
@@ -98,7 +112,7 @@ async def upload(
     if found is None:
         raise UnsupportedMediaType(
             "不支持的文件格式：图片支持 JPG/PNG/WebP/HEIC，"
-            "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV"
+            "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV，文件支持 PDF"
         )
     if found.kind is not kind:
         raise UnsupportedMediaType(
@@ -191,6 +205,7 @@ async def create_ticket(
     size: int,
     now: datetime,
 ) -> tuple[Media, PresignedPost]:
+    staff_only(uploader, kind)
     content_type = content_type.lower().strip()
     if content_type not in ALLOWED_TYPES[kind]:
         raise UnsupportedMediaType(f"{_KIND_LABEL[kind]}不支持 {content_type} 格式")

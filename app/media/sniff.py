@@ -49,6 +49,8 @@ _VIDEO_BRANDS = (
 
 
 def sniff(head: bytes) -> Sniffed | None:
+    if head.startswith(b"%PDF-"):
+        return Sniffed(MediaKind.document, "application/pdf", "pdf")
     if head.startswith(b"\xff\xd8\xff"):
         return Sniffed(MediaKind.image, "image/jpeg", "jpg")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -86,4 +88,5 @@ ALLOWED_TYPES: dict[MediaKind, tuple[str, ...]] = {
         "audio/wav",
     ),
     MediaKind.video: ("video/mp4", "video/quicktime"),
+    MediaKind.document: ("application/pdf",),
 }

@@ -8,6 +8,7 @@ from app.models.complaint import (
     SupervisionOrder,
     TrackingCounter,
 )
+from app.models.disclosure import Disclosure, DisclosureEvent
 from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.media import IdempotencyRecord, Media
 from app.models.reference import (
@@ -39,6 +40,8 @@ __all__ = [
     "ComplaintEvent",
     "Department",
     "DesignatedCadre",
+    "Disclosure",
+    "DisclosureEvent",
     "IdempotencyRecord",
     "Item",
     "Media",

@@ -83,6 +83,9 @@ class Complaint(Base):
     # NULL once it is no longer open: the rollup moves it when any of the three
     # changes, whatever path changed them.
     open_unit_id: Mapped[int | None] = mapped_column(Integer)
+    # "Ask about this line" (村务公开): the disclosure version and 1-based row asked about.
+    disclosure_id: Mapped[int | None] = mapped_column(ForeignKey("disclosures.id"))
+    disclosure_row: Mapped[int | None] = mapped_column(Integer)
     open_due_day: Mapped[date | None] = mapped_column(Date)
 
     __table_args__ = (

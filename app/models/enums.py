@@ -93,12 +93,15 @@ class StaffRole(enum.StrEnum):
     handler = "handler"  # 承办人（职能部门）
     agent = "agent"  # 代办员
     leader = "leader"  # 分管 / 主要领导
+    clerk = "clerk"  # 村务公开经办人 (drafts a village's disclosures)
+    committee = "committee"  # 村务监督委员会成员 (reviews them before publication)
 
 
 class MediaKind(enum.StrEnum):
     image = "image"
     voice = "voice"
     video = "video"
+    document = "document"  # PDF, for staff attachments to disclosures
 
 
 class MediaStatus(enum.StrEnum):
@@ -147,3 +150,45 @@ class Channel(enum.StrEnum):
     letter = "letter"  # 来信
     door_to_door = "door_to_door"  # 干部走访发现
     agent = "agent"  # 代办员代办
+
+
+class DisclosureCategory(enum.StrEnum):
+    """村务公开 categories, as posted on village boards."""
+
+    party = "party"
+    village = "village"
+    finance = "finance"
+    subsidy = "subsidy"
+    relief = "relief"
+    project = "project"
+    assets = "assets"
+    other = "other"
+
+    @property
+    def label(self) -> str:
+        return DISCLOSURE_CATEGORY_LABELS[self]
+
+
+DISCLOSURE_CATEGORY_LABELS = {
+    DisclosureCategory.party: "党务",
+    DisclosureCategory.village: "村务",
+    DisclosureCategory.finance: "财务收支",
+    DisclosureCategory.subsidy: "惠农补贴",
+    DisclosureCategory.relief: "低保救助",
+    DisclosureCategory.project: "工程项目",
+    DisclosureCategory.assets: "集体三资",
+    DisclosureCategory.other: "其他",
+}
+
+
+class DisclosureStatus(enum.StrEnum):
+    draft = "draft"
+    published = "published"
+    withdrawn = "withdrawn"
+    superseded = "superseded"  # replaced by a published correction, still shown
+
+
+class PeriodKind(enum.StrEnum):
+    month = "month"
+    quarter = "quarter"
+    year = "year"

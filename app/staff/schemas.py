@@ -48,6 +48,8 @@ class StaffCreate(BaseModel):
             and not self.unit_code
         ):
             raise ValueError(f"{self.role.value} 必须指定所属监督单位")
+        if self.role in (StaffRole.clerk, StaffRole.committee) and not self.region_code:
+            raise ValueError("村务公开经办人和村务监督委员会成员必须指定所在村（社区）")
         return self
 
 

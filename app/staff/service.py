@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import AppError, Forbidden, Unauthorized
+from app.core.errors import AppError, BadRequest, Forbidden, Unauthorized
 from app.core.security import hash_password, password_needs_rehash, verify_password
 from app.models import Region, StaffUser
+from app.models.enums import RegionLevel, StaffRole
 from app.staff import repository
 from app.staff.exceptions import DepartmentNotFound, UnitNotFound, UsernameTaken
 from app.staff.schemas import StaffCreate
@@ -30,8 +31,13 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
         session, payload.department_code
     ):
         raise DepartmentNotFound(f"职能部门 {payload.department_code} 不存在")
-    if payload.region_code and await session.get(Region, payload.region_code) is None:
+    region = await session.get(Region, payload.region_code) if payload.region_code else None
+    if payload.region_code and region is None:
         raise UnitNotFound(f"区划 {payload.region_code} 不存在")
+    if payload.role in (StaffRole.clerk, StaffRole.committee) and (
+        region is None or region.level is not RegionLevel.village
+    ):
+        raise BadRequest("村务公开经办人和村务监督委员会成员须属于具体的村（社区）")
     user = StaffUser(
         username=payload.username,
         password_hash=hash_password(payload.password),

@@ -25,6 +25,7 @@ from app.complaints.schemas import ItemBrief, UnitBrief
 from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone, thresholds
 from app.core.config import Settings
 from app.core.errors import BadRequest
+from app.disclosures import views as disclosure_views
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import ComplaintStatus, StaffRole
 from app.regions.repository import prefix_of
@@ -352,6 +353,7 @@ async def case_file(
     hide_identity = not scope.sees_identity(user, c)
     return CaseFile(
         **base.model_dump(),
+        disclosure=await disclosure_views.reference(session, c.disclosure_id, c.disclosure_row),
         content=c.content,
         department_code=c.department_code,
         department_region_code=c.department_region_code,

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.complaints.schemas import ItemBrief, UnitBrief
+from app.disclosures.schemas import DisclosureRef
 from app.models.enums import Channel, ComplaintStatus
 from app.workflow.machine import Card, Priority
 
@@ -83,6 +84,7 @@ class CaseFile(QueueItem):
     signatures_needed: list[str]
     events: list[EventRead]
     media: list[dict[str, Any]]
+    disclosure: DisclosureRef | None = None
 
 
 class OfflineIntake(BaseModel):

@@ -160,7 +160,14 @@ async def test_upload_needs_a_login(client: AsyncClient) -> None:
 
 async def test_bad_kind_is_422(client: AsyncClient) -> None:
     h = await citizen(client)
-    assert (await upload(client, h, mediafiles.wav(), "document"))[0] == 422
+    assert (await upload(client, h, mediafiles.wav(), "spreadsheet"))[0] == 422
+
+
+async def test_residents_cannot_upload_documents(client: AsyncClient) -> None:
+    """PDFs are for staff attachments to disclosures; a resident gets a clear 415."""
+    h = await citizen(client)
+    status, body = await upload(client, h, b"%PDF-1.4\n%%EOF\n", "document")
+    assert status == 415 and "图片" in body["detail"]
 
 
 async def test_another_residents_media_is_404(client: AsyncClient) -> None:

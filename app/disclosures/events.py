@@ -1,0 +1,82 @@
+"""A disclosure series' audit trail: every change appends an event carrying
+its predecessor's hash, so an edited or removed event breaks the chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Disclosure, DisclosureEvent, StaffUser
+
+GENESIS = "0" * 64
+
+
+def _canonical(e: DisclosureEvent) -> str:
+    return json.dumps(
+        {
+            "series_id": e.series_id,
+            "seq": e.seq,
+            "disclosure_id": e.disclosure_id,
+            "kind": e.kind,
+            "actor_id": e.actor_id,
+            "note": e.note,
+            "data": e.data,
+            "created_at": e.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def event_hash(prev: str, e: DisclosureEvent) -> str:
+    return hashlib.sha256((prev + _canonical(e)).encode()).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    d: Disclosure,
+    kind: str,
+    actor: StaffUser,
+    now: datetime,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> DisclosureEvent:
+    assert d.series_id is not None
+    last = (
+        await session.execute(
+            select(DisclosureEvent)
+            .where(DisclosureEvent.series_id == d.series_id)
+            .order_by(DisclosureEvent.seq.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    e = DisclosureEvent(
+        series_id=d.series_id,
+        seq=(last.seq + 1) if last else 1,
+        disclosure_id=d.id,
+        kind=kind,
+        actor_id=actor.id,
+        note=note,
+        data=data or {},
+        created_at=now.astimezone(UTC),
+        prev_hash=last.hash if last else GENESIS,
+    )
+    e.hash = event_hash(e.prev_hash, e)
+    session.add(e)
+    await session.flush()
+    return e
+
+
+async def events_of(session: AsyncSession, series_id: int) -> list[DisclosureEvent]:
+    stmt = (
+        select(DisclosureEvent)
+        .where(DisclosureEvent.series_id == series_id)
+        .order_by(DisclosureEvent.seq)
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from sqlalchemy import select
+
+from app.auth.dependencies import OptionalCitizen
+from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.core.errors import BadRequest, PayloadTooLarge
+from app.core.pagination import PageParams, page_params
+from app.disclosures import service, views
+from app.disclosures.schemas import (
+    Correct,
+    DisclosureCreate,
+    DisclosurePage,
+    DisclosurePatch,
+    DisclosureRead,
+    Publish,
+    StaffDisclosureRead,
+    Withdraw,
+)
+from app.models import Disclosure
+from app.models.enums import DisclosureCategory, DisclosureStatus
+from app.staff.dependencies import CurrentStaff
+
+router = APIRouter(tags=["disclosures"])
+MAX_XLSX_BYTES = 5 * 1024 * 1024
+DisclosureId = Annotated[int, Path(ge=1, le=2_000_000_000)]
+
+
+@router.get("/disclosures", response_model=DisclosurePage)
+async def list_disclosures(
+    session: SessionDep,
+    citizen: OptionalCitizen,
+    page: Annotated[PageParams, Depends(page_params)],
+    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    category: DisclosureCategory | None = None,
+    period: Annotated[str | None, Query(pattern=r"^20\d\d(-(0[1-9]|1[0-2]|Q[1-4]))?$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+) -> DisclosurePage:
+    """Published disclosures; without region_code, the resident's own village."""
+    code = region_code or (citizen.region_code if citizen else None)
+    if code is None:
+        raise BadRequest("请先扫描本村二维码或选择村（社区）")
+    where = service.list_filter(region_code=code, category=category, period=period, q=q)
+    stmt = (
+        select(Disclosure)
+        .where(where)
+        .order_by(Disclosure.published_at.desc(), Disclosure.id.desc())
+        .offset(page.offset)
+        .limit(page.limit)
+    )
+    found = list((await session.execute(stmt)).scalars())
+    names = await views.region_names(session, [d.region_code for d in found])
+    return DisclosurePage(
+        items=[views.brief(d, names.get(d.region_code, d.region_code)) for d in found],
+        next_cursor=page.next_cursor(len(found)),
+    )
+
+
+@router.get("/disclosures/{disclosure_id}", response_model=DisclosureRead)
+async def get_disclosure(
+    disclosure_id: DisclosureId,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> DisclosureRead:
+    d = await service.get_public(session, disclosure_id, count_view=True)
+    return await views.read(session, store, settings, d, now=clock.now(), staff=False)
+
+
+@router.get("/staff/disclosures", response_model=DisclosurePage)
+async def staff_list(
+    user: CurrentStaff,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    status: DisclosureStatus | None = None,
+) -> DisclosurePage:
+    found = await service.staff_list(
+        session, user, region_code=region_code, status=status, limit=page.limit, offset=page.offset
+    )
+    names = await views.region_names(session, [d.region_code for d in found])
+    return DisclosurePage(
+        items=[views.brief(d, names.get(d.region_code, d.region_code)) for d in found],
+        next_cursor=page.next_cursor(len(found)),
+    )
+
+
+async def _staff_read(
+    session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep, d: Disclosure
+) -> StaffDisclosureRead:
+    out = await views.read(session, store, settings, d, now=clock.now(), staff=True)
+    assert isinstance(out, StaffDisclosureRead)
+    return out
+
+
+@router.get("/staff/disclosures/{disclosure_id}", response_model=StaffDisclosureRead)
+async def staff_get(
+    disclosure_id: DisclosureId,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.get_for_staff(session, user, disclosure_id)
+    return await _staff_read(session, store, settings, clock, d)
+
+
+@router.post("/staff/disclosures", response_model=StaffDisclosureRead, status_code=201)
+async def create(
+    body: DisclosureCreate,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.create(session, user, body, now=clock.now())
+    return await _staff_read(session, store, settings, clock, d)
+
+
+@router.patch("/staff/disclosures/{disclosure_id}", response_model=StaffDisclosureRead)
+async def patch(
+    disclosure_id: DisclosureId,
+    body: DisclosurePatch,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.patch(session, user, disclosure_id, body, now=clock.now())
+    return await _staff_read(session, store, settings, clock, d)
+
+
+@router.post("/staff/disclosures/{disclosure_id}/publish", response_model=StaffDisclosureRead)
+async def publish(
+    disclosure_id: DisclosureId,
+    body: Publish,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.publish(session, user, disclosure_id, body, now=clock.now())
+    return await _staff_read(session, store, settings, clock, d)
+
+
+@router.post("/staff/disclosures/{disclosure_id}/withdraw", response_model=StaffDisclosureRead)
+async def withdraw(
+    disclosure_id: DisclosureId,
+    body: Withdraw,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.withdraw(session, user, disclosure_id, body, now=clock.now())
+    return await _staff_read(session, store, settings, clock, d)
+
+
+@router.post(
+    "/staff/disclosures/{disclosure_id}/correct",
+    response_model=StaffDisclosureRead,
+    status_code=201,
+)
+async def correct(
+    disclosure_id: DisclosureId,
+    body: Correct,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> StaffDisclosureRead:
+    d = await service.correct(session, user, disclosure_id, body, now=clock.now())
+    return await _staff_read(session, store, settings, clock, d)
+
+
+def _money(raw: str | None, label: str) -> Decimal | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = Decimal(raw.strip().replace(",", ""))
+    except InvalidOperation as exc:
+        raise BadRequest(f"{label}不是有效金额") from exc
+    if not value.is_finite() or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise BadRequest(f"{label}最多两位小数")
+    return value
+
+
+@router.post("/staff/disclosures/{disclosure_id}/rows.xlsx", response_model=StaffDisclosureRead)
+async def import_rows(
+    disclosure_id: DisclosureId,
+    user: CurrentStaff,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    file: Annotated[UploadFile, File(description="the rows as an .xlsx sheet, header in row 1")],
+    expected_version: Annotated[int, Form(ge=1)],
+    opening_balance: Annotated[str | None, Form(max_length=20)] = None,
+    closing_balance: Annotated[str | None, Form(max_length=20)] = None,
+) -> StaffDisclosureRead:
+    """Replaces a draft's rows; a sheet with any bad row is rejected whole."""
+    data = await file.read(MAX_XLSX_BYTES + 1)
+    if len(data) > MAX_XLSX_BYTES:
+        raise PayloadTooLarge(f"表格不能超过 {MAX_XLSX_BYTES // (1024 * 1024)} MB")
+    d = await service.import_rows(
+        session,
+        user,
+        disclosure_id,
+        data,
+        expected_version=expected_version,
+        opening_balance=_money(opening_balance, "期初余额"),
+        closing_balance=_money(closing_balance, "期末余额"),
+        now=clock.now(),
+    )
+    return await _staff_read(session, store, settings, clock, d)

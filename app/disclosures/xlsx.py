@@ -1,0 +1,175 @@
+"""Rows from a village's .xlsx sheet: liberal about headers and cell formats,
+strict about values, and every error carries its Excel row number."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from io import BytesIO
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import from_excel
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+from app.disclosures.rows import (
+    _KINDS,
+    _ROW_CLASSES,
+    BAD_DATE,
+    MAX_ROWS,
+    DisclosureRow,
+    FinanceRow,
+    InvalidRows,
+    RowError,
+    _coerce_date,
+    _Kind,
+    _label,
+    _too_many,
+    _validate,
+    decimal_from_number,
+)
+from app.models.enums import DisclosureCategory
+
+# --- xlsx import -------------------------------------------------------------------
+
+
+def _norm_header(value: Any) -> str:
+    s = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(value))).strip("*")
+    return re.sub(r"\((元|人民币元)\)$", "", s)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _cell(kind: _Kind, value: Any) -> Any:
+    """Excel hands back ints, floats, datetimes and text; turn each into what the field
+    means. Raises ValueError (a message without the label) for values that cannot be."""
+    if isinstance(value, str):
+        return value.strip()
+    if kind == "money" and isinstance(value, int | float) and not isinstance(value, bool):
+        return decimal_from_number(value)
+    if kind == "date":
+        if isinstance(value, int | float) and not 10000101 <= value <= 99991231:
+            try:
+                return _coerce_date(from_excel(value))
+            except (ValueError, OverflowError, TypeError):
+                raise ValueError(BAD_DATE) from None
+        return _coerce_date(value)
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "id" and isinstance(value, float):
+        raise ValueError("须设为文本格式填写：数字格式会丢失末几位")
+    if kind in ("text", "id"):
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, dt.datetime | dt.date | dt.time):
+            return value.isoformat()[:10] if isinstance(value, dt.date) else value.isoformat()
+        return str(value)
+    return value
+
+
+def _open(data: bytes) -> Workbook:
+    try:
+        return load_workbook(BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # zipfile, XML and openpyxl errors alike: the file is unusable
+        if data[:4] == b"\xd0\xcf\x11\xe0":
+            msg = "这是旧版 .xls 文件，请在 Excel 中另存为 .xlsx 后再导入"
+        else:
+            msg = "文件不是有效的 .xlsx 表格，可能已损坏"
+        raise InvalidRows([RowError(0, None, msg)]) from None
+
+
+def _lines(wb: Workbook) -> Iterator[tuple[Any, ...]]:
+    ws = wb.worksheets[0] if wb.worksheets else None
+    if not isinstance(ws, ReadOnlyWorksheet):
+        raise InvalidRows([RowError(0, None, "第一个工作表不是表格")])
+    ws.reset_dimensions()  # some generators write a wrong size; never truncate on it
+    return ws.iter_rows(values_only=True)
+
+
+def _map_header(
+    model: type[DisclosureRow], header: Sequence[Any]
+) -> tuple[dict[int, str], set[int]]:
+    by_alias = {_norm_header(a): f for f, aliases in model.columns.items() for a in aliases}
+    mapped: dict[int, str] = {}
+    blank: set[int] = set()
+    errors: list[RowError] = []
+    for i, value in enumerate(header):
+        name = _norm_header(value) if not _is_blank(value) else ""
+        if not name:
+            blank.add(i)
+        elif name == "序号":
+            continue
+        elif name not in by_alias:
+            known = "、".join(a for aliases in model.columns.values() for a in aliases)
+            msg = f"无法识别的列“{value}”（{get_column_letter(i + 1)} 列），可用的列：{known}"
+            errors.append(RowError(1, str(value), msg))
+        elif by_alias[name] in mapped.values():
+            field = by_alias[name]
+            errors.append(RowError(1, field, f"“{_label(model, field)}”列重复"))
+        else:
+            mapped[i] = by_alias[name]
+    have = set(mapped.values())
+    for field, info in model.model_fields.items():
+        if info.is_required() and field not in have:
+            errors.append(RowError(1, field, f"缺少“{_label(model, field)}”列"))
+    if model is FinanceRow and not have & {"income", "expense"}:
+        errors.append(RowError(1, "income", "缺少“收入”或“支出”列"))
+    if errors:
+        raise InvalidRows(errors, detail="表头有误：" + "；".join(e.message for e in errors))
+    return mapped, blank
+
+
+def parse_xlsx(data: bytes, category: DisclosureCategory) -> list[dict[str, Any]]:
+    """Rows of the first sheet, validated, as JSON-ready dicts (money as "12.50" strings).
+
+    Errors carry the Excel row numbers the clerk sees, empty rows included."""
+    wb = _open(data)
+    try:
+        return _parse(_ROW_CLASSES[category], _lines(wb))
+    finally:
+        wb.close()
+
+
+def _parse(model: type[DisclosureRow], lines: Iterator[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    header = next(lines, None)
+    if header is None or all(_is_blank(v) for v in header):
+        raise InvalidRows([RowError(1, None, "第 1 行应为表头，表格是空的")])
+    mapped, blank_cols = _map_header(model, header)
+
+    numbered: list[tuple[int, dict[str, Any]]] = []
+    errors: list[RowError] = []
+    reported: set[tuple[int, str]] = set()
+    stray: set[int] = set()
+    for number, line in enumerate(lines, start=2):
+        if all(_is_blank(v) for v in line):
+            continue
+        if len(numbered) == MAX_ROWS:
+            raise InvalidRows([_too_many(f"超过 {MAX_ROWS} ")])
+        raw: dict[str, Any] = {}
+        for i, value in enumerate(line):
+            if _is_blank(value):
+                continue
+            field = mapped.get(i)
+            if field is None:
+                if i in blank_cols or i >= len(header):
+                    stray.add(i)
+                continue
+            try:
+                raw[field] = _cell(_KINDS.get(field, "text"), value)
+            except ValueError as exc:
+                errors.append(RowError(number, field, f"{_label(model, field)}{exc}"))
+                reported.add((number, field))
+        numbered.append((number, raw))
+    for i in sorted(stray):
+        errors.append(RowError(1, None, f"{get_column_letter(i + 1)} 列有数据但没有表头"))
+    if not numbered:
+        raise InvalidRows([RowError(0, None, "表格中没有数据行")])
+    good, more = _validate(model, numbered, frozenset(reported))
+    if errors or more:
+        raise InvalidRows(errors + more)
+    return [m.model_dump(mode="json") for m in good]
