@@ -23,7 +23,11 @@ DEMO_STAFF: list[tuple[str, StaffRole, str, str | None, str | None]] = [
     ("tongchuan.edu", StaffRole.handler, "赵磊（通川区教育局承办人）", None, "D001"),
     ("tongchuan.agri", StaffRole.handler, "孙涛（通川区农业农村局承办人）", None, "D037"),
     ("fengbei.agent", StaffRole.agent, "周芳（凤北街道信访代办员）", "XZ-511702005", None),
+    # 双鱼湖社区: the clerk drafts disclosures, a committee member publishes them.
+    ("shuangyu.clerk", StaffRole.clerk, "李会计（双鱼湖社区村务公开经办人）", None, None),
+    ("shuangyu.committee", StaffRole.committee, "何静（双鱼湖社区村务监督委员会主任）", None, None),
 ]
+VILLAGE_ROLES = (StaffRole.clerk, StaffRole.committee)
 
 
 async def create_demo(session: AsyncSession, *, now: datetime, password: str) -> list[str]:
@@ -40,7 +44,13 @@ async def create_demo(session: AsyncSession, *, now: datetime, password: str) ->
                     display_name=name,
                     unit_code=unit,
                     department_code=department,
-                    region_code="511702000000" if department else None,
+                    region_code=(
+                        "511702000000"
+                        if department
+                        else "511702005001"
+                        if role in VILLAGE_ROLES
+                        else None
+                    ),
                 ),
                 now=now,
             )
