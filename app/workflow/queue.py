@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    func,
     literal,
     literal_column,
     or_,
@@ -217,6 +218,18 @@ def to_item(
     )
 
 
+async def open_priorities(session: AsyncSession) -> list[int]:
+    """The distinct negated priorities among open cases, by a loose index scan
+    (one probe of ix_complaints_queue_open per value, a handful in practice)."""
+    neg = -Complaint.priority
+    first = select(func.min(neg)).where(IS_OPEN).scalar_subquery()
+    seen = select(first.label("v")).cte("prio", recursive=True)
+    step = select(func.min(neg)).where(IS_OPEN, neg > seen.c.v).correlate(seen).scalar_subquery()
+    seen = seen.union_all(select(step).where(seen.c.v.is_not(None)))
+    rows = await session.execute(select(seen.c.v).where(seen.c.v.is_not(None)))
+    return [int(v) for (v,) in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class QueueResult:
     items: list[QueueItem]
@@ -243,50 +256,78 @@ async def queue(
     """
     visible = await scope.visible(session, user)
     take = limit + offset
-    parts = []
+    # Open buckets are read per priority value, so each is a true index range
+    # ((-priority) = p AND due_at from now): a page then never walks past the
+    # overdue backlog to reach the orange cases.
+    priorities = await open_priorities(session)
+    by_rank: dict[int, list[Select[*tuple[Any, ...]]]] = {}
     for card, open_, cond in card_branches(now):
         rank = CARD_RANK[card]
         if f.card is not None and card is not f.card:
             continue
         if f.status is not None and f.status.is_open is not open_:
             continue
-        where = [visible, cond]
-        if after is not None:
-            if rank > after.rank:
-                continue
-            if rank == after.rank:
-                where.append(
-                    tuple_(-Complaint.priority, Complaint.due_at, Complaint.id)
-                    > tuple_(literal(after.neg_priority), literal(after.due_at), literal(after.id))
-                )
-        branch = _filtered(
-            select(
-                Complaint.id.label("id"),
-                literal(rank).label("rank"),
-                (-Complaint.priority).label("neg_priority"),
-                Complaint.due_at.label("due_at"),
-            ).where(*where),
-            f,
+        if after is not None and rank > after.rank:
+            continue
+        for neg in priorities if open_ else [None]:
+            where = [visible, cond]
+            if neg is not None:
+                where.append(-Complaint.priority == neg)
+            if after is not None and rank == after.rank:
+                if neg is None:
+                    where.append(
+                        tuple_(-Complaint.priority, Complaint.due_at, Complaint.id)
+                        > tuple_(
+                            literal(after.neg_priority), literal(after.due_at), literal(after.id)
+                        )
+                    )
+                elif neg < after.neg_priority:
+                    continue
+                elif neg == after.neg_priority:
+                    where.append(
+                        tuple_(Complaint.due_at, Complaint.id)
+                        > tuple_(literal(after.due_at), literal(after.id))
+                    )
+            branch = _filtered(
+                select(
+                    Complaint.id.label("id"),
+                    literal(rank).label("rank"),
+                    (-Complaint.priority).label("neg_priority"),
+                    Complaint.due_at.label("due_at"),
+                ).where(*where),
+                f,
+            )
+            order = (-Complaint.priority, Complaint.due_at, Complaint.id)
+            by_rank.setdefault(rank, []).append(
+                select(branch.order_by(*order).limit(take).subquery())
+            )
+    # Every row of a higher card comes before any row of a lower one, so the
+    # buckets are read in order and reading stops once the page is full: the
+    # first page of a busy unit never touches the cases that carry no card.
+    keys: list[tuple[str, int]] = []
+    for rank in sorted(by_rank, reverse=True):
+        u = union_all(*by_rank[rank]).subquery()
+        found = await session.execute(
+            select(u.c.id, u.c.rank)
+            .order_by(u.c.neg_priority, u.c.due_at, u.c.id)
+            .limit(take - len(keys))
         )
-        branch = branch.order_by(-Complaint.priority, Complaint.due_at, Complaint.id).limit(take)
-        parts.append(select(branch.subquery()))
-    if not parts:
+        keys += [(str(i), int(r)) for i, r in found]
+        if len(keys) >= take:
+            break
+    keys = keys[offset : offset + limit]
+    if not keys:
         return QueueResult([], None)
-    u = union_all(*parts).subquery()
-    stmt = (
-        _base()
-        .add_columns(u.c.rank)
-        .join(u, u.c.id == Complaint.id)
-        .order_by(u.c.rank.desc(), u.c.neg_priority, u.c.due_at, u.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = (await session.execute(stmt)).all()
-    items = [to_item(user, (r[0], r[1], r[2], r[3]), now=now, settings=settings) for r in rows]
+    loaded = {
+        row[0].id: row
+        for row in await session.execute(_base().where(Complaint.id.in_([k[0] for k in keys])))
+    }
+    rows = [(loaded[cid], rank) for cid, rank in keys]
+    items = [to_item(user, (r[0], r[1], r[2], r[3]), now=now, settings=settings) for r, _ in rows]
     next_cursor = None
     if len(rows) == limit:
-        last, rank = rows[-1][0], rows[-1][4]
-        next_cursor = QueueCursor(int(rank), -last.priority, last.due_at, last.id).encode()
+        last, rank = rows[-1][0][0], rows[-1][1]
+        next_cursor = QueueCursor(rank, -last.priority, last.due_at, last.id).encode()
     return QueueResult(items, next_cursor)
 
 
