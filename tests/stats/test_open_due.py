@@ -26,10 +26,14 @@ async def overdue(client: AsyncClient, s: Staff) -> tuple[int, dict[str, int]]:
     return body["totals"]["open_overdue"], by_unit
 
 
-async def direct(connection: AsyncConnection, now: object) -> int:
+async def direct(connection: AsyncConnection, now: object, ids: list[str]) -> int:
+    """The same figure counted straight from this test's cases (other tests,
+    such as the live concurrency ones, may have committed cases of their own)."""
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
         stmt = select(func.count()).where(
-            Complaint.status.not_in(["closed", "rejected"]), Complaint.due_at < now
+            Complaint.id.in_(ids),
+            Complaint.status.not_in(["closed", "rejected"]),
+            Complaint.due_at < now,
         )
         return int((await s.execute(stmt)).scalar_one())
 
@@ -42,8 +46,10 @@ async def fold(connection: AsyncConnection, clock: FixedClock) -> int:
 
 
 async def rows(connection: AsyncConnection) -> list[StatsOpenDue]:
+    """This test's township only: live tests elsewhere may have committed cases."""
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
-        return list((await s.execute(select(StatsOpenDue))).scalars().all())
+        stmt = select(StatsOpenDue).where(StatsOpenDue.township_code == "511702005000")
+        return list((await s.execute(stmt)).scalars().all())
 
 
 async def relogin(client: AsyncClient) -> Staff:
@@ -69,17 +75,17 @@ async def test_overdue_follows_the_cases_and_survives_folding(
     clock.advance(timedelta(days=400))
     s = await relogin(client)
     total, _ = await overdue(client, s)
-    assert total == 3 == await direct(connection, clock.now())
+    assert total == 3 == await direct(connection, clock.now(), [a, b, c])
 
     # Folding rewrites the past days into one row per key and changes no figure.
-    assert await fold(connection, clock) == 2  # a (extended) apart; b and c share a day
+    assert await fold(connection, clock) >= 2  # a (extended) apart; b and c share a day
     assert {row.due_day for row in await rows(connection)} == {rollup.SETTLED_DAY}
     assert (await overdue(client, s))[0] == 3
 
     # A closure after the fold leaves a -1 row on its old day; the sum is right
     # and the next fold absorbs it.
     await close(client, s, b)
-    assert (await overdue(client, s))[0] == 2 == await direct(connection, clock.now())
+    assert (await overdue(client, s))[0] == 2 == await direct(connection, clock.now(), [a, b, c])
     assert any(row.open < 0 for row in await rows(connection))
     assert await fold(connection, clock) >= 1
     assert all(row.open > 0 for row in await rows(connection))
