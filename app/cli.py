@@ -183,6 +183,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
         finally:
             await wechat.aclose()
+            close = getattr(shared, "close", None)
+            if close is not None:
+                await close()
             await engine.dispose()
 
     asyncio.run(_main())

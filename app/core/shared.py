@@ -10,9 +10,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.core.config import Settings
 from app.core.db import Base
@@ -28,50 +35,68 @@ class SharedStore(Protocol):
     async def set(self, key: str, value: str, *, ttl_seconds: int, now: datetime) -> None: ...
 
 
+SHARED_POOL_SIZE = 2
+SHARED_POOL_OVERFLOW = 3
+
+
 def _window(now: datetime, window_seconds: int) -> tuple[int, datetime]:
     start = int(now.timestamp()) // window_seconds * window_seconds
     return start, datetime.fromtimestamp(start + window_seconds, now.tzinfo)
 
 
 class DatabaseSharedStore:
-    """Uses its own short transactions so counts survive the request's rollback."""
+    """Uses its own short transactions so counts survive the request's rollback.
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    A hit is one upsert, outside any transaction on PostgreSQL. Expired
+    windows are swept at most once a minute per process rather than on every
+    hit: shared_state has no index on expiry, so a sweep reads the whole
+    table, which under load was most of a filing's database time (bench/).
+    """
+
+    SWEEP_EVERY = timedelta(minutes=1)
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, engine: AsyncEngine | None = None
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._engine = engine  # owned (and disposed by close()) when given
+        self._next_sweep: datetime | None = None
+
+    def _sweep_due(self, now: datetime) -> bool:
+        if self._next_sweep is not None and now < self._next_sweep:
+            return False
+        self._next_sweep = now + self.SWEEP_EVERY
+        return True
 
     async def hit(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
         start, ends = _window(now, window_seconds)
         wkey = f"rl:{key}:{start}"
         async with self._sessionmaker() as s:
-            result = await s.execute(
-                update(SharedState)
-                .where(SharedState.key == wkey)
-                .values(counter=SharedState.counter + 1)
+            postgres = s.get_bind().dialect.name == "postgresql"
+            if postgres and self._engine is not None:
+                # Its own pool's connection, and each statement stands alone:
+                # no BEGIN and COMMIT round trips.
+                await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            upsert = pg_insert(SharedState) if postgres else sqlite_insert(SharedState)
+            stmt = (
+                upsert.values(key=wkey, value="", counter=1, expires_at=ends)
+                .on_conflict_do_update(
+                    index_elements=[SharedState.key],
+                    set_={"counter": SharedState.counter + 1},
+                )
                 .returning(SharedState.counter)
             )
-            count = result.scalar_one_or_none()
-            if count is None:
-                try:
-                    async with s.begin_nested():
-                        await s.execute(
-                            insert(SharedState).values(
-                                key=wkey, value="", counter=1, expires_at=ends
-                            )
-                        )
-                    count = 1
-                except IntegrityError:  # another worker created the window first
-                    result = await s.execute(
-                        update(SharedState)
-                        .where(SharedState.key == wkey)
-                        .values(counter=SharedState.counter + 1)
-                        .returning(SharedState.counter)
-                    )
-                    count = result.scalar_one()
-            await s.execute(
-                delete(SharedState).where(SharedState.expires_at < now - timedelta(hours=1))
-            )
+            count = (await s.execute(stmt)).scalar_one()
+            if self._sweep_due(now):
+                await s.execute(
+                    delete(SharedState).where(SharedState.expires_at < now - timedelta(hours=1))
+                )
             await s.commit()
         return int(count), max(1, int((ends - now).total_seconds()))
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
 
     async def get(self, key: str, *, now: datetime) -> str | None:
         async with self._sessionmaker() as s:
@@ -117,8 +142,9 @@ class SqliteFileSharedStore(DatabaseSharedStore):
         url = f"sqlite+aiosqlite:///{path}" if path else "sqlite+aiosqlite:///:memory:"
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._engine = create_engine(settings, url=url)
-        super().__init__(create_sessionmaker(self._engine))
+        engine = create_engine(settings, url=url)
+        super().__init__(create_sessionmaker(engine), engine=engine)
+        self._sqlite_engine = engine
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -127,7 +153,7 @@ class SqliteFileSharedStore(DatabaseSharedStore):
             return
         async with self._lock:
             if not self._ready:
-                async with self._engine.begin() as conn:
+                async with self._sqlite_engine.begin() as conn:
                     table = Base.metadata.tables[SharedState.__tablename__]
                     await conn.run_sync(table.create, checkfirst=True)
                 self._ready = True
@@ -144,9 +170,6 @@ class SqliteFileSharedStore(DatabaseSharedStore):
         await self._ensure()
         await super().set(key, value, ttl_seconds=ttl_seconds, now=now)
 
-    async def close(self) -> None:
-        await self._engine.dispose()
-
 
 def create_shared_store(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
@@ -156,7 +179,20 @@ def create_shared_store(
     if settings.is_sqlite:
         db = settings.sqlite_path()
         return SqliteFileSharedStore(db.with_suffix(".shared.db") if db else None, settings)
-    return DatabaseSharedStore(sessionmaker)
+    # A pool of its own: the request counting a hit already holds a connection
+    # from the app's pool, so taking a second one there lets a burst of
+    # requests hold every connection while each waits for another, until the
+    # pool times out (30 s, then 500s; found by the bench at 32 connections).
+    # This pool is only held for one short statement, so it always drains.
+    engine = create_async_engine(
+        settings.database_url,
+        pool_size=SHARED_POOL_SIZE,
+        max_overflow=SHARED_POOL_OVERFLOW,
+        pool_pre_ping=True,
+    )
+    return DatabaseSharedStore(
+        async_sessionmaker(engine, expire_on_commit=False, autoflush=False), engine=engine
+    )
 
 
 class RedisSharedStore:

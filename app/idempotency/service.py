@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, Conflict
@@ -53,25 +54,42 @@ def check_key(key: str | None) -> str | None:
 async def begin(
     session: AsyncSession, *, scope: str, owner: str, key: str, fingerprint: str, now: datetime
 ) -> Replay | IdempotencyRecord:
-    """Return the stored answer for a retry, or a fresh record to complete."""
-    stmt = select(IdempotencyRecord).where(
-        IdempotencyRecord.scope == scope,
-        IdempotencyRecord.owner == owner,
-        IdempotencyRecord.key == key,
-    )
-    found = (await session.execute(stmt)).scalar_one_or_none()
-    if found is None:
-        record = IdempotencyRecord(
-            scope=scope, owner=owner, key=key, request_hash=fingerprint, created_at=now
+    """Return the stored answer for a retry, or a fresh record to complete.
+
+    One statement in the common case (a new key): insert-or-nothing, instead
+    of a read, a savepoint, an insert and a release. A concurrent first
+    attempt makes the insert wait for it, then do nothing; its committed
+    answer is read below, as before.
+    """
+    values = {
+        "scope": scope,
+        "owner": owner,
+        "key": key,
+        "request_hash": fingerprint,
+        "status_code": 0,
+        "created_at": now,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    new_id = (
+        await session.execute(
+            insert(IdempotencyRecord)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
+            .returning(IdempotencyRecord.id)
         )
-        try:
-            async with session.begin_nested():
-                session.add(record)
-        except IntegrityError:
-            # A concurrent first attempt committed meanwhile: read its answer.
-            found = (await session.execute(stmt)).scalar_one()
-        else:
-            return record
+    ).scalar_one_or_none()
+    if new_id is not None:
+        # Not added to the session: complete() writes the answer by id.
+        return IdempotencyRecord(id=new_id, **values)
+    found = (
+        await session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope,
+                IdempotencyRecord.owner == owner,
+                IdempotencyRecord.key == key,
+            )
+        )
+    ).scalar_one()
     if found.request_hash != fingerprint:
         raise IdempotencyMismatch("同一个 Idempotency-Key 已用于内容不同的请求")
     if found.response is None:
@@ -84,4 +102,9 @@ async def complete(
 ) -> None:
     record.status_code = status_code
     record.response = body
-    await session.flush()
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == record.id)
+        .values(status_code=status_code, response=body)
+        .execution_options(synchronize_session=False)
+    )

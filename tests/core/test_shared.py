@@ -10,8 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.shared import DatabaseSharedStore, RedisSharedStore, SharedStore
+from app.core.shared import (
+    DatabaseSharedStore,
+    RedisSharedStore,
+    SharedStore,
+    create_shared_store,
+)
 from tests import support
+from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 24, 3, 0, 30, tzinfo=UTC)
 
@@ -60,3 +66,21 @@ async def test_two_workers_share_one_database_count(engine: AsyncEngine) -> None
     assert (await b.hit(key, window_seconds=60, now=NOW))[0] == 2
     async with AsyncSession(engine) as s:  # nothing left in a transaction
         assert s.in_transaction() is False
+
+
+async def test_the_app_store_counts_on_a_pool_of_its_own(engine: AsyncEngine) -> None:
+    """What create_app builds: on PostgreSQL its own pool (so a request holding
+    a connection never waits on its own pool for a hit) and statements outside
+    a transaction; on SQLite a file of its own."""
+    url = engine.url.render_as_string(hide_password=False)
+    store = create_shared_store(
+        make_settings(database_url=url), async_sessionmaker(engine, expire_on_commit=False)
+    )
+    key = f"own:{uuid.uuid4().hex}"
+    try:
+        counts = [(await store.hit(key, window_seconds=60, now=NOW))[0] for _ in range(3)]
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
+    assert counts == [1, 2, 3]
