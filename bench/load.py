@@ -1,0 +1,313 @@
+"""Throughput and latency of filing and tracking against the bare baseline.
+
+wrk (Debian's, installed on first use) drives each server from a separate
+process at fixed concurrency and duration. Rounds interleave baseline and app
+(baseline filing, app filing, baseline tracking, app tracking, then again),
+so drift on this shared 2-core machine hits both sides of every ratio alike.
+After a warm-up of each scenario, the median over the rounds is kept.
+
+Residents: filing is limited to 10 per resident per hour and 60 per IP per
+hour (app/complaints/router.py). The limits are left on, since their
+bookkeeping is part of what filing costs; instead every filing comes from one
+of many residents (each with its own token and its own X-Forwarded-For
+address) and no resident files more than 9 times in the whole run. Tokens are
+issued with the app's TokenService and secret, valid for 3 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from app.core.security import TokenService
+from bench import pgwait
+from bench.servers import JWT_SECRET, Database, Server, cpu_seconds, postgres_pids
+
+LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
+PER_RESIDENT = 9  # filings per resident over the whole run; the limit is 10 an hour
+MAX_FILING_RPS = 2000  # generous ceiling used only to size the resident pool
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing Debian's package", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is required: apt-get install wrk")
+    return found
+
+
+@dataclass
+class LoadData:
+    filing: Path
+    tracking: Path
+    residents: int
+    tracked_cases: int
+
+
+async def prepare(
+    db: Database, work: Path, residents: int, tracked: int, now: datetime
+) -> LoadData:
+    """Residents with tokens and filing bodies; owners' tokens for tracked cases."""
+    tokens = TokenService(JWT_SECRET, access_minutes=180, refresh_days=1)
+    rnd = random.Random(7)
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        first = await conn.fetchval("select coalesce(max(id), 0) + 1 from citizens")
+        villages = [
+            r["code"] for r in await conn.fetch("select code from regions where level = 'village'")
+        ]
+        await conn.copy_records_to_table(
+            "citizens",
+            records=[
+                (first + i, f"load-{first + i}", rnd.choice(villages), now, now)
+                for i in range(residents)
+            ],
+            columns=["id", "openid", "region_code", "created_at", "last_login_at"],
+        )
+        await conn.execute(
+            "select setval(pg_get_serial_sequence('citizens', 'id'), "
+            "(select max(id) from citizens))"
+        )
+        # What residents file about follows the data's own item and village mix.
+        mix = await conn.fetch(
+            "select item_code, region_code, content from complaints order by random() limit $1",
+            residents,
+        )
+        cases = await conn.fetch(
+            "select id, citizen_id from complaints order by random() limit $1", tracked
+        )
+    finally:
+        await conn.close()
+
+    def token(citizen_id: int) -> str:
+        return tokens.issue(subject=str(citizen_id), kind="citizen", now=now)[0]
+
+    def address(i: int) -> str:  # a loopback-range label, one per resident
+        return f"127.{1 + i // 65536 % 254}.{i // 256 % 256}.{i % 256}"
+
+    filing = work / "filing.tsv"
+    with filing.open("w", encoding="utf-8") as out:
+        for i in range(residents):
+            m = mix[i % len(mix)]
+            body: dict[str, Any] = {
+                "item_code": m["item_code"],
+                "region_code": m["region_code"],
+                "content": f"{m['content']}（{i}）",
+                "anonymous": rnd.random() < 0.2,
+            }
+            if not body["anonymous"]:  # real-name filings must leave a phone number
+                body["contact_name"] = "王某"
+                body["contact_phone"] = f"13{rnd.randrange(10**9):09d}"
+            out.write(f"{token(first + i)}\t{address(i)}\t{json.dumps(body, ensure_ascii=False)}\n")
+    tracking = work / "tracking.tsv"
+    with tracking.open("w", encoding="utf-8") as out:
+        for i, c in enumerate(cases):
+            out.write(f"{token(c['citizen_id'])}\t{address(i)}\t{c['id']}\n")
+    return LoadData(filing, tracking, residents, len(cases))
+
+
+async def make_baseline_table(db: Database) -> None:
+    """The baseline's table: the complaints table's columns, types, defaults and
+    indexes (no foreign keys), holding the same rows."""
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        await conn.execute("drop table if exists bench_baseline")
+        await conn.execute("create table bench_baseline (like complaints including all)")
+        await conn.execute("insert into bench_baseline select * from complaints")
+        await conn.execute("vacuum analyze bench_baseline")
+    finally:
+        await conn.close()
+
+
+def residents_needed(seconds: float) -> int:
+    return int(MAX_FILING_RPS * seconds / PER_RESIDENT) + 100
+
+
+def run_wrk(
+    wrk: str,
+    server: Server,
+    mode: str,
+    data: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    offset: int,
+    tag: str,
+) -> dict[str, Any]:
+    args = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        server.url,
+        "--",
+        mode,
+        str(data),
+        str(offset),
+        str(threads),
+        tag,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    out: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    out["driver_cpu_s"] = round(
+        (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 2
+    )
+    return out
+
+
+SCENARIOS = (
+    ("filing", "baseline", "file"),
+    ("filing", "app", "file"),
+    ("tracking", "baseline", "track"),
+    ("tracking", "app", "track"),
+)
+
+
+async def measure(
+    db: Database,
+    app: Server,
+    baseline: Server,
+    data: LoadData,
+    *,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    connections: int,
+    threads: int,
+) -> dict[str, Any]:
+    wrk = ensure_wrk()
+    servers = {"app": app, "baseline": baseline}
+    files = {"file": data.filing, "track": data.tracking}
+    offsets = {"app": 0, "baseline": 0}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    async def one(what: str, who: str, mode: str, secs: float, tag: str) -> dict[str, Any]:
+        server = servers[who]
+        await quiesce(db)
+        pg = await postgres_pids(db)
+        cpu0 = cpu_seconds(server.pids()), cpu_seconds(pg)
+        sampler = pgwait.Sampler(db.dsn, db.name)
+        sampler.start()
+        out = await asyncio.to_thread(
+            run_wrk,
+            wrk,
+            server,
+            mode,
+            files[mode],
+            seconds=secs,
+            connections=connections,
+            threads=threads,
+            offset=offsets[who] if mode == "file" else 0,
+            tag=tag,
+        )
+        out["pg_activity"] = await sampler.stop()
+        pg = sorted(set(pg) | set(await postgres_pids(db)))
+        server_cpu = cpu_seconds(server.pids()) - cpu0[0]
+        pg_cpu = cpu_seconds(pg) - cpu0[1]
+        if mode == "file":
+            # Requests still in flight at the end may have been served too.
+            offsets[who] += out["requests"] + connections
+        n = max(1, out["requests"])
+        out["rps"] = round(out["requests"] / (out["duration_us"] / 1e6), 1)
+        out["server_cpu_ms_per_request"] = round(server_cpu * 1000 / n, 3)
+        out["postgres_cpu_ms_per_request"] = round(pg_cpu * 1000 / n, 3)
+        out["non_2xx"] = out["errors"]["status"]
+        return out
+
+    for what, who, mode in SCENARIOS:
+        await one(what, who, mode, warmup, f"w-{who}")
+    for r in range(rounds):
+        for what, who, mode in SCENARIOS:
+            out = await one(what, who, mode, seconds, f"r{r}-{who}")
+            runs.setdefault((what, who), []).append(out)
+            print(
+                f"  round {r + 1} {what:8} {who:8} {out['rps']:8.1f} req/s "
+                f"p50 {out['latency_us']['p50'] / 1000:.1f} ms "
+                f"p99 {out['latency_us']['p99'] / 1000:.1f} ms non-2xx {out['non_2xx']}",
+                flush=True,
+            )
+    result: dict[str, Any] = {
+        "residents": data.residents,
+        "tracked_cases": data.tracked_cases,
+        "app_filings": offsets["app"],
+    }
+    for what, goal in (("filing", 0.40), ("tracking", 0.50)):
+        sides = {who: summarise(runs[(what, who)]) for who in ("baseline", "app")}
+        per_round = [
+            a["rps"] / b["rps"]
+            for a, b in zip(runs[(what, "app")], runs[(what, "baseline")], strict=True)
+            if b["rps"]
+        ]
+        ratio = sides["app"]["rps"] / sides["baseline"]["rps"] if sides["baseline"]["rps"] else 0
+        result[what] = {
+            **sides,
+            "ratio": round(ratio, 3),
+            "ratio_per_round": [round(x, 3) for x in per_round],
+            "goal": goal,
+            "met": ratio >= goal,
+        }
+    return result
+
+
+async def quiesce(db: Database, timeout: float = 30.0) -> None:
+    """Wait until requests left over from the previous round have finished:
+    wrk stops sending, but a server still works through what it accepted."""
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            busy = await conn.fetchval(
+                "select count(*) from pg_stat_activity where datname = $1 "
+                "and pid <> pg_backend_pid() and state <> 'idle'",
+                db.name,
+            )
+            if not busy:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(key: str, sub: str | None = None) -> float:
+        values = [r[key][sub] if sub else r[key] for r in runs]
+        return float(statistics.median(values))
+
+    return {
+        "rps": round(med("rps"), 1),
+        "p50_ms": round(med("latency_us", "p50") / 1000, 2),
+        "p99_ms": round(med("latency_us", "p99") / 1000, 2),
+        "server_cpu_ms_per_request": round(med("server_cpu_ms_per_request"), 3),
+        "postgres_cpu_ms_per_request": round(med("postgres_cpu_ms_per_request"), 3),
+        "driver_cpu_s": round(med("driver_cpu_s"), 2),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": sum(
+            r["errors"][k] for r in runs for k in ("connect", "read", "write", "timeout")
+        ),
+        "rounds_rps": [r["rps"] for r in runs],
+        "postgres_backends": pgwait.merge([r["pg_activity"] for r in runs]),
+    }

@@ -1,0 +1,195 @@
+"""The results as goals met or missed, and as the Markdown table people read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MEDIA_GROWTH_GOAL_MB = 64
+
+
+def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    load = report.get("load")
+    if load:
+        for what, label in (
+            ("filing", "filing vs bare INSERT"),
+            ("tracking", "tracking vs bare SELECT"),
+        ):
+            r = load[what]
+            out.append(
+                {
+                    "goal": f"{label}: throughput ratio >= {r['goal']:.0%}",
+                    "value": r["ratio"],
+                    "met": r["met"],
+                }
+            )
+    g = report.get("growth", {})
+    for key in g.get("goal_keys", []):
+        out.append(
+            {
+                "goal": f"{key}: {g['to']:,} time <= 2x the {g['from']:,} time",
+                "value": g["ratio"][key],
+                "met": g["met"][key],
+            }
+        )
+    media = report.get("media")
+    if media:
+        growth = media["streamed"]["rss_growth_mb"]
+        out.append(
+            {
+                "goal": f"RSS growth while {media['streamed']['upload_mb']} MB streams: <= 64 MB",
+                "value": growth,
+                "met": growth <= MEDIA_GROWTH_GOAL_MB,
+            }
+        )
+        through = media["direct"]["media_bytes_through_app"]
+        out.append(
+            {
+                "goal": "direct presigned upload: zero media bytes through the app",
+                "value": through,
+                "met": through == 0,
+            }
+        )
+    return out
+
+
+def _mark(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    pg = m["postgresql"]
+    c = report["config"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{c['command']}` on {m['date']}, {report.get('seconds', '?')} s in all.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| CPU | {m['cpu_model']}, {m['cores']} cores |",
+        f"| memory | {m['memory_gib']} GiB |",
+        f"| OS | {m['os']}, kernel {m['kernel']} |",
+        f"| Python | {m['python']} ({', '.join(f'{k} {v}' for k, v in m['packages'].items())}) |",
+        f"| PostgreSQL | {pg['version'].split(' on ')[0]}; shared_buffers {pg['shared_buffers']}, "
+        f"synchronous_commit {pg['synchronous_commit']} |",
+        f"| load driver | {m['wrk']} |",
+        f"| code | {m['git_commit']}{' + uncommitted changes' if m['git_dirty'] else ''} |",
+        "",
+        "## Goals",
+        "",
+        "| goal | value | |",
+        "|---|---|---|",
+        *[f"| {g['goal']} | {g['value']} | {_mark(g['met'])} |" for g in report["goals"]],
+    ]
+    load = report.get("load")
+    if load:
+        lines += [
+            "",
+            f"## Filing and tracking against the bare baseline ({load['size']:,} complaints)",
+            "",
+            f"wrk, {c['connections']} connections, {c['threads']} thread; {c['workers']} uvicorn "
+            f"workers for both servers; {c['rounds']} interleaved rounds of {c['seconds']:g} s "
+            f"after {c['warmup']:g} s of warm-up; medians. CPU per request is read from /proc "
+            "for the server's processes and this database's PostgreSQL backends.",
+            "",
+            "| scenario | server | req/s | ratio (goal) | p50 ms | p99 ms | server CPU ms/req "
+            "| PostgreSQL CPU ms/req | non-2xx |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for what, label in (
+            ("filing", "filing `POST /complaints`"),
+            ("tracking", "tracking `GET /complaints/{id}`"),
+        ):
+            r = load[what]
+            for who, name in (("baseline", "bare FastAPI + asyncpg"), ("app", "Yidiantong")):
+                s = r[who]
+                ratio = (
+                    f"**{r['ratio']:.0%}** (≥ {r['goal']:.0%}) {_mark(r['met'])}"
+                    if who == "app"
+                    else "baseline"
+                )
+                lines.append(
+                    f"| {label} | {name} | {s['rps']:,.0f} | {ratio} | {s['p50_ms']} | "
+                    f"{s['p99_ms']} | {s['server_cpu_ms_per_request']} | "
+                    f"{s['postgres_cpu_ms_per_request']} | {s['non_2xx']} |"
+                )
+        lines += [
+            "",
+            "What this database's busy backends were doing (pg_stat_activity every 20 ms; "
+            "`idle in transaction` means waiting for the app, `Lock:` for another transaction):",
+            "",
+            "| scenario | server | busy backends | top states, % of backend-samples |",
+            "|---|---|---|---|",
+        ]
+        for what in ("filing", "tracking"):
+            for who in ("baseline", "app"):
+                b = load[what][who]["postgres_backends"]
+                top = "; ".join(f"{k} {v}%" for k, v in list(b["share_pct"].items())[:5])
+                lines.append(f"| {what} | {who} | {b['busy_backends_avg']} | {top} |")
+        for what, prof in load.get("profile", {}).items():
+            if "app_inclusive_pct" not in prof:
+                continue
+            libs = ", ".join(f"{k} {v}%" for k, v in prof["library_self_pct"].items())
+            lines += [
+                "",
+                f"### Where {what} spends the app's CPU (py-spy, {prof['samples']} samples)",
+                "",
+                f"Top frame by library: {libs}.",
+                "",
+                "| app function (inclusive) | % | top frame | % |",
+                "|---|---|---|---|",
+            ]
+            inc = list(prof["app_inclusive_pct"].items())[:15]
+            own = list(prof["self_pct"].items())[:15]
+            for (fi, pi), (fs, ps) in zip(inc, own, strict=False):
+                lines.append(f"| `{fi}` | {pi} | `{fs}` | {ps} |")
+    g = report.get("growth")
+    if g and g.get("sizes"):
+        sizes = sorted(g["sizes"], key=int)
+        lines += [
+            "",
+            "## Staff reads as data grows",
+            "",
+            f"One request at a time over HTTP, median of {c['growth_rounds']} after "
+            f"{c['growth_warmup']} warm-up calls.",
+            "",
+            "| read | " + " | ".join(f"{int(n):,}" for n in sizes) + " | ratio |",
+            "|---|" + "---|" * (len(sizes) + 1),
+        ]
+        first = g["sizes"][sizes[0]].get("median_ms", {})
+        for key in first:
+            cells = [f"{g['sizes'][n]['median_ms'][key]} ms" for n in sizes]
+            ratio = g.get("ratio", {}).get(key)
+            goal = key in g.get("goal_keys", [])
+            shown = f"{ratio}×" if ratio is not None else "–"
+            if goal and ratio is not None:
+                shown += f" (≤ 2×) {_mark(ratio <= 2)}"
+            lines.append(f"| {key} | " + " | ".join(cells) + f" | {shown} |")
+        lines += [
+            "",
+            "| data | " + " | ".join(f"{int(n):,}" for n in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        for key in ("complaints", "events", "citizens", "ratings", "stats_rows", "load_seconds"):
+            lines.append(
+                f"| {key} | " + " | ".join(f"{g['sizes'][n][key]:,}" for n in sizes) + " |"
+            )
+    media = report.get("media")
+    if media:
+        s, d = media["streamed"], media["direct"]
+        lines += [
+            "",
+            "## Media memory",
+            "",
+            "| case | measure | result |",
+            "|---|---|---|",
+            f"| {s['upload_mb']} MB video through `POST /media` | RSS growth (peak − before) | "
+            f"**{s['rss_growth_mb']} MB** ({s['rss_baseline_mb']} → {s['rss_peak_mb']} MB), "
+            f"{s['throughput_mb_s']} MB/s |",
+            f"| {d['upload_mb']} MB video by presigned POST | bytes the app read during the "
+            f"upload | {d['app_bytes_read_during_upload']:,} (media bytes: "
+            f"**{d['media_bytes_through_app']}**) |",
+        ]
+    return "\n".join(lines) + "\n"

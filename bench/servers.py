@@ -1,0 +1,228 @@
+"""What the runner starts and stops: databases and uvicorn servers.
+
+Servers are real subprocesses on free loopback ports, so the load driver, the
+app and PostgreSQL compete for the same two cores as they would in a small
+deployment, and CPU can be read per process from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import create_engine
+from app.models.enums import StaffRole
+from app.reference import service as reference_service
+from app.staff import service as staff_service
+from app.staff.schemas import StaffCreate
+from tests import support
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = {"username": "bench.admin", "password": "Bench#2026x"}
+JWT_SECRET = "bench-jwt-secret-0123456789abcdefghij"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Database:
+    name: str
+    url: str  # SQLAlchemy URL, as YDT_DATABASE_URL takes it
+
+    @property
+    def dsn(self) -> str:
+        return self.url.replace("postgresql+asyncpg", "postgresql")
+
+
+async def create_database(now: datetime) -> Database:
+    """A fresh database at the app's schema (alembic head), seeded, with an admin."""
+    name = f"ydt_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(
+        host=support.PG_HOST, port=support.PG_PORT, user=support.PG_USER, database="postgres"
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = f"postgresql+asyncpg://{support.PG_USER}@{support.PG_HOST}:{support.PG_PORT}/{name}"
+    db = Database(name, url)
+    await asyncio.to_thread(support.alembic_upgrade, url)
+    engine = create_engine(make_settings(database_url=url), url=url)
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as s:
+            await reference_service.seed(s, now=now)
+            await staff_service.create_staff(
+                s,
+                StaffCreate(
+                    username=ADMIN["username"],
+                    password=ADMIN["password"],
+                    role=StaffRole.admin,
+                    display_name="bench",
+                ),
+                now=now,
+            )
+            await s.commit()
+    finally:
+        await engine.dispose()
+    return db
+
+
+async def after_load(db: Database) -> list[str]:
+    """Rebuild any present-state rollup the app keeps beside the event log.
+
+    The generator writes history (events and the rollups folded from them);
+    rollups of present state, when the app has them, are rebuilt by the app's
+    own code so they match whatever schema the app is at.
+    """
+    from app.stats import rollup
+
+    done = []
+    engine = create_engine(make_settings(database_url=db.url), url=db.url)
+    try:
+        for name in ("rebuild_open_due",):
+            fn = getattr(rollup, name, None)
+            if fn is not None:
+                async with AsyncSession(engine, expire_on_commit=False) as s:
+                    await fn(s)
+                    await s.commit()
+                done.append(name)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        await conn.execute("vacuum analyze")
+    finally:
+        await conn.close()
+    return done
+
+
+async def drop_database(db: Database) -> None:
+    await support.drop_pg_database(db.name)
+
+
+def app_env(db: Database, work: Path) -> dict[str, str]:
+    """The app as deployed: production settings, PostgreSQL, the default
+    database-backed rate-limit store (no Redis), INFO logs to a file."""
+    return {
+        "YDT_ENV": "production",
+        "YDT_DATABASE_URL": db.url,
+        "YDT_JWT_SECRET": JWT_SECRET,
+        "YDT_STORAGE": "local",
+        "YDT_MEDIA_DIR": str(work / "media"),
+        "YDT_LOG_LEVEL": "INFO",
+        "YDT_PUBLIC_BASE_URL": "http://127.0.0.1",
+    }
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        """The uvicorn supervisor and its worker processes."""
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_server(name: str, target: str, env: dict[str, str], workers: int, work: Path) -> Server:
+    port = support.free_port()
+    log = work / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", target, str(port), str(workers)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(name, proc, port, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited at start:\n{log.read_text()[-3000:]}")
+        try:
+            # Every worker must be up, not only the first to answer.
+            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200 and len(
+                children(proc.pid)
+            ) >= (workers if workers > 1 else 0):
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"{name} did not answer /healthz:\n{log.read_text()[-3000:]}")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLK_TCK
+
+
+async def postgres_pids(db: Database) -> list[int]:
+    """This database's backends plus the shared writers (WAL, checkpoints),
+    leaving out backends serving other databases on the same server."""
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        rows = await conn.fetch(
+            "select pid from pg_stat_activity where datname = $1 or backend_type in "
+            "('walwriter', 'checkpointer', 'background writer')",
+            db.name,
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
+def staff_token(server: Server) -> str:
+    resp = httpx.post(f"{server.url}/api/v1/staff/auth/login", json=ADMIN, timeout=30)
+    resp.raise_for_status()
+    return str(resp.json()["access_token"])
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
