@@ -161,15 +161,14 @@ async def open_case(
     complaint_id = uuid.uuid4().hex
     tz = ZoneInfo(settings.timezone)
     local_day = now.astimezone(tz).date()
-    # Taken last before the inserts: the counter row stays locked only briefly.
-    seq = await repository.next_counter(session, local_day)
     by_level = {r.level: r for r in new.path}
     yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
     complaint = Complaint(
         id=complaint_id,
         disclosure_id=new.disclosure_id,
         disclosure_row=new.disclosure_row,
-        tracking_no=f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}",
+        # Provisional and unique; the gapless number is taken at the very end.
+        tracking_no=f"~{complaint_id[:23]}",
         channel=new.channel,
         citizen_id=new.citizen_id,
         filed_by_staff_id=new.filed_by_staff_id,
@@ -254,6 +253,11 @@ async def open_case(
     version = await session.get(TaxonomyVersion, new.item.version_id)
     if version is not None and version.first_used_at is None:
         version.first_used_at = now  # from now on this taxonomy version is immutable
+    await session.flush()
+    # The day's counter row is the one every filing locks: take it last, so it
+    # is held for the commit only, not for the twenty statements above (bench/).
+    seq = await repository.next_counter(session, local_day)
+    complaint.tracking_no = f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}"
     await session.flush()
     return complaint
 
