@@ -138,11 +138,12 @@ async def _upsert(
     """One statement: insert the row or add to it (ON CONFLICT on its primary key).
 
     A single upsert instead of UPDATE, SAVEPOINT, INSERT, RELEASE: fewer round
-    trips while the row is locked, and no race between the two (bench/)."""
-    table = model.__table__
+    trips while the row is locked, and no race between the two (bench/).
+    Counters not in ``deltas`` start from their column default (0)."""
+    table: Any = model.__table__
     stmt = (
         _insert(session, model)
-        .values(**keys, **{m: deltas.get(m, 0) for m in METRICS})
+        .values(**keys, **deltas)
         .on_conflict_do_update(
             index_elements=[c.name for c in table.primary_key.columns],
             set_={m: table.c[m] + v for m, v in deltas.items()},
@@ -187,23 +188,14 @@ def open_key(complaint: Complaint) -> tuple[int, date] | None:
 async def _bump_open(
     session: AsyncSession, complaint: Complaint, unit_id: int, due_day: date, delta: int
 ) -> None:
-    table: Any = StatsOpenDue.__table__
-    stmt = (
-        _insert(session, StatsOpenDue)
-        .values(
-            due_day=due_day,
-            unit_id=unit_id,
-            item_code=complaint.item_code,
-            township_code=complaint.township_code,
-            county_code=complaint.county_code,
-            open=delta,
-        )
-        .on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key.columns],
-            set_={"open": table.c.open + delta},
-        )
-    )
-    await session.execute(stmt)
+    keys = {
+        "due_day": due_day,
+        "unit_id": unit_id,
+        "item_code": complaint.item_code,
+        "township_code": complaint.township_code,
+        "county_code": complaint.county_code,
+    }
+    await _upsert(session, StatsOpenDue, keys, {"open": delta})
 
 
 async def sync_open_due(session: AsyncSession, complaint: Complaint) -> None:

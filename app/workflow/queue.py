@@ -64,10 +64,6 @@ def card_branches(now: datetime) -> list[tuple[Card, bool, ColumnElement[bool]]]
     ]
 
 
-def card_condition(card: Card, now: datetime) -> ColumnElement[bool]:
-    return or_(*(cond for c, _, cond in card_branches(now) if c is card))
-
-
 @dataclass(frozen=True, slots=True)
 class QueueCursor:
     """Where a page ended: card rank, negated priority, deadline and id, the
