@@ -204,7 +204,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from app.audit import verify
 
     report = _run_in_session(verify)
-    print(f"checked {report.cases} cases, {report.events} events")
+    print(
+        f"checked {report.cases} cases, {report.disclosure_series} disclosure series, "
+        f"{report.events} events"
+    )
     if report.first_break is not None:
         print(report.first_break.render())
         return 1
@@ -261,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit tools").add_subparsers(
         dest="audit_command", required=True
     )
-    p = audit.add_parser("verify", help="recompute every case's event hash chain")
+    p = audit.add_parser("verify", help="recompute every event hash chain (cases and disclosures)")
     p.set_defaults(fn=cmd_audit_verify)
 
     stats = sub.add_parser("stats", help="statistics").add_subparsers(

@@ -4,13 +4,12 @@ The chain follows the paths the app really writes (filing and routing, then
 acceptance or rejection, assignment, transfer, replies, resolution, the four
 sign-off slots, the resident's rating, closure, reopening), so the tables have
 realistic sizes and `ydt audit verify` accepts the generated data. Hashes come
-from `app.complaints.events.canonical`, not a copy of it, so the format cannot
+from `app.complaints.events.compute_hash`, not a copy of it, so the format cannot
 drift from the app's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from app.complaints.events import GENESIS, canonical
+from app.complaints.events import GENESIS, compute_hash
 
 EVENT_COLUMNS = [
     "complaint_id",
@@ -91,7 +90,7 @@ class Chain:
             data=data or {},
             created_at=at,
         )
-        digest = hashlib.sha256((self.prev + canonical(event)).encode()).hexdigest()  # type: ignore[arg-type]
+        digest = compute_hash(self.prev, event)  # type: ignore[arg-type]
         self.rows.append(
             (
                 event.complaint_id,

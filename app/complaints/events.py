@@ -6,42 +6,40 @@ removing or reordering any event is detected by recomputing the chain.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import chain
 from app.models import Complaint, ComplaintEvent
 
-GENESIS = "0" * 64
+GENESIS = chain.GENESIS
+
+
+def fields(event: ComplaintEvent) -> dict[str, Any]:
+    return {
+        "complaint_id": event.complaint_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "public": event.public,
+        "actor_kind": event.actor_kind,
+        "actor_id": event.actor_id,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "note": event.note,
+        "data": event.data,
+        "created_at": chain.moment(event.created_at),
+    }
 
 
 def canonical(event: ComplaintEvent) -> str:
-    return json.dumps(
-        {
-            "complaint_id": event.complaint_id,
-            "seq": event.seq,
-            "kind": event.kind,
-            "public": event.public,
-            "actor_kind": event.actor_kind,
-            "actor_id": event.actor_id,
-            "from_status": event.from_status,
-            "to_status": event.to_status,
-            "note": event.note,
-            "data": event.data,
-            "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return chain.canonical(fields(event))
 
 
 def compute_hash(prev_hash: str, event: ComplaintEvent) -> str:
-    return hashlib.sha256((prev_hash + canonical(event)).encode()).hexdigest()
+    return chain.link(prev_hash, fields(event))
 
 
 async def last_event(session: AsyncSession, complaint_id: str) -> ComplaintEvent | None:

@@ -3,39 +3,33 @@ its predecessor's hash, so an edited or removed event breaks the chain."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import chain
 from app.models import Disclosure, DisclosureEvent, StaffUser
 
-GENESIS = "0" * 64
+GENESIS = chain.GENESIS
 
 
-def _canonical(e: DisclosureEvent) -> str:
-    return json.dumps(
-        {
-            "series_id": e.series_id,
-            "seq": e.seq,
-            "disclosure_id": e.disclosure_id,
-            "kind": e.kind,
-            "actor_id": e.actor_id,
-            "note": e.note,
-            "data": e.data,
-            "created_at": e.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def fields(e: DisclosureEvent) -> dict[str, Any]:
+    return {
+        "series_id": e.series_id,
+        "seq": e.seq,
+        "disclosure_id": e.disclosure_id,
+        "kind": e.kind,
+        "actor_id": e.actor_id,
+        "note": e.note,
+        "data": e.data,
+        "created_at": chain.moment(e.created_at),
+    }
 
 
 def event_hash(prev: str, e: DisclosureEvent) -> str:
-    return hashlib.sha256((prev + _canonical(e)).encode()).hexdigest()
+    return chain.link(prev, fields(e))
 
 
 async def append(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.audit import verify
 from app.disclosures.events import GENESIS, event_hash
 from app.models import DisclosureEvent
 from tests.disclosures.helpers import (
@@ -283,3 +284,18 @@ async def test_every_change_is_a_chained_event(
     for e in events:
         assert e.prev_hash == prev and e.hash == event_hash(prev, e)
         prev = e.hash
+    # `ydt audit verify` walks disclosure chains too, and names an edited event.
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        assert (await verify(s)).first_break is None
+        await s.execute(
+            update(DisclosureEvent)
+            .where(DisclosureEvent.series_id == d["id"], DisclosureEvent.seq == 3)
+            .values(note="审核意见被改过")
+        )
+        report = await verify(s)
+        assert report.disclosure_series >= 1
+        assert report.first_break is not None
+        broken = report.first_break
+        assert (broken.complaint_id, broken.seq) == (f"disclosure:{d['id']}", 3)
+        assert "edited" in broken.reason
+        await s.rollback()

@@ -1,0 +1,52 @@
+"""Hash chains for append-only logs (case events, disclosure events).
+
+Each entry stores its predecessor's hash and sha256(prev ‖ canonical JSON of
+its own fields), so editing, removing or reordering any entry is detected by
+walking the chain again (``ydt audit verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+GENESIS = "0" * 64
+
+
+class Linked(Protocol):
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def moment(at: datetime) -> str:
+    """Timestamps hash the same on every backend and time zone."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def link(prev_hash: str, fields: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical(fields)).encode()).hexdigest()
+
+
+T = TypeVar("T", bound=Linked)
+
+
+def first_break(chain: Sequence[T], digest: Callable[[str, T], str]) -> tuple[int, str] | None:
+    """(seq, reason) of the first entry that does not follow from the one before."""
+    prev = GENESIS
+    for expected, entry in enumerate(chain, start=1):
+        if entry.seq != expected:
+            return expected, f"event #{expected} is missing"
+        if entry.prev_hash != prev:
+            return entry.seq, "previous-hash link does not match"
+        if digest(prev, entry) != entry.hash:
+            return entry.seq, "content does not match its hash (edited)"
+        prev = entry.hash
+    return None
