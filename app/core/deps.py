@@ -41,7 +41,8 @@ async def _tokens(request: Request) -> TokenService:
     return tokens
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit (or fail) before the response is sent, never after it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 StoreDep = Annotated[MediaStore, Depends(_store)]

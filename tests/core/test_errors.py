@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel
 
+from app.core.deps import SessionDep
 from app.core.errors import Conflict, NotFound
 from app.main import create_app
+from app.models import StaffUser
+from tests import support
 from tests.conftest import make_settings
 
 
@@ -73,3 +79,24 @@ async def test_unknown_route_is_404_json() -> None:
 async def test_wrong_method_is_405_in_the_same_shape() -> None:
     status, body = await _get("DELETE", "/boom/notfound")
     assert status == 405 and body["error"] == "method_not_allowed"
+
+
+async def test_a_failed_commit_is_an_error_not_a_success(tmp_path: Path) -> None:
+    """The request's transaction commits before the response is sent: a commit
+    that fails must reach the client as an error, never as a 200."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    await asyncio.to_thread(support.alembic_upgrade, url)
+    app = create_app(make_settings(database_url=url), configure_logs=False)
+    r = APIRouter()
+
+    @r.post("/boom/commit")
+    async def commit_fails(session: SessionDep) -> dict[str, bool]:
+        session.add(StaffUser(username="x"))  # NOT NULL columns missing: fails at commit
+        return {"ok": True}
+
+    app.include_router(r)
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        resp = await c.post("/boom/commit")
+    assert resp.status_code == 500
+    assert resp.json()["error"] == "internal_error"
