@@ -89,7 +89,6 @@ async def append(session: AsyncSession, complaint: Complaint, **kw: Any) -> Comp
     from app.stats import rollup
 
     event = build(complaint, await last_event(session, complaint.id), **kw)
-    session.add(event)
-    await session.flush()
+    await chain.add_entry(session, event)
     await rollup.apply(session, complaint, event)
     return event

@@ -13,7 +13,32 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict
+
 GENESIS = "0" * 64
+
+
+class ChainConflict(Conflict):
+    """Another writer appended to the same chain first (unique seq)."""
+
+    code = "stale_version"
+
+
+async def add_entry(session: AsyncSession, entry: Any) -> None:
+    """Insert a chain entry; losing the race for its seq is a 409, not a 500.
+
+    Pending work is flushed first, so only the entry's own insert can raise
+    here. The request's transaction is rolled back by its owner.
+    """
+    await session.flush()
+    session.add(entry)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise ChainConflict("记录刚刚被他人更新，请刷新后重试") from exc
 
 
 class Linked(Protocol):

@@ -62,15 +62,5 @@ async def append(
         prev_hash=last.hash if last else GENESIS,
     )
     e.hash = event_hash(e.prev_hash, e)
-    session.add(e)
-    await session.flush()
+    await chain.add_entry(session, e)
     return e
-
-
-async def events_of(session: AsyncSession, series_id: int) -> list[DisclosureEvent]:
-    stmt = (
-        select(DisclosureEvent)
-        .where(DisclosureEvent.series_id == series_id)
-        .order_by(DisclosureEvent.seq)
-    )
-    return list((await session.execute(stmt)).scalars())

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import events
+from app.core.chain import ChainConflict
 from app.core.errors import Forbidden
 from app.models import Complaint, StaffUser, SupervisionOrder, SupervisionUnit
 from app.models.enums import ComplaintStatus, StaffRole
@@ -116,7 +117,7 @@ async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 
                     note="超期亮红牌，自动下发督办单",
                     data={"kind": "automatic", "spell_due_at": c.due_at.isoformat()},
                 )
-        except IntegrityError:
+        except (IntegrityError, ChainConflict):
             continue  # another worker raised it first
         if c.unit_id not in leaders_of:  # one lookup per unit, not per case
             leaders_of[c.unit_id] = await notify.staff_of_unit(

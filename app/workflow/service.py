@@ -13,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import events
@@ -138,28 +137,23 @@ async def act(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleVersion("案件已被他人处理，请刷新后重试")
     await session.refresh(c)
-    try:
-        await events.append(
-            session,
-            c,
-            kind=effect.event_kind or EVENT_KIND[action],
-            public=effect.public,
-            actor_kind="staff",
-            actor_id=user.id,
-            at=now,
-            from_status=old_status.value,
-            to_status=(
-                new_status.value
-                if new_status is not old_status and action is not Action.sign
-                else None
-            ),
-            note=effect.note or note,
-            data={**effect.data, **({"media_ids": body.media_ids} if body.media_ids else {})},
-        )
-        for extra in effect.extra_events:
-            await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
-    except IntegrityError as exc:  # another writer appended to this chain first
-        raise StaleVersion("案件已被他人处理，请刷新后重试") from exc
+    await events.append(
+        session,
+        c,
+        kind=effect.event_kind or EVENT_KIND[action],
+        public=effect.public,
+        actor_kind="staff",
+        actor_id=user.id,
+        at=now,
+        from_status=old_status.value,
+        to_status=(
+            new_status.value if new_status is not old_status and action is not Action.sign else None
+        ),
+        note=effect.note or note,
+        data={**effect.data, **({"media_ids": body.media_ids} if body.media_ids else {})},
+    )
+    for extra in effect.extra_events:
+        await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
     await _attach_evidence(session, user, c, body.media_ids, now)
     if effect.citizen_notice:
         kind, title, text = effect.citizen_notice
