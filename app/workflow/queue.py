@@ -346,14 +346,19 @@ async def all_events(session: AsyncSession, complaint_id: str) -> Sequence[Compl
     return (await session.execute(stmt)).scalars().all()
 
 
-def signatures_since_resolution(events_: Sequence[ComplaintEvent]) -> list[str]:
-    slots: list[str] = []
+def round_signatures(events_: Sequence[ComplaintEvent]) -> list[tuple[str, int | None]]:
+    """(slot, signer) of this handling round: a resolution or reopening starts a new one."""
+    signed: list[tuple[str, int | None]] = []
     for e in events_:
         if e.kind in ("resolved", "reopened"):
-            slots = []
+            signed = []
         elif e.kind == "signed":
-            slots.append(str(e.data.get("slot")))
-    return slots
+            signed.append((str(e.data.get("slot")), e.actor_id))
+    return signed
+
+
+def signatures_since_resolution(events_: Sequence[ComplaintEvent]) -> list[str]:
+    return [slot for slot, _ in round_signatures(events_)]
 
 
 async def case_file(

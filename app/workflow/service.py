@@ -342,6 +342,9 @@ async def _extend(
     )
 
 
+LEADER_SLOTS = ("supervising_leader", "principal_leader")
+
+
 async def _sign(
     session: AsyncSession,
     user: StaffUser,
@@ -357,16 +360,12 @@ async def _sign(
         raise BadRequest(f"会签栏须为：{'、'.join(settings.signoff_slots)}")
     if user.role not in SLOT_ROLES.get(slot, SUPERVISION):
         raise Forbidden("当前角色不能在该栏签字")
-    evs = await queue.all_events(session, c.id)
-    signed = queue.signatures_since_resolution(evs)
+    this_round = queue.round_signatures(await queue.all_events(session, c.id))
+    signed = [s for s, _ in this_round]
     if slot in signed:
         raise Conflict("该栏已签字")
-    signers = {
-        e.actor_id
-        for e in evs
-        if e.kind == "signed" and e.data.get("slot") in ("supervising_leader", "principal_leader")
-    }
-    if slot in ("supervising_leader", "principal_leader") and user.id in signers:
+    leaders = {who for s, who in this_round if s in LEADER_SLOTS}
+    if slot in LEADER_SLOTS and user.id in leaders:
         raise Conflict("分管领导与主要领导须由不同人签字")
     if slot == "complainant" and not note:
         raise BadRequest("请记录群众确认的方式和意见（如电话回访）")
