@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select
 
 from app.auth.dependencies import CurrentCitizen
 from app.core.deps import ClockDep, SessionDep, SettingsDep
@@ -61,12 +60,7 @@ async def draw(
 async def list_callbacks(
     draw_id: int, user: CurrentStaff, session: SessionDep
 ) -> list[CallbackRead]:
-    rows = (
-        await session.execute(
-            select(Callback).where(Callback.draw_id == draw_id).order_by(Callback.id)
-        )
-    ).scalars()
-    return [_cb(cb) for cb in rows]
+    return [_cb(cb) for cb in await service.list_callbacks(session, user, draw_id)]
 
 
 @router.post("/staff/callbacks/{callback_id}", response_model=CallbackRead)

@@ -203,6 +203,18 @@ async def _draw_scope(session: AsyncSession, user: StaffUser) -> str:
     return unit.region_code[: PREFIX_LENGTH[unit.level]]
 
 
+async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
+    """A draw's callbacks, limited to the cases the caller may see: a sample
+    names cases, reached residents and their verdicts."""
+    stmt = (
+        select(Callback)
+        .join(Complaint, Complaint.id == Callback.complaint_id)
+        .where(Callback.draw_id == draw_id, await scope.visible(session, user))
+        .order_by(Callback.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def draw_callbacks(
     session: AsyncSession, user: StaffUser, quarter: str, *, now: datetime, settings: Settings
 ) -> DrawRead:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Complaint, Notification, StaffUser
 from app.models.enums import StaffRole
+from app.workflow import scope
 
 
 def to_citizen(
@@ -83,3 +84,26 @@ async def handlers_of(session: AsyncSession, department_code: str, region_code: 
         StaffUser.active.is_(True),
     )
     return [int(i) for i in (await session.execute(stmt)).scalars()]
+
+
+FAILED = ("dead", "retry", "skipped")
+
+
+async def failures(
+    session: AsyncSession, user: StaffUser, *, limit: int, offset: int
+) -> list[Notification]:
+    """Residents' messages that failed or are being retried, for the cases the
+    caller may see (notices carry tracking numbers and reasons)."""
+    stmt = (
+        select(Notification)
+        .join(Complaint, Complaint.id == Notification.complaint_id)
+        .where(
+            Notification.recipient_kind == "citizen",
+            Notification.status.in_(FAILED),
+            await scope.visible(session, user),
+        )
+        .order_by(Notification.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.execute(stmt)).scalars())

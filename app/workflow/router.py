@@ -10,6 +10,7 @@ from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
 from app.models import Notification, SupervisionOrder
 from app.models.enums import StaffRole
+from app.notifications import service as notify
 from app.staff.dependencies import CurrentStaff
 from app.supervision import service as supervision
 from app.workflow import intake, queue, service
@@ -187,17 +188,7 @@ async def delivery_failures(
     """Messages to residents that failed or are being retried (三个100%: nothing silently lost)."""
     if user.role not in (StaffRole.admin, StaffRole.supervisor, StaffRole.leader):
         raise Forbidden("无权查看")
-    stmt = (
-        select(Notification)
-        .where(
-            Notification.recipient_kind == "citizen",
-            Notification.status.in_(["dead", "retry", "skipped"]),
-        )
-        .order_by(Notification.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    rows = (await session.execute(stmt)).scalars().all()
+    rows = await notify.failures(session, user, limit=page.limit, offset=page.offset)
     items = [
         {
             **_notice(n),

@@ -5,6 +5,8 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.clock import FixedClock
+from app.models.enums import StaffRole
+from tests.factories import login, make_staff
 from tests.stats.scenario import close, rate, staff
 from tests.workflow.helpers import act, case, citizen, file_case
 
@@ -124,6 +126,11 @@ async def test_quarterly_callbacks_draw_record_and_catch_a_fake_closure(
         await client.get(f"/api/v1/staff/callbacks?draw_id={body['draw_id']}", headers=s.county)
     ).json()
     target = next(cb for cb in listed if cb["complaint_id"] in ids)
+    # A sample names cases and residents' verdicts: others see none of it.
+    await make_staff(connection, "cb.other", StaffRole.supervisor, unit_code="XZ-511702001")
+    other = await login(client, "cb.other")
+    foreign = await client.get(f"/api/v1/staff/callbacks?draw_id={body['draw_id']}", headers=other)
+    assert foreign.status_code == 200 and foreign.json() == []
     rec = await client.post(
         f"/api/v1/staff/callbacks/{target['id']}",
         headers=s.county,
