@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -105,6 +106,14 @@ def _callback_text(cb: Callback | None) -> str:
     return "，".join(parts)
 
 
+def scratch_file(prefix: str, suffix: str) -> Path:
+    """A temporary file for a download, its descriptor closed at once (the
+    response streams it by name and deletes it when sent)."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
 async def write_ledger(
     session: AsyncSession,
     user: StaffUser,
@@ -115,65 +124,69 @@ async def write_ledger(
     limit: int = 200_000,
 ) -> tuple[Path, int]:
     tz = ZoneInfo(settings.timezone)
-    tmp = Path(tempfile.mkstemp(prefix="ledger-", suffix=".xlsx")[1])
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("台账")
-    bold = Font(bold=True)
-    header = []
-    for h in HEADERS:
-        cell = WriteOnlyCell(ws, value=h)
-        cell.font = bold
-        header.append(cell)
-    ws.append(header)
-    categories = {c.code: c.name for c in (await _category_names(session))}
-    written = 0
-    after: queue.QueueCursor | None = None
-    while written < limit:
-        page = await queue.queue(
-            session, user, f, now=now, settings=settings, limit=BATCH, after=after
-        )
-        items = page.items
-        if not items:
-            break
-        ids = [i.id for i in items]
-        rows = {
-            c.id: c
-            for c in (
-                await session.execute(select(Complaint).where(Complaint.id.in_(ids)))
-            ).scalars()
-        }
-        ratings, callbacks = await _extras(session, ids)
-        batch: list[list[Any]] = []
-        for item in items:
-            c = rows[item.id]
-            rating = ratings.get(c.id)
-            batch.append(
-                [
-                    c.tracking_no,
-                    CHANNEL_CN[c.channel],
-                    _reporter(user, c),
-                    categories.get(c.item_code[:2], c.item_code[:2]),
-                    item.item.name,
-                    item.region_name,
-                    item.unit.name,
-                    _local(c.received_at, tz),
-                    _local(c.due_at, tz),
-                    c.status.label,
-                    CARD_CN[item.card],
-                    _local(c.closed_at, tz),
-                    c.result or "",
-                    f"{VERDICT_CN[rating.satisfaction]}（{rating.score}分）" if rating else "",
-                    _callback_text(callbacks.get(c.id)),
-                ]
+    tmp = scratch_file("ledger-", ".xlsx")
+    try:
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("台账")
+        bold = Font(bold=True)
+        header = []
+        for h in HEADERS:
+            cell = WriteOnlyCell(ws, value=h)
+            cell.font = bold
+            header.append(cell)
+        ws.append(header)
+        categories = {c.code: c.name for c in (await _category_names(session))}
+        written = 0
+        after: queue.QueueCursor | None = None
+        while written < limit:
+            page = await queue.queue(
+                session, user, f, now=now, settings=settings, limit=BATCH, after=after
             )
-        await asyncio.to_thread(_append_rows, ws, batch)
-        written += len(items)
-        if page.next_cursor is None:
-            break
-        after = queue.QueueCursor.decode(page.next_cursor)
-        session.expunge_all()  # keep the identity map from growing with the ledger
-    await asyncio.to_thread(wb.save, str(tmp))
-    return tmp, written
+            items = page.items
+            if not items:
+                break
+            ids = [i.id for i in items]
+            rows = {
+                c.id: c
+                for c in (
+                    await session.execute(select(Complaint).where(Complaint.id.in_(ids)))
+                ).scalars()
+            }
+            ratings, callbacks = await _extras(session, ids)
+            batch: list[list[Any]] = []
+            for item in items:
+                c = rows[item.id]
+                rating = ratings.get(c.id)
+                batch.append(
+                    [
+                        c.tracking_no,
+                        CHANNEL_CN[c.channel],
+                        _reporter(user, c),
+                        categories.get(c.item_code[:2], c.item_code[:2]),
+                        item.item.name,
+                        item.region_name,
+                        item.unit.name,
+                        _local(c.received_at, tz),
+                        _local(c.due_at, tz),
+                        c.status.label,
+                        CARD_CN[item.card],
+                        _local(c.closed_at, tz),
+                        c.result or "",
+                        f"{VERDICT_CN[rating.satisfaction]}（{rating.score}分）" if rating else "",
+                        _callback_text(callbacks.get(c.id)),
+                    ]
+                )
+            await asyncio.to_thread(_append_rows, ws, batch)
+            written += len(items)
+            if page.next_cursor is None:
+                break
+            after = queue.QueueCursor.decode(page.next_cursor)
+            session.expunge_all()  # keep the identity map from growing with the ledger
+        await asyncio.to_thread(wb.save, str(tmp))
+        return tmp, written
+    except BaseException:  # nothing half-written is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _append_rows(ws: Any, rows: list[list[Any]]) -> None:
@@ -234,75 +247,79 @@ async def write_dossier(
         .scalars()
         .all()
     )
-    tmp = Path(tempfile.mkstemp(prefix="dossier-", suffix=".zip")[1])
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("case.json", case.model_dump_json(indent=2))
-        zf.writestr(
-            "events.jsonl",
-            "".join(
+    tmp = scratch_file("dossier-", ".zip")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("case.json", case.model_dump_json(indent=2))
+            zf.writestr(
+                "events.jsonl",
+                "".join(
+                    json.dumps(
+                        {
+                            "seq": e.seq,
+                            "kind": e.kind,
+                            "public": e.public,
+                            "actor_kind": e.actor_kind,
+                            "actor_id": None
+                            if (not case.reporter.visible and e.actor_kind == "citizen")
+                            else e.actor_id,
+                            "from_status": e.from_status,
+                            "to_status": e.to_status,
+                            "note": e.note,
+                            "data": e.data,
+                            "created_at": e.created_at.isoformat(),
+                            "prev_hash": e.prev_hash,
+                            "hash": e.hash,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                    for e in events
+                ),
+            )
+            zf.writestr(
+                "ratings.json",
                 json.dumps(
-                    {
-                        "seq": e.seq,
-                        "kind": e.kind,
-                        "public": e.public,
-                        "actor_kind": e.actor_kind,
-                        "actor_id": None
-                        if (not case.reporter.visible and e.actor_kind == "citizen")
-                        else e.actor_id,
-                        "from_status": e.from_status,
-                        "to_status": e.to_status,
-                        "note": e.note,
-                        "data": e.data,
-                        "created_at": e.created_at.isoformat(),
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    },
+                    [
+                        {
+                            "round": r.round,
+                            "score": r.score,
+                            "satisfaction": r.satisfaction,
+                            "comment": r.comment,
+                            "reopened": r.reopened,
+                            "created_at": r.created_at.isoformat(),
+                        }
+                        for r in ratings
+                    ],
                     ensure_ascii=False,
-                )
-                + "\n"
-                for e in events
-            ),
-        )
-        zf.writestr(
-            "ratings.json",
-            json.dumps(
-                [
-                    {
-                        "round": r.round,
-                        "score": r.score,
-                        "satisfaction": r.satisfaction,
-                        "comment": r.comment,
-                        "reopened": r.reopened,
-                        "created_at": r.created_at.isoformat(),
-                    }
-                    for r in ratings
-                ],
-                ensure_ascii=False,
-                indent=2,
-            ),
-        )
-        zf.writestr(
-            "callbacks.json",
-            json.dumps(
-                [
-                    {
-                        "method": cb.method,
-                        "reached": cb.reached,
-                        "resolved": cb.resolved,
-                        "satisfaction": cb.satisfaction,
-                        "fake_closure": cb.fake_closure,
-                        "note": cb.note,
-                        "done_at": cb.done_at.isoformat() if cb.done_at else None,
-                    }
-                    for cb in callbacks
-                ],
-                ensure_ascii=False,
-                indent=2,
-            ),
-        )
-        for m in media:
-            ext = m.storage_key.rsplit(".", 1)[-1]
-            with zf.open(f"media/{m.kind.value}-{m.id}.{ext}", "w", force_zip64=True) as out:
-                async for chunk in store.iter_object(m.storage_key):
-                    out.write(chunk)
-    return tmp, case.tracking_no
+                    indent=2,
+                ),
+            )
+            zf.writestr(
+                "callbacks.json",
+                json.dumps(
+                    [
+                        {
+                            "method": cb.method,
+                            "reached": cb.reached,
+                            "resolved": cb.resolved,
+                            "satisfaction": cb.satisfaction,
+                            "fake_closure": cb.fake_closure,
+                            "note": cb.note,
+                            "done_at": cb.done_at.isoformat() if cb.done_at else None,
+                        }
+                        for cb in callbacks
+                    ],
+                    ensure_ascii=False,
+                    indent=2,
+                ),
+            )
+            for m in media:
+                ext = m.storage_key.rsplit(".", 1)[-1]
+                with zf.open(f"media/{m.kind.value}-{m.id}.{ext}", "w", force_zip64=True) as out:
+                    async for chunk in store.iter_object(m.storage_key):
+                        out.write(chunk)
+        return tmp, case.tracking_no
+    except BaseException:  # nothing half-written is left behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -88,3 +88,18 @@ async def test_dossier_holds_the_case_its_chain_and_media(
 
 async def test_ledger_needs_staff(client: AsyncClient) -> None:
     assert (await client.get("/api/v1/staff/ledger.xlsx")).status_code == 401
+
+
+async def test_downloads_leave_no_descriptor_or_file_behind(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    s = await staff(client, connection)
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        assert (await client.get("/api/v1/staff/ledger.xlsx", headers=s.zhang)).status_code == 200
+    assert len(os.listdir("/proc/self/fd")) <= fds
+    assert not list(Path(tempfile.gettempdir()).glob("ledger-*.xlsx"))
