@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, SessionDep
 from app.staff.dependencies import CurrentStaff
-from app.stats import service
+from app.stats import rollup, service
 from app.stats.schemas import Overview, PublicStats, Rankings
 
 router = APIRouter(tags=["stats"])
@@ -47,13 +47,12 @@ async def rankings(
     user: CurrentStaff,
     session: SessionDep,
     clock: ClockDep,
-    settings: SettingsDep,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     min_cases: Annotated[int, Query(ge=1, le=10_000)] = 5,
 ) -> Rankings:
     scope = await service.scope_filter(session, user)
-    today = clock.now().date()
+    today = rollup.local_date(clock.now())  # the local day, not UTC's
     end = date_to or today
     start = date_from or (end - timedelta(days=90))
     return await service.rankings(
@@ -62,6 +61,5 @@ async def rankings(
         date_from=start,
         date_to=end,
         now=clock.now(),
-        settings=settings,
         min_cases=min_cases,
     )

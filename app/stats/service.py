@@ -16,11 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, select, true, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
 from app.core.errors import BadRequest, Forbidden
 from app.models import (
     Complaint,
-    Item,
     Rating,
     Region,
     StaffUser,
@@ -31,14 +29,12 @@ from app.models import (
     StatsUnitMonth,
     SupervisionUnit,
 )
-from app.models.enums import ComplaintStatus, StaffRole, UnitKind
+from app.models.enums import RegionLevel, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
 from app.stats import rollup
 from app.stats.schemas import Alert, Breakdown, Figures, Overview, PublicStats, RankedUnit, Rankings
 from app.taxonomy import service as taxonomy_service
-
-OPEN = [s for s in ComplaintStatus if s.is_open]
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -82,11 +78,6 @@ class Scope:
 
     prefix: str = "5117"
     unit_id: int | None = None
-
-    def complaints(self) -> ColumnElement[bool]:
-        if self.unit_id is not None:
-            return Complaint.unit_id == self.unit_id
-        return Complaint.region_code.startswith(self.prefix)
 
 
 async def scope_filter(session: AsyncSession, user: StaffUser) -> Scope:
@@ -184,6 +175,12 @@ def _month_key(session: AsyncSession, day: Any) -> Any:
     return func.strftime("%Y-%m", day)
 
 
+def rollup_prefix(code: str) -> str:
+    """The code prefix the rollups can answer for: they are kept per township,
+    so a village counts as its township (named as such in public figures)."""
+    return prefix_of(code)[: PREFIX_LENGTH[RegionLevel.township]]
+
+
 def _month(d: date) -> date:
     return d.replace(day=1)
 
@@ -221,7 +218,7 @@ async def overview(
     prefix = scope.prefix
     if region_code:
         # The region asked for, intersected with what the caller may count.
-        asked = prefix_of(region_code)
+        asked = rollup_prefix(region_code)
         if asked.startswith(prefix):
             prefix = asked
         elif not prefix.startswith(asked):
@@ -356,14 +353,11 @@ async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
         from app.regions.service import RegionNotFound
 
         raise RegionNotFound(f"区划 {code} 不存在")
-    if region.level.value == "village" and region.parent_code:
-        # Rollups are kept per township: a village sees its township's figures,
-        # and the answer names the township rather than pretend otherwise.
+    if region.level is RegionLevel.village and region.parent_code:
+        # The answer names the township whose figures these are.
         region = await session.get(Region, region.parent_code) or region
-    prefix = region.code[: PREFIX_LENGTH[region.level]]
-    totals = _merge(
-        ("all", m) for _, m in await _rows(session, StatsDaily.township_code.startswith(prefix), [])
-    )
+    where = StatsTownDay.township_code.startswith(rollup_prefix(region.code))
+    totals = _merge(("all", m) for _, m in await _rows(session, where, [], StatsTownDay))
     f = figures(totals.get("all", {}))
     return PublicStats(
         region_code=region.code,
@@ -394,21 +388,15 @@ async def rankings(
     date_from: date,
     date_to: date,
     now: datetime,
-    settings: Settings,
     min_cases: int = 5,
     list_size: int = 5,
     satisfaction_floor: float = 0.8,
     cluster_n: int = 5,
     cluster_days: int = 30,
 ) -> Rankings:
-    where = and_(
-        StatsUnitMonth.county_code.startswith(
-            scope.prefix[:6] if len(scope.prefix) > 6 else scope.prefix
-        ),
-        _period(StatsUnitMonth, date_from, date_to, monthly=True),
-    )
-    if scope.unit_id is not None:
-        where = and_(where, StatsUnitMonth.unit_id == scope.unit_id)
+    if date_from > date_to:
+        raise BadRequest("开始日期不能晚于结束日期")
+    where = and_(where_unit(scope), _period(StatsUnitMonth, date_from, date_to, monthly=True))
     by_unit = await _rows(session, where, [StatsUnitMonth.unit_id], StatsUnitMonth)
     overdue = await _overdue(session, scope, scope.prefix, now, StatsOpenDue.unit_id)
     names = await _labels(session, units=[k[0] for k, _ in by_unit], towns=[])
@@ -453,10 +441,6 @@ async def rankings(
     )
 
 
-def _month_start(d: date) -> date:
-    return d.replace(day=1)
-
-
 def where_unit(scope: Scope) -> ColumnElement[bool]:
     cond = StatsUnitMonth.county_code.startswith(
         scope.prefix[:6] if len(scope.prefix) > 6 else scope.prefix
@@ -470,51 +454,54 @@ async def _low_satisfaction_alerts(
     session: AsyncSession, unit_where: ColumnElement[bool], date_to: date, floor: float
 ) -> list[Alert]:
     """Units below the floor in each of the last two complete months."""
-    this_month = _month_start(date_to)
-    m1 = _month_start(this_month - timedelta(days=1))
-    m2 = _month_start(m1 - timedelta(days=1))
+    this_month = _month(date_to)
+    m1 = _month(this_month - timedelta(days=1))
+    m2 = _month(m1 - timedelta(days=1))
     monthly: dict[int, dict[date, dict[str, int]]] = defaultdict(dict)
-    for month in (m2, m1):
-        rows = await _rows(
-            session,
-            and_(unit_where, StatsUnitMonth.month == month),
-            [StatsUnitMonth.unit_id],
-            StatsUnitMonth,
+    rows = await _rows(
+        session,
+        and_(unit_where, StatsUnitMonth.month.in_((m2, m1))),
+        [StatsUnitMonth.unit_id, StatsUnitMonth.month],
+        StatsUnitMonth,
+    )
+    for (uid, month), m in rows:
+        monthly[uid][month] = m
+    flagged = [
+        uid
+        for uid, months in sorted(monthly.items())
+        if all(
+            m in months and (r := figures(months[m]).satisfaction_rate) is not None and r < floor
+            for m in (m2, m1)
         )
-        for (uid,), m in rows:
-            monthly[uid][month] = m
-    alerts: list[Alert] = []
+    ]
+    if not flagged:
+        return []
     tz = ZoneInfo("Asia/Shanghai")
-    for uid, months in sorted(monthly.items()):
-        rates = [figures(months[m]).satisfaction_rate for m in (m2, m1) if m in months]
-        if len(rates) == 2 and all(r is not None and r < floor for r in rates):
-            start = datetime.combine(m2, datetime.min.time(), tz)
-            end = datetime.combine(this_month, datetime.min.time(), tz)
-            ids = (
-                (
-                    await session.execute(
-                        select(Rating.complaint_id)
-                        .join(Complaint, Complaint.id == Rating.complaint_id)
-                        .where(
-                            Complaint.unit_id == uid,
-                            Rating.satisfaction == "unsatisfied",
-                            Rating.created_at >= start,
-                            Rating.created_at < end,
-                        )
-                        .order_by(Rating.created_at)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            alerts.append(
-                Alert(
-                    kind="low_satisfaction",
-                    title=f"连续两个月满意率低于 {floor:.0%}（{m2:%Y-%m}、{m1:%Y-%m}）",
-                    unit_id=uid,
-                    complaint_ids=list(dict.fromkeys(ids)),
-                )
-            )
+    start = datetime.combine(m2, datetime.min.time(), tz)
+    end = datetime.combine(this_month, datetime.min.time(), tz)
+    found = await session.execute(
+        select(Complaint.unit_id, Rating.complaint_id)
+        .join(Complaint, Complaint.id == Rating.complaint_id)
+        .where(
+            Complaint.unit_id.in_(flagged),
+            Rating.satisfaction == "unsatisfied",
+            Rating.created_at >= start,
+            Rating.created_at < end,
+        )
+        .order_by(Rating.created_at)
+    )
+    ids: dict[int, list[str]] = defaultdict(list)
+    for uid, cid in found:
+        ids[uid].append(cid)
+    alerts = [
+        Alert(
+            kind="low_satisfaction",
+            title=f"连续两个月满意率低于 {floor:.0%}（{m2:%Y-%m}、{m1:%Y-%m}）",
+            unit_id=uid,
+            complaint_ids=list(dict.fromkeys(ids[uid])),
+        )
+        for uid in flagged
+    ]
     return alerts
 
 
@@ -572,13 +559,8 @@ async def _cluster_alerts(
     cases: dict[tuple[str, str], list[str]] = defaultdict(list)
     for cid, item, town in (await session.execute(union_all(*per_pair))).all():
         cases[(item, town)].append(cid)
-    names = dict(
-        (
-            await session.execute(
-                select(Item.code, Item.name).where(Item.code.in_([p[0] for p in pairs]))
-            )
-        ).all()
-    )
+    items = (await taxonomy_service.snapshot(session)).items  # the current version's names
+    names = {code: items[code].name for code, _ in pairs if code in items}
     return [
         Alert(
             kind="cluster",

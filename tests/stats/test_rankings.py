@@ -7,7 +7,8 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.clock import FixedClock
-from tests.factories import login
+from app.models.enums import StaffRole
+from tests.factories import login, make_staff
 from tests.stats.scenario import Staff, rate, staff
 from tests.workflow.helpers import act, citizen, file_case
 
@@ -60,5 +61,29 @@ async def test_class_case_cluster_alert(client: AsyncClient, connection: AsyncCo
     assert clusters[0]["township_code"] == "511702005000"
 
 
-async def test_rankings_need_a_supervision_role(client: AsyncClient) -> None:
+async def test_rankings_need_a_supervision_role(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
     assert (await client.get("/api/v1/staff/stats/rankings")).status_code == 401
+    await make_staff(
+        connection, "rk.handler", StaffRole.handler, department_code="D001",
+        region_code="511702000000",
+    )  # fmt: skip
+    handler = await login(client, "rk.handler")
+    assert (await client.get("/api/v1/staff/stats/rankings", headers=handler)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("?from=2026-12-01&to=2026-11-01", 400),
+        ("?from=notadate", 422),
+        ("?min_cases=0", 422),
+    ],
+)
+async def test_bad_rankings_queries(
+    client: AsyncClient, connection: AsyncConnection, query: str, status: int
+) -> None:
+    s = await staff(client, connection)
+    resp = await client.get(f"/api/v1/staff/stats/rankings{query}", headers=s.county)
+    assert resp.status_code == status, resp.text
