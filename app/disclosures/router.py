@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
-from sqlalchemy import select
 
 from app.auth.dependencies import OptionalCitizen
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
@@ -44,15 +43,15 @@ async def list_disclosures(
     code = region_code or (citizen.region_code if citizen else None)
     if code is None:
         raise BadRequest("请先扫描本村二维码或选择村（社区）")
-    where = service.list_filter(region_code=code, category=category, period=period, q=q)
-    stmt = (
-        select(Disclosure)
-        .where(where)
-        .order_by(Disclosure.published_at.desc(), Disclosure.id.desc())
-        .offset(page.offset)
-        .limit(page.limit)
+    found = await service.public_list(
+        session,
+        region_code=code,
+        category=category,
+        period=period,
+        q=q,
+        limit=page.limit,
+        offset=page.offset,
     )
-    found = list((await session.execute(stmt)).scalars())
     names = await views.region_names(session, [d.region_code for d in found])
     return DisclosurePage(
         items=[views.brief(d, names.get(d.region_code, d.region_code)) for d in found],
@@ -184,18 +183,6 @@ async def correct(
     return await _staff_read(session, store, settings, clock, d)
 
 
-def _money(raw: str | None, label: str) -> Decimal | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = Decimal(raw.strip().replace(",", ""))
-    except InvalidOperation as exc:
-        raise BadRequest(f"{label}不是有效金额") from exc
-    if not value.is_finite() or value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise BadRequest(f"{label}最多两位小数")
-    return value
-
-
 @router.post("/staff/disclosures/{disclosure_id}/rows.xlsx", response_model=StaffDisclosureRead)
 async def import_rows(
     disclosure_id: DisclosureId,
@@ -206,8 +193,8 @@ async def import_rows(
     clock: ClockDep,
     file: Annotated[UploadFile, File(description="the rows as an .xlsx sheet, header in row 1")],
     expected_version: Annotated[int, Form(ge=1)],
-    opening_balance: Annotated[str | None, Form(max_length=20)] = None,
-    closing_balance: Annotated[str | None, Form(max_length=20)] = None,
+    opening_balance: Annotated[Decimal | None, Form(max_digits=14, decimal_places=2)] = None,
+    closing_balance: Annotated[Decimal | None, Form(max_digits=14, decimal_places=2)] = None,
 ) -> StaffDisclosureRead:
     """Replaces a draft's rows; a sheet with any bad row is rejected whole."""
     data = await file.read(MAX_XLSX_BYTES + 1)
@@ -219,8 +206,8 @@ async def import_rows(
         disclosure_id,
         data,
         expected_version=expected_version,
-        opening_balance=_money(opening_balance, "期初余额"),
-        closing_balance=_money(closing_balance, "期末余额"),
+        opening_balance=opening_balance,
+        closing_balance=closing_balance,
         now=clock.now(),
     )
     return await _staff_read(session, store, settings, clock, d)

@@ -352,7 +352,26 @@ async def withdraw(
         },
     )
     await events.append(session, d, "withdrawn", user, now, note=body.reason)
+    pending = await _pending_correction(session, d)
+    if pending is not None:
+        # Its draft correction would have nothing left to supersede: it goes too,
+        # rather than sit unpublishable with no way to remove it.
+        await _save(
+            session,
+            pending,
+            pending.lock_version,
+            {"status": DisclosureStatus.withdrawn, "withdrawn_at": now, "updated_at": now,
+             "withdraw_reason": f"所更正的公开已撤回：{body.reason}"},
+        )  # fmt: skip
+        await events.append(session, pending, "withdrawn", user, now, note=body.reason)
     return d
+
+
+async def _pending_correction(session: AsyncSession, d: Disclosure) -> Disclosure | None:
+    stmt = select(Disclosure).where(
+        Disclosure.supersedes_id == d.id, Disclosure.status == DisclosureStatus.draft
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def correct(
@@ -364,15 +383,9 @@ async def correct(
     await permissions.require_author(session, user, d.region_code)
     if d.status is not DisclosureStatus.published:
         raise DisclosureState(f"只有已发布的公开可以更正（当前：{STATUS_CN[d.status]}）")
-    pending = (
-        await session.execute(
-            select(Disclosure.id).where(
-                Disclosure.supersedes_id == d.id, Disclosure.status == DisclosureStatus.draft
-            )
-        )
-    ).first()
+    pending = await _pending_correction(session, d)
     if pending is not None:
-        raise DisclosureState(f"已有待审核的更正草稿（编号 {pending[0]}），请先处理")
+        raise DisclosureState(f"已有待审核的更正草稿（编号 {pending.id}），请先处理")
     latest = (
         await session.execute(
             select(func.max(Disclosure.version)).where(Disclosure.series_id == d.series_id)
@@ -430,6 +443,27 @@ async def get_public(session: AsyncSession, disclosure_id: int, *, count_view: b
         )
         await session.refresh(d)
     return d
+
+
+async def public_list(
+    session: AsyncSession,
+    *,
+    region_code: str,
+    category: DisclosureCategory | None,
+    period: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> list[Disclosure]:
+    """Published versions in a region, newest first."""
+    stmt = (
+        select(Disclosure)
+        .where(list_filter(region_code=region_code, category=category, period=period, q=q))
+        .order_by(Disclosure.published_at.desc(), Disclosure.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 def list_filter(
