@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.core.config import ConfigurationError, get_settings
+from app.models.enums import StaffRole
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,13 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create-staff", help="create a staff account")
     p.add_argument("--username", required=True)
     p.add_argument("--password", required=True)
-    p.add_argument(
-        "--role", required=True, choices=["admin", "supervisor", "handler", "agent", "leader"]
-    )
+    p.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
     p.add_argument("--unit", default=None, help="supervision unit code, e.g. XZ-511702005")
     p.add_argument("--department", default=None, help="department code for handlers, e.g. D001")
     p.add_argument(
-        "--region", default=None, help="handlers: region of the department, e.g. 511702000000"
+        "--region",
+        default=None,
+        help="handlers: the department's region; clerk/committee: their village",
     )
     p.add_argument("--name", default=None, help="display name")
     p.set_defaults(fn=cmd_create_staff)

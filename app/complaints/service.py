@@ -33,8 +33,9 @@ from app.core.storage import MediaStore
 from app.disclosures import service as disclosures_service
 from app.disclosures import views as disclosure_views
 from app.media import service as media_service
-from app.models import Citizen, Complaint, Item, Media, Notification, Region, TaxonomyVersion
+from app.models import Citizen, Complaint, Item, Media, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
+from app.notifications import service as notify
 from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.routing.engine import RouteDecision
@@ -326,23 +327,16 @@ async def file(
     )
     tz = ZoneInfo(settings.timezone)
     # The acceptance notice the resident is owed (三个100%: 受理100%告知).
-    session.add(
-        Notification(
-            recipient_kind="citizen",
-            recipient_id=citizen.id,
-            complaint_id=complaint.id,
-            kind="filed",
-            title="诉求已登记",
-            body=(
-                f"您反映的问题已登记（编号 {complaint.tracking_no}），由{decision.unit.name}负责，"
-                f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
-            ),
-            channel="wechat_subscribe",
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    notify.to_citizen(
+        session,
+        complaint,
+        kind="filed",
+        title="诉求已登记",
+        body=(
+            f"您反映的问题已登记（编号 {complaint.tracking_no}），由{decision.unit.name}负责，"
+            f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
+        ),
+        now=now,
     )
     await session.flush()
     return ComplaintFiled(
