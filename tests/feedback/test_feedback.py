@@ -7,17 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff
-from tests.stats.scenario import close, rate, staff
+from tests.stats.scenario import close, rate, resolved_case, staff
 from tests.workflow.helpers import act, case, citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
-
-
-async def resolved_case(client: AsyncClient, s, r: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
-    cid = (await file_case(client, r))["id"]
-    await act(client, s.zhang, cid, "accept", 1)
-    await act(client, s.zhang, cid, "resolve", 2, note="已整改")
-    return str(cid)
 
 
 async def test_rating_signs_for_the_complainant_and_can_close_the_case(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff
-from tests.workflow.helpers import TOWN_UNIT, act, case
+from tests.workflow.helpers import TOWN_UNIT, act, case, file_case
 
 
 @dataclass
@@ -28,7 +26,23 @@ async def staff(client: AsyncClient, connection: AsyncConnection) -> Staff:
     await make_staff(connection, "st.wang", StaffRole.leader, unit_code=TOWN_UNIT)
     await make_staff(connection, "st.chen", StaffRole.leader, unit_code=TOWN_UNIT)
     await make_staff(connection, "st.county", StaffRole.supervisor, unit_code="JW-511702")
+    return await relogin(client)
+
+
+async def relogin(client: AsyncClient) -> Staff:
+    """Tokens expire when a test moves the clock: log the same people in again."""
     return Staff(*[await login(client, n) for n in ("st.zhang", "st.wang", "st.chen", "st.county")])
+
+
+async def resolved_case(client: AsyncClient, s: Staff, r: dict[str, str]) -> str:
+    """A resident's new case, accepted and resolved by the township unit."""
+    cid = str((await file_case(client, r))["id"])
+    v = (await case(client, s.zhang, cid))["version"]
+    for action, body in (("accept", {}), ("resolve", {"note": "已整改"})):
+        resp = await act(client, s.zhang, cid, action, v, **body)
+        assert resp.status_code == 200, resp.text
+        v = resp.json()["version"]
+    return cid
 
 
 async def close(client: AsyncClient, s: Staff, cid: str) -> dict[str, Any]:
@@ -58,7 +72,3 @@ async def rate(
     )
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-async def advance(clock: FixedClock, client: AsyncClient, days: int) -> None:
-    clock.advance(timedelta(days=days))

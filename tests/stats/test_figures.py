@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.clock import FixedClock
 from tests.factories import login
-from tests.stats.scenario import close, rate, staff
+from tests.stats.scenario import close, rate, relogin, staff
 from tests.workflow.helpers import act, case, citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -47,7 +47,7 @@ async def test_every_rate_matches_the_hand_computed_figures(
     due_e = datetime.fromisoformat((await case(client, s.zhang, ids["E"]))["due_at"])
     due_c = datetime.fromisoformat((await case(client, s.zhang, ids["C"]))["due_at"])
     clock.set(max(due_e, due_c) + timedelta(days=1))
-    s = await staff_logins(client)
+    s = await relogin(client)
     r = await citizen(client, "stats.resident")
     await close(client, s, ids["E"])
     await rate(client, r, ids["E"], 3, "basic")
@@ -104,13 +104,6 @@ async def test_every_rate_matches_the_hand_computed_figures(
     assert from_county["totals"]["received"] == 0
     county = (await client.get("/api/v1/staff/stats/overview", headers=s.county)).json()
     assert county["totals"]["received"] == 5
-
-
-async def staff_logins(client: AsyncClient):  # type: ignore[no-untyped-def]
-    """Tokens expire when the clock jumps; log the same people in again."""
-    from tests.stats.scenario import Staff
-
-    return Staff(*[await login(client, n) for n in ("st.zhang", "st.wang", "st.chen", "st.county")])
 
 
 @pytest.mark.parametrize(

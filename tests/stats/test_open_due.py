@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.core.clock import FixedClock
 from app.models import Complaint, StatsOpenDue
 from app.stats import rollup
-from tests.factories import login
-from tests.stats.scenario import Staff, close, staff
+from tests.stats.scenario import Staff, close, relogin, staff
 from tests.workflow.helpers import act, case, citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -50,12 +49,6 @@ async def rows(connection: AsyncConnection) -> list[StatsOpenDue]:
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
         stmt = select(StatsOpenDue).where(StatsOpenDue.township_code == "511702005000")
         return list((await s.execute(stmt)).scalars().all())
-
-
-async def relogin(client: AsyncClient) -> Staff:
-    """Tokens expire when the clock jumps; log the same people in again."""
-    names = ("st.zhang", "st.wang", "st.chen", "st.county")
-    return Staff(*[await login(client, n) for n in names])
 
 
 async def test_overdue_follows_the_cases_and_survives_folding(

@@ -9,18 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff
-from tests.stats.scenario import Staff, rate, staff
-from tests.workflow.helpers import act, citizen, file_case
+from tests.stats.scenario import Staff, rate, relogin, resolved_case, staff
+from tests.workflow.helpers import citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
 
 async def unsatisfied_case(client: AsyncClient, s: Staff, r: dict[str, str]) -> str:
-    cid = (await file_case(client, r))["id"]
-    await act(client, s.zhang, cid, "accept", 1)
-    await act(client, s.zhang, cid, "resolve", 2, note="已办结")
+    cid = await resolved_case(client, s, r)
     await rate(client, r, cid, 1, "unsatisfied")
-    return str(cid)
+    return cid
 
 
 async def test_black_list_and_low_satisfaction_two_months_running(
@@ -30,9 +28,7 @@ async def test_black_list_and_low_satisfaction_two_months_running(
     bad: list[str] = []
     for month in (10, 11):
         clock.set(datetime(2026, month, 14, 2, 0, tzinfo=UTC))
-        s = Staff(
-            *[await login(client, n) for n in ("st.zhang", "st.wang", "st.chen", "st.county")]
-        )
+        s = await relogin(client)
         r = await citizen(client, f"rk.{month}")
         bad += [await unsatisfied_case(client, s, r) for _ in range(3)]
     clock.set(datetime(2026, 12, 3, 2, 0, tzinfo=UTC))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff
-from tests.stats.scenario import Staff, close, staff
+from tests.stats.scenario import Staff, close, relogin, staff
 from tests.workflow.helpers import VILLAGE
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -43,8 +43,7 @@ async def world(client: AsyncClient, connection: AsyncConnection, clock: FixedCl
     for cid in ids[:3]:
         await close(client, s, cid)
     clock.advance(timedelta(days=12))
-    names = ("st.zhang", "st.wang", "st.chen", "st.county")
-    return Staff(*[await login(client, n) for n in names])
+    return await relogin(client)
 
 
 def key(item: dict[str, Any]) -> tuple[int, int, datetime, str]:
