@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from app.models.stats import METRICS
-from app.stats.rollup import SETTLED_DAY, increments_for
+from app.stats.rollup import increments_for
 from bench.lifecycle import EVENT_COLUMNS, Case, build_chain
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -345,13 +345,6 @@ class Loader:
             await conn.close()
 
 
-async def generate(
-    dsn: str, n: int, *, seed: int = 1, now: datetime | None = None
-) -> dict[str, int]:
-    """Load n complaints, their residents, events and ratings, and the rollups."""
-    return await Loader(dsn, seed=seed, now=now).grow_to(n)
-
-
 async def _write_rollups(conn: asyncpg.Connection, gen: Generator) -> int:
     """(Re)write the history rollups from everything generated so far."""
     await conn.execute("truncate stats_daily, stats_town_day, stats_unit_month, stats_item_month")
@@ -362,7 +355,6 @@ async def _write_rollups(conn: asyncpg.Connection, gen: Generator) -> int:
         columns=["day", "unit_id", "item_code", "township_code", "county_code", *METRICS],
     )
     await _coarse_rollups(conn)
-    await _open_due(conn, gen.now)
     await conn.execute(
         "insert into tracking_counters(day, value) "
         "select to_date(substr(tracking_no, 3, 8), 'YYYYMMDD'), "
@@ -371,27 +363,6 @@ async def _write_rollups(conn: asyncpg.Connection, gen: Generator) -> int:
         "on conflict (day) do update set value = greatest(tracking_counters.value, excluded.value)"
     )
     return len(rows)
-
-
-async def _open_due(conn: asyncpg.Connection, now: datetime) -> None:
-    """Open cases by local due day, as the app keeps them: each open case marks
-    where it is counted, and days before yesterday are folded into the settled
-    row, as the worker does once a day (app/stats/rollup.py)."""
-    local = "(due_at at time zone 'Asia/Shanghai')::date"
-    await conn.execute("truncate stats_open_due")
-    await conn.execute(
-        f"update complaints set open_unit_id = unit_id, open_due_day = {local} "
-        "where status not in ('closed', 'rejected')"
-    )
-    cutoff = now.astimezone(TZ).date() - timedelta(days=1)
-    await conn.execute(
-        "insert into stats_open_due(due_day, unit_id, item_code, township_code, county_code, open) "
-        "select case when open_due_day < $1 then $2 else open_due_day end, unit_id, item_code, "
-        "township_code, min(county_code), count(*) from complaints "
-        "where open_due_day is not null group by 1, 2, 3, 4",
-        cutoff,
-        SETTLED_DAY,
-    )
 
 
 async def _coarse_rollups(conn: asyncpg.Connection) -> None:

@@ -79,26 +79,20 @@ async def create_database(now: datetime) -> Database:
 
 
 async def after_load(db: Database) -> list[str]:
-    """Rebuild any present-state rollup the app keeps beside the event log.
-
-    The generator writes history (events and the rollups folded from them);
-    rollups of present state, when the app has them, are rebuilt by the app's
-    own code so they match whatever schema the app is at.
-    """
+    """Rebuild the present-state rollup (open cases by due day) with the app's
+    own code, then fold past days as the worker does once a day, so the
+    growth timings read the table a running deployment would have."""
     from app.stats import rollup
 
-    done = []
     engine = create_engine(make_settings(database_url=db.url), url=db.url)
     try:
-        for name in ("rebuild_open_due",):
-            fn = getattr(rollup, name, None)
-            if fn is not None:
-                async with AsyncSession(engine, expire_on_commit=False) as s:
-                    await fn(s)
-                    await s.commit()
-                done.append(name)
+        async with AsyncSession(engine, expire_on_commit=False) as s:
+            await rollup.rebuild_open_due(s)
+            await rollup.compact_open_due(s, rollup.local_date(utcnow()))
+            await s.commit()
     finally:
         await engine.dispose()
+    done = ["rebuild_open_due", "compact_open_due"]
     conn = await asyncpg.connect(db.dsn)
     try:
         await conn.execute("vacuum analyze")
