@@ -105,16 +105,17 @@ class CardThresholds:
 def card_at(
     now: datetime,
     *,
-    received_at: datetime,
     due_at: datetime,
-    thresholds: CardThresholds,
+    yellow_at: datetime,
+    orange_at: datetime,
     open_: bool,
 ) -> Card:
+    """The card from the case's stored moments: the same ones the queue filters
+    and sorts by, so a later change of thresholds cannot make them disagree."""
     if not open_:
         return Card.none
     if now > due_at:
         return Card.red
-    yellow_at, orange_at = thresholds.moments(received_at, due_at)
     if now >= orange_at:
         return Card.orange
     if now >= yellow_at:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints.schemas import ItemBrief, UnitBrief
-from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone, thresholds
+from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone
 from app.core.config import Settings
 from app.core.errors import BadRequest
 from app.disclosures import views as disclosure_views
@@ -193,9 +193,9 @@ def to_item(
         status_label=c.status.label,
         card=card_at(
             now,
-            received_at=c.received_at,
             due_at=c.due_at,
-            thresholds=thresholds(settings),
+            yellow_at=c.yellow_at,
+            orange_at=c.orange_at,
             open_=c.status.is_open,
         ),
         priority=c.priority,

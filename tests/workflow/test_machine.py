@@ -60,6 +60,11 @@ RECEIVED = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 DUE = RECEIVED + timedelta(days=90)  # a 90-day case: yellow at 30 days left, orange at 15
 
 
+def moments(thresholds: CardThresholds) -> dict[str, datetime]:
+    yellow_at, orange_at = thresholds.moments(RECEIVED, DUE)
+    return {"due_at": DUE, "yellow_at": yellow_at, "orange_at": orange_at}
+
+
 @pytest.mark.parametrize(
     ("left", "card"),
     [
@@ -74,27 +79,16 @@ DUE = RECEIVED + timedelta(days=90)  # a 90-day case: yellow at 30 days left, or
 )
 def test_card_boundaries(left: timedelta, card: Card) -> None:
     now = DUE - left
-    assert (
-        card_at(now, received_at=RECEIVED, due_at=DUE, thresholds=CardThresholds(), open_=True)
-        is card
-    )
+    assert card_at(now, **moments(CardThresholds()), open_=True) is card
 
 
 def test_closed_cases_wear_no_card() -> None:
     late = DUE + timedelta(days=9)
-    assert (
-        card_at(late, received_at=RECEIVED, due_at=DUE, thresholds=CardThresholds(), open_=False)
-        is Card.none
-    )
+    assert card_at(late, **moments(CardThresholds()), open_=False) is Card.none
 
 
 def test_thresholds_are_settings() -> None:
     strict = CardThresholds(yellow=0.5, orange=0.25)
     now = DUE - timedelta(days=40)
-    assert (
-        card_at(now, received_at=RECEIVED, due_at=DUE, thresholds=strict, open_=True) is Card.yellow
-    )
-    assert (
-        card_at(now, received_at=RECEIVED, due_at=DUE, thresholds=CardThresholds(), open_=True)
-        is Card.none
-    )
+    assert card_at(now, **moments(strict), open_=True) is Card.yellow
+    assert card_at(now, **moments(CardThresholds()), open_=True) is Card.none
