@@ -68,22 +68,16 @@ async def create_override(
     await routing_service.current_item(session, item_code)
     await regions_service.get_chain(session, region_code)
     unit = await _unit(session, unit_code)
-    # One active rule per (item, region): the new one replaces, the old stays as history.
-    previous = (
-        (
-            await session.execute(
-                select(RoutingOverride).where(
-                    RoutingOverride.item_code == item_code,
-                    RoutingOverride.region_code == region_code,
-                    RoutingOverride.revoked_at.is_(None),
-                )
-            )
-        )
-        .scalars()
-        .all()
+    await _supersede(
+        session,
+        select(RoutingOverride).where(
+            RoutingOverride.item_code == item_code,
+            RoutingOverride.region_code == region_code,
+            RoutingOverride.revoked_at.is_(None),
+        ),
+        actor=actor,
+        now=now,
     )
-    for old in previous:
-        old.revoked_at, old.revoked_by = now, actor
     rule = RoutingOverride(
         item_code=item_code,
         region_code=region_code,
@@ -128,21 +122,16 @@ async def designate(
         raise BadRequest(
             f"{staff.display_name} 不是 {unit.name} 的在岗纪检干部，不能指定为事项责任人"
         )
-    previous = (
-        (
-            await session.execute(
-                select(DesignatedCadre).where(
-                    DesignatedCadre.unit_id == unit.id,
-                    DesignatedCadre.item_code == item_code,
-                    DesignatedCadre.revoked_at.is_(None),
-                )
-            )
-        )
-        .scalars()
-        .all()
+    await _supersede(
+        session,
+        select(DesignatedCadre).where(
+            DesignatedCadre.unit_id == unit.id,
+            DesignatedCadre.item_code == item_code,
+            DesignatedCadre.revoked_at.is_(None),
+        ),
+        actor=actor,
+        now=now,
     )
-    for old in previous:
-        old.revoked_at, old.revoked_by = now, actor
     row = DesignatedCadre(
         unit_id=unit.id, item_code=item_code, staff_id=staff.id, created_by=actor, created_at=now
     )

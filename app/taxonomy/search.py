@@ -19,11 +19,13 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import jieba
 from pypinyin import Style, lazy_pinyin
+
+from app.reference.loader import pinyin_initials
 
 logger = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
@@ -290,12 +292,6 @@ def tokens(text: str) -> Counter[str]:
     return bag
 
 
-def initials(text: str) -> str:
-    return "".join(
-        p[0] for p in lazy_pinyin(text, style=Style.NORMAL) if p and p[0].isalnum()
-    ).lower()
-
-
 @dataclass
 class _Doc:
     item: IndexedItem
@@ -327,7 +323,7 @@ class TaxonomyIndex:
                 tf=tf,
                 length=sum(tf.values()),
                 lookup=[p.lower() for p in phrases],
-                initials=[initials(p) for p in phrases],
+                initials=[pinyin_initials(p) for p in phrases],
                 full_pinyin=["".join(lazy_pinyin(p, style=Style.NORMAL)) for p in phrases],
             )
             self.docs.append(doc)
@@ -413,7 +409,3 @@ class TaxonomyIndex:
         if q in doc.item.guidance:
             return 7
         return None
-
-
-def build_index(items: Sequence[IndexedItem]) -> TaxonomyIndex:
-    return TaxonomyIndex(items)
