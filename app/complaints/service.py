@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +32,9 @@ from app.core.storage import MediaStore
 from app.disclosures import service as disclosures_service
 from app.disclosures import views as disclosure_views
 from app.media import service as media_service
+from app.media.dependencies import Uploader
 from app.models import Citizen, Complaint, Item, Media, Region, TaxonomyVersion
-from app.models.enums import Channel, ComplaintStatus, MediaKind, MediaStatus, RegionLevel
+from app.models.enums import Channel, ComplaintStatus, RegionLevel
 from app.notifications import service as notify
 from app.regions import service as regions_service
 from app.routing import service as routing_service
@@ -94,34 +94,9 @@ async def _check_media(
     *,
     already: Sequence[Media] = (),
 ) -> list[Media]:
-    found = {m.id: m for m in await repository.media_by_ids(session, media_ids)}
-    chosen: list[Media] = []
-    for mid in media_ids:
-        media = found.get(mid)
-        if media is None or media.owner_citizen_id != citizen.id:
-            raise NotFound(f"附件 {mid} 不存在，请重新上传")
-        if media.status is MediaStatus.pending:
-            raise Conflict("附件尚未上传完成，请稍候再提交")
-        if media.status is MediaStatus.attached:
-            raise Conflict("附件已用于其他反映，请重新上传")
-        chosen.append(media)
-    counts = Counter(m.kind for m in [*already, *chosen])
-    for kind, limit in media_service.MAX_PER_COMPLAINT.items():
-        if counts[kind] > limit:
-            label = {MediaKind.image: "图片", MediaKind.voice: "语音", MediaKind.video: "视频"}[
-                kind
-            ]
-            raise BadRequest(f"每件反映最多 {limit} 个{label}")
+    chosen = await media_service.claimable(session, media_ids, Uploader("citizen", citizen.id))
+    media_service.check_case_limits([*already, *chosen])
     return chosen
-
-
-def _attach(media: Sequence[Media], complaint_id: str, now: datetime) -> None:
-    for m in media:
-        m.status, m.attached_to, m.attached_at = (
-            MediaStatus.attached,
-            f"complaint:{complaint_id}",
-            now,
-        )
 
 
 @dataclass
@@ -250,7 +225,7 @@ async def open_case(
     )
     session.add_all([filed, routed])
     await rollup.apply(session, complaint, filed)
-    _attach(new.media, complaint_id, now)
+    media_service.attach(new.media, f"complaint:{complaint_id}", now)
     version = await session.get(TaxonomyVersion, new.item.version_id)
     if version is not None and version.first_used_at is None:
         version.first_used_at = now  # from now on this taxonomy version is immutable
@@ -487,7 +462,7 @@ async def supplement(
         note=body.content,
         data={"media_ids": list(body.media_ids)},
     )
-    _attach(media, complaint.id, now)
+    media_service.attach(media, f"complaint:{complaint.id}", now)
     complaint.updated_at = now
     await session.flush()
     return await _detail(session, row, store, settings, now=now, with_media=True)

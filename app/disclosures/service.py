@@ -17,12 +17,13 @@ from app.core.errors import BadRequest, Conflict, NotFound
 from app.disclosures import events, permissions, xlsx
 from app.disclosures import rows as rowlib
 from app.disclosures.schemas import Correct, DisclosureCreate, DisclosurePatch, Publish, Withdraw
-from app.models import Disclosure, Media, Region, StaffUser
+from app.media import service as media_service
+from app.media.dependencies import Uploader
+from app.models import Disclosure, Region, StaffUser
 from app.models.enums import (
     DisclosureCategory,
     DisclosureStatus,
     MediaKind,
-    MediaStatus,
     RegionLevel,
     StaffRole,
 )
@@ -110,32 +111,17 @@ async def _attachments(
     session: AsyncSession, user: StaffUser, d: Disclosure, media_ids: list[str], now: datetime
 ) -> list[str]:
     """Own uploads (images or PDF) join the series; ids already in it are kept."""
-    if len(set(media_ids)) != len(media_ids):
-        raise BadRequest("附件重复")
     if len(media_ids) > MAX_ATTACHMENTS:
         raise BadRequest(f"附件最多 {MAX_ATTACHMENTS} 个")
-    if not media_ids:
-        return []
     tag = f"disclosure-series:{d.series_id}"
-    found = {
-        m.id: m
-        for m in (await session.execute(select(Media).where(Media.id.in_(media_ids)))).scalars()
-    }
-    for mid in media_ids:
-        m = found.get(mid)
-        if m is None or (m.attached_to != tag and m.owner_staff_id != user.id):
-            raise NotFound(f"附件 {mid} 不存在，请重新上传")
-        if m.kind not in (MediaKind.image, MediaKind.document):
-            raise BadRequest("村务公开附件只能是图片或 PDF")
-        if m.attached_to == tag:
-            continue
-        if m.status is MediaStatus.pending:
-            raise Conflict("附件尚未上传完成，请稍候再提交")
-        if m.status is MediaStatus.attached:
-            raise Conflict("附件已用于其他事项，请重新上传")
-        m.status = MediaStatus.attached
-        m.attached_to = tag
-        m.attached_at = now
+    media = await media_service.claimable(
+        session,
+        media_ids,
+        Uploader("staff", user.id),
+        kinds=(MediaKind.image, MediaKind.document),
+        already_in=tag,
+    )
+    media_service.attach([m for m in media if m.attached_to != tag], tag, now)
     return list(media_ids)
 
 

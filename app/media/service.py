@@ -13,7 +13,8 @@ import io
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from fastapi import UploadFile
@@ -72,6 +73,62 @@ def limits(settings: Settings) -> MediaLimits:
 def too_large(settings: Settings, kind: MediaKind) -> PayloadTooLarge:
     limit = max_bytes(settings, kind)
     return PayloadTooLarge(f"{_KIND_LABEL[kind]}不能超过 {limit // (1024 * 1024)} MB")
+
+
+async def claimable(
+    session: AsyncSession,
+    media_ids: Sequence[str],
+    owner: Uploader,
+    *,
+    kinds: Collection[MediaKind] | None = None,
+    already_in: str | None = None,
+) -> list[Media]:
+    """The uploads ``owner`` may attach, in the order given: their own, stored,
+    not attached elsewhere (rows already attached to ``already_in`` pass).
+
+    One query, and one set of answers for every door: a missing or foreign id
+    is 404, an unfinished or used upload 409, a wrong kind 400.
+    """
+    if len(set(media_ids)) != len(media_ids):
+        raise BadRequest("附件重复")
+    if not media_ids:
+        return []
+    found = {
+        m.id: m
+        for m in (await session.execute(select(Media).where(Media.id.in_(media_ids)))).scalars()
+    }
+    chosen: list[Media] = []
+    for mid in media_ids:
+        m = found.get(mid)
+        mine = (
+            m is not None
+            and (m.owner_citizen_id if owner.kind == "citizen" else m.owner_staff_id) == owner.id
+        )
+        if m is None or not (mine or (already_in and m.attached_to == already_in)):
+            raise MediaNotFound(f"附件 {mid} 不存在，请重新上传")
+        if kinds is not None and m.kind not in kinds:
+            names = "、".join(_KIND_LABEL[k] for k in kinds)
+            raise BadRequest(f"附件 {mid} 是{_KIND_LABEL[m.kind]}，这里只能用{names}")
+        if not (already_in and m.attached_to == already_in):
+            if m.status is MediaStatus.pending:
+                raise Conflict("附件尚未上传完成，请稍候再提交")
+            if m.status is MediaStatus.attached:
+                raise Conflict("附件已用于其他事项，请重新上传")
+        chosen.append(m)
+    return chosen
+
+
+def check_case_limits(media: Iterable[Media]) -> None:
+    """Per-kind limits for one case (9 images, 1 video, 3 voice), whoever attaches."""
+    counts = Counter(m.kind for m in media)
+    for kind, limit in MAX_PER_COMPLAINT.items():
+        if counts[kind] > limit:
+            raise BadRequest(f"每件反映最多 {limit} 个{_KIND_LABEL[kind]}")
+
+
+def attach(media: Iterable[Media], tag: str, now: datetime) -> None:
+    for m in media:
+        m.status, m.attached_to, m.attached_at = MediaStatus.attached, tag, now
 
 
 def staff_only(uploader: Uploader, kind: MediaKind) -> None:

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import repository
 from app.complaints import service as complaints_service
 from app.complaints.schemas import PHONE_RE
 from app.core.config import Settings
 from app.core.errors import BadRequest, Forbidden
-from app.models import Media, StaffUser
-from app.models.enums import Channel, MediaStatus, RegionLevel, StaffRole
+from app.media import service as media_service
+from app.media.dependencies import Uploader
+from app.models import StaffUser
+from app.models.enums import Channel, RegionLevel, StaffRole
 from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.workflow.machine import Priority, priority_score
@@ -69,14 +70,8 @@ async def register(
         accusation=accusation,
         accused_level=accused,
     )
-    media: list[Media] = []
-    if body.media_ids:
-        found = {m.id: m for m in await repository.media_by_ids(session, body.media_ids)}
-        for mid in body.media_ids:
-            m = found.get(mid)
-            if m is None or m.owner_staff_id != user.id or m.status is not MediaStatus.ready:
-                raise BadRequest(f"材料 {mid} 不存在或不可用")
-            media.append(m)
+    media = await media_service.claimable(session, body.media_ids, Uploader("staff", user.id))
+    media_service.check_case_limits(media)
     flags = {Priority(f) for f in body.priority_flags}
     complaint = await complaints_service.open_case(
         session,

@@ -12,15 +12,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import events
+from app.complaints import repository as complaints_repository
 from app.complaints.service import thresholds
 from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, Forbidden
-from app.models import Complaint, Department, Media, Region, StaffUser, SupervisionUnit
-from app.models.enums import ComplaintStatus, MediaStatus, RegionLevel, StaffRole
+from app.media import service as media_service
+from app.media.dependencies import Uploader
+from app.models import Complaint, Department, Region, StaffUser, SupervisionUnit
+from app.models.enums import ComplaintStatus, RegionLevel, StaffRole
 from app.notifications import service as notify
 from app.routing import calendar_service
 from app.workflow import queue
@@ -118,6 +121,11 @@ async def act(
     note = body.note.strip()
     if action in NOTE_REQUIRED and not note:
         raise BadRequest(NOTE_REQUIRED[action])
+    # Evidence is checked before anything is written: a bad id costs nothing.
+    evidence = await media_service.claimable(session, body.media_ids, Uploader("staff", user.id))
+    if evidence:
+        existing = await complaints_repository.attached_media(session, c.id)
+        media_service.check_case_limits([*existing, *evidence])
     effect = await _effect(session, user, c, unit, action, body, note, now=now, settings=settings)
     if action is Action.sign and effect.values.get("status") is ComplaintStatus.closed:
         new_status = transition_to(c.status, ComplaintStatus.closed)
@@ -154,7 +162,7 @@ async def act(
     )
     for extra in effect.extra_events:
         await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
-    await _attach_evidence(session, user, c, body.media_ids, now)
+    media_service.attach(evidence, f"complaint:{c.id}", now)
     if effect.citizen_notice:
         kind, title, text = effect.citizen_notice
         notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now)
@@ -165,24 +173,6 @@ async def act(
         )
     await session.flush()
     return await queue.case_file(session, user, c.id, now=now, settings=settings, scoped=False)
-
-
-async def _attach_evidence(
-    session: AsyncSession, user: StaffUser, c: Complaint, media_ids: list[str], now: datetime
-) -> None:
-    if not media_ids:
-        return
-    rows = {
-        m.id: m
-        for m in (await session.execute(select(Media).where(Media.id.in_(media_ids)))).scalars()
-    }
-    for mid in media_ids:
-        m = rows.get(mid)
-        if m is None or m.owner_staff_id != user.id:
-            raise BadRequest(f"证据材料 {mid} 不存在")
-        if m.status is not MediaStatus.ready:
-            raise Conflict(f"证据材料 {mid} 未上传完成或已被使用")
-        m.status, m.attached_to, m.attached_at = MediaStatus.attached, f"complaint:{c.id}", now
 
 
 async def _effect(

@@ -208,7 +208,7 @@ async def test_another_resident_gets_404(client: AsyncClient) -> None:
         ({"contact_phone": None}, 422, None),
         ({"contact_phone": "12345"}, 422, None),
         ({"anonymous": True}, 422, None),  # with name and phone
-        ({"media_ids": ["a" * 32]}, 404, "not_found"),
+        ({"media_ids": ["a" * 32]}, 404, "media_not_found"),
         ({"media_ids": ["x", "x"]}, 422, None),
         ({"location": {"lat": 200, "lng": 0}}, 422, None),
         ({"item_code": "01"}, 422, None),

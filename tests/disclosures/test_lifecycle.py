@@ -138,7 +138,7 @@ async def test_balance_is_checked_and_the_breaking_row_named(
         ),
         ({"rows": "not a list"}, 422, None),
         ({"title": ""}, 422, None),
-        ({"media_ids": ["nope"]}, 404, "not_found"),
+        ({"media_ids": ["nope"]}, 404, "media_not_found"),
         ({"unexpected": 1}, 422, None),
     ],
 )
