@@ -51,12 +51,6 @@ async def open_cases_by_cadre(session: AsyncSession, staff_ids: Sequence[int]) -
     return {int(cid): int(n) for cid, n in (await session.execute(stmt)).all() if cid is not None}
 
 
-async def media_by_ids(session: AsyncSession, ids: Sequence[str]) -> Sequence[Media]:
-    if not ids:
-        return []
-    return (await session.execute(select(Media).where(Media.id.in_(ids)))).scalars().all()
-
-
 async def attached_media(session: AsyncSession, complaint_id: str) -> Sequence[Media]:
     stmt = (
         select(Media)
