@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import OptionalCitizen
+from app.core.config import Settings
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
 from app.core.errors import BadRequest, PayloadTooLarge
 from app.core.pagination import PageParams, page_params
+from app.core.storage import MediaStore
 from app.disclosures import service, views
 from app.disclosures.schemas import (
     Correct,
@@ -89,12 +94,28 @@ async def staff_list(
     )
 
 
-async def _staff_read(
-    session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep, d: Disclosure
-) -> StaffDisclosureRead:
-    out = await views.read(session, store, settings, d, now=clock.now(), staff=True)
-    assert isinstance(out, StaffDisclosureRead)
-    return out
+@dataclass(frozen=True, slots=True)
+class StaffView:
+    """What every staff endpoint needs to answer with the disclosure it touched."""
+
+    session: AsyncSession
+    store: MediaStore
+    settings: Settings
+    now: datetime
+
+    async def __call__(self, d: Disclosure) -> StaffDisclosureRead:
+        out = await views.read(self.session, self.store, self.settings, d, now=self.now, staff=True)
+        assert isinstance(out, StaffDisclosureRead)
+        return out
+
+
+async def staff_view(
+    session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
+) -> StaffView:
+    return StaffView(session, store, settings, clock.now())
+
+
+ViewDep = Annotated[StaffView, Depends(staff_view)]
 
 
 @router.get("/staff/disclosures/{disclosure_id}", response_model=StaffDisclosureRead)
@@ -102,12 +123,10 @@ async def staff_get(
     disclosure_id: DisclosureId,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
     d = await service.get_for_staff(session, user, disclosure_id)
-    return await _staff_read(session, store, settings, clock, d)
+    return await view(d)
 
 
 @router.post("/staff/disclosures", response_model=StaffDisclosureRead, status_code=201)
@@ -115,12 +134,10 @@ async def create(
     body: DisclosureCreate,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
-    d = await service.create(session, user, body, now=clock.now())
-    return await _staff_read(session, store, settings, clock, d)
+    d = await service.create(session, user, body, now=view.now)
+    return await view(d)
 
 
 @router.patch("/staff/disclosures/{disclosure_id}", response_model=StaffDisclosureRead)
@@ -129,12 +146,10 @@ async def patch(
     body: DisclosurePatch,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
-    d = await service.patch(session, user, disclosure_id, body, now=clock.now())
-    return await _staff_read(session, store, settings, clock, d)
+    d = await service.patch(session, user, disclosure_id, body, now=view.now)
+    return await view(d)
 
 
 @router.post("/staff/disclosures/{disclosure_id}/publish", response_model=StaffDisclosureRead)
@@ -143,12 +158,10 @@ async def publish(
     body: Publish,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
-    d = await service.publish(session, user, disclosure_id, body, now=clock.now())
-    return await _staff_read(session, store, settings, clock, d)
+    d = await service.publish(session, user, disclosure_id, body, now=view.now)
+    return await view(d)
 
 
 @router.post("/staff/disclosures/{disclosure_id}/withdraw", response_model=StaffDisclosureRead)
@@ -157,12 +170,10 @@ async def withdraw(
     body: Withdraw,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
-    d = await service.withdraw(session, user, disclosure_id, body, now=clock.now())
-    return await _staff_read(session, store, settings, clock, d)
+    d = await service.withdraw(session, user, disclosure_id, body, now=view.now)
+    return await view(d)
 
 
 @router.post(
@@ -175,12 +186,10 @@ async def correct(
     body: Correct,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
 ) -> StaffDisclosureRead:
-    d = await service.correct(session, user, disclosure_id, body, now=clock.now())
-    return await _staff_read(session, store, settings, clock, d)
+    d = await service.correct(session, user, disclosure_id, body, now=view.now)
+    return await view(d)
 
 
 @router.post("/staff/disclosures/{disclosure_id}/rows.xlsx", response_model=StaffDisclosureRead)
@@ -188,9 +197,7 @@ async def import_rows(
     disclosure_id: DisclosureId,
     user: CurrentStaff,
     session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    view: ViewDep,
     file: Annotated[UploadFile, File(description="the rows as an .xlsx sheet, header in row 1")],
     expected_version: Annotated[int, Form(ge=1)],
     opening_balance: Annotated[Decimal | None, Form(max_digits=14, decimal_places=2)] = None,
@@ -208,6 +215,6 @@ async def import_rows(
         expected_version=expected_version,
         opening_balance=opening_balance,
         closing_balance=closing_balance,
-        now=clock.now(),
+        now=view.now,
     )
-    return await _staff_read(session, store, settings, clock, d)
+    return await view(d)
