@@ -1,0 +1,27 @@
+"""staff sessions: refresh-token families, login attempts
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02 18:10:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import app.core.db  # noqa: F401
+
+revision: str = '0010'
+down_revision: str | None = '0009'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # placeholder: auth & sessions
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,27 @@
+"""media: one-time upload keys, decoded properties, content-security state
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-02 18:10:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import app.core.db  # noqa: F401
+
+revision: str = '0011'
+down_revision: str | None = '0010'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # placeholder: media
+    pass
+
+
+def downgrade() -> None:
+    pass

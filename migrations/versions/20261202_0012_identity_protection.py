@@ -1,0 +1,27 @@
+"""identity at rest: encrypted contact, blind indexes, keyed chain commitments
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 18:10:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import app.core.db  # noqa: F401
+
+revision: str = '0012'
+down_revision: str | None = '0011'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # placeholder: identity
+    pass
+
+
+def downgrade() -> None:
+    pass
