@@ -20,7 +20,7 @@ class PageParams(BaseModel):
 # thread pool, which costs more than the work here.
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
     offset: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
 ) -> PageParams:
     start = offset if offset is not None else int(cursor) if cursor else 0

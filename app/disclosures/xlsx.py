@@ -1,11 +1,22 @@
 """Rows from a village's .xlsx sheet: liberal about headers and cell formats,
-strict about values, and every error carries its Excel row number."""
+strict about values, and every error carries its Excel row number.
+
+An uploaded sheet is hostile until proven otherwise. An .xlsx is a zip of XML:
+300 KB can inflate to 300 MB, and parsing that blocks whatever thread does it.
+So the zip's directory is read first (member count, declared sizes and each
+member's compression ratio; Python's zipfile never inflates a member past its
+declared size), openpyxl then sees it with defusedxml installed (no entity
+bombs), rows and cells are counted as they stream, and ``read_xlsx`` does all of
+it in a worker thread so the event loop keeps serving.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import unicodedata
+import zipfile
 from collections.abc import Iterator, Sequence
 from io import BytesIO
 from typing import Any
@@ -15,6 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+from app.core.errors import PayloadTooLarge
 from app.disclosures.rows import (
     _KINDS,
     _ROW_CLASSES,
@@ -32,6 +44,62 @@ from app.disclosures.rows import (
     decimal_from_number,
 )
 from app.models.enums import DisclosureCategory
+
+MAX_XLSX_BYTES = 5 * 1024 * 1024  # the upload itself
+MAX_INFLATED_BYTES = 50 * 1024 * 1024  # all members once unzipped
+MAX_MEMBERS = 200
+MAX_RATIO = 200  # a sheet's XML compresses 5–50x; bombs, thousands
+MAX_LINES = 20_000  # rows iterated, blank ones included (data rows: MAX_ROWS)
+MAX_CELLS = 400_000
+
+
+_CORRUPT = "文件不是有效的 .xlsx 表格，可能已损坏"
+
+
+class SheetTooLarge(PayloadTooLarge):
+    code = "sheet_too_large"
+
+
+def check_zip(data: bytes, *, max_inflated: int = MAX_INFLATED_BYTES) -> None:
+    """Refuse a zip bomb from its directory, before anything is inflated."""
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return  # not a zip: _open says so in the clerk's words
+    if len(members) > MAX_MEMBERS:
+        raise SheetTooLarge(
+            f"表格文件结构异常（含 {len(members)} 个部件），请用 Excel 另存后再导入"
+        )
+    total = 0
+    for m in members:
+        total += m.file_size
+        if m.file_size > 1024 * 1024 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise SheetTooLarge("表格文件压缩比异常，疑似“压缩炸弹”，已拒绝导入")
+    if total > max_inflated:
+        raise SheetTooLarge(
+            f"表格解压后过大（上限 {max_inflated // (1024 * 1024)} MB），请删去多余的行、列或图片"
+        )
+
+
+def _bounded(lines: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Rows as they stream, stopped once the sheet is bigger than any real disclosure."""
+    cells = number = 0
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except Exception as exc:  # a corrupt sheet: XML, zip or entity errors alike
+            raise InvalidRows([RowError(0, None, _CORRUPT)]) from exc
+        number += 1
+        cells += len(line)
+        if number > MAX_LINES or cells > MAX_CELLS:
+            raise SheetTooLarge(
+                f"表格过大：行数或单元格过多（最多 {MAX_LINES} 行、{MAX_CELLS} 个单元格），"
+                "请删去多余的空行和空列"
+            )
+        yield line
 
 # --- xlsx import -------------------------------------------------------------------
 
@@ -79,7 +147,7 @@ def _open(data: bytes) -> Workbook:
         if data[:4] == b"\xd0\xcf\x11\xe0":
             msg = "这是旧版 .xls 文件，请在 Excel 中另存为 .xlsx 后再导入"
         else:
-            msg = "文件不是有效的 .xlsx 表格，可能已损坏"
+            msg = _CORRUPT
         raise InvalidRows([RowError(0, None, msg)]) from None
 
 
@@ -88,7 +156,7 @@ def _lines(wb: Workbook) -> Iterator[tuple[Any, ...]]:
     if not isinstance(ws, ReadOnlyWorksheet):
         raise InvalidRows([RowError(0, None, "第一个工作表不是表格")])
     ws.reset_dimensions()  # some generators write a wrong size; never truncate on it
-    return ws.iter_rows(values_only=True)
+    return _bounded(ws.iter_rows(values_only=True))
 
 
 def _map_header(
@@ -127,12 +195,21 @@ def _map_header(
 def parse_xlsx(data: bytes, category: DisclosureCategory) -> list[dict[str, Any]]:
     """Rows of the first sheet, validated, as JSON-ready dicts (money as "12.50" strings).
 
-    Errors carry the Excel row numbers the clerk sees, empty rows included."""
+    Errors carry the Excel row numbers the clerk sees, empty rows included.
+    CPU-bound: from async code, call ``read_xlsx``."""
+    if len(data) > MAX_XLSX_BYTES:
+        raise SheetTooLarge(f"表格不能超过 {MAX_XLSX_BYTES // (1024 * 1024)} MB")
+    check_zip(data)
     wb = _open(data)
     try:
         return _parse(_ROW_CLASSES[category], _lines(wb))
     finally:
         wb.close()
+
+
+async def read_xlsx(data: bytes, category: DisclosureCategory) -> list[dict[str, Any]]:
+    """``parse_xlsx`` in a worker thread: a large sheet must not stall other requests."""
+    return await asyncio.to_thread(parse_xlsx, data, category)
 
 
 def _parse(model: type[DisclosureRow], lines: Iterator[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -15,7 +15,10 @@ router = APIRouter(prefix="/staff", tags=["qrcodes"])
 @router.get(
     "/qrcodes/{region_code}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "the poster image"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the poster image"},
+        502: {"description": "WeChat sent a mini-program code that is not an image"},
+    },
 )
 async def qrcode_poster(
     region_code: Annotated[str, Path(pattern=r"^\d{12}$")],

@@ -20,7 +20,7 @@ from pypinyin import lazy_pinyin
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import BadRequest
+from app.core.errors import BadGateway, BadRequest
 from app.models.enums import RegionLevel
 from app.regions import service as regions_service
 from app.wechat.client import WeChatClient
@@ -34,6 +34,25 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
 )
 POSTER_WIDTH = 600
+# getwxacodeunlimit draws 280–1280 px; anything far bigger is not a QR code.
+MAX_CODE_SIDE = 2048
+
+
+def decode_wxacode(raw: bytes) -> Image.Image:
+    """The mini-program code WeChat sent, decoded; anything else is WeChat's fault (502).
+
+    The size is read from the header before any pixel is decoded."""
+    try:
+        opened = Image.open(io.BytesIO(raw))
+        if max(opened.size) > MAX_CODE_SIDE:
+            raise BadGateway(f"微信返回的小程序码尺寸异常（{opened.size[0]}×{opened.size[1]}）")
+        image = opened.convert("RGB")
+    except BadGateway:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        logger.warning("wxacode is not an image", extra={"bytes": len(raw), "error": repr(exc)})
+        raise BadGateway("微信返回的小程序码不是有效的图片，请稍后重试") from exc
+    return image
 
 
 @lru_cache(maxsize=4)
@@ -89,7 +108,7 @@ async def poster(
     code: Image.Image
     if wechat.configured:
         raw = await wechat.wxacode(scene=village.scene, page=settings.wechat_qr_page, now=now)
-        code = Image.open(io.BytesIO(raw))
+        code = await asyncio.to_thread(decode_wxacode, raw)
     else:
         code = qr_image(f"{settings.public_base_url.rstrip('/')}/q/{village.scene}")
     township = path[-2].name if len(path) >= 2 else ""

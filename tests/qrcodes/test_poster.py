@@ -85,3 +85,35 @@ def test_a_configured_font_path_wins_and_a_missing_one_falls_back(tmp_path: Path
     find_cjk_font.cache_clear()
     assert find_cjk_font(configured) == configured
     assert find_cjk_font(tmp_path / "missing.ttf") == find_cjk_font(None)
+
+
+def _huge_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("reply", "detail"),
+    [
+        ((b"<html>system busy</html>", "image/png"), "不是有效的图片"),
+        ((b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/png"), "不是有效的图片"),
+        ((_huge_png(), "image/png"), "尺寸异常"),
+        ((b"<html>gateway</html>", "text/html"), "无法识别"),
+    ],
+)
+async def test_a_wechat_code_that_is_no_image_is_a_502(
+    client: AsyncClient,
+    staff: dict[str, str],
+    wechat: FakeWeChat,
+    reply: tuple[bytes, str],
+    detail: str,
+) -> None:
+    wechat.wxacode_reply = reply
+    try:
+        resp = await client.get(URL, headers=staff)
+    finally:
+        wechat.wxacode_reply = None
+    assert resp.status_code == 502
+    assert resp.json()["error"] in ("bad_gateway", "wechat_bad_response")
+    assert detail in resp.json()["detail"]
