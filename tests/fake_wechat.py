@@ -30,6 +30,8 @@ class FakeWeChat:
         self.token_counter = 0
         self.subscribe_failures = 0
         self.slow_seconds = 2.0
+        # (body, content type) getwxacodeunlimit answers instead of a PNG, when set.
+        self.wxacode_reply: tuple[bytes, str] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +69,8 @@ class FakeWeChat:
                 elif url.path == "/wxa/getwxacodeunlimit":
                     if not q.get("access_token", "").startswith("token-"):
                         self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                    elif outer.wxacode_reply is not None:  # a misbehaving WeChat
+                        self._send(200, *outer.wxacode_reply)
                     else:
                         self._send(200, _png(), "image/png")
                 elif url.path == "/cgi-bin/message/subscribe/send":

@@ -4,20 +4,21 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.core.schemas import RequestModel
 from app.regions.schemas import SceneRead
 
 
-class WeChatLogin(BaseModel):
+class WeChatLogin(RequestModel):
     code: str = Field(min_length=1, max_length=128, description="the code from wx.login()")
     scene: str | None = Field(default=None, max_length=64, description="QR scene of the village")
 
 
-class DevLogin(BaseModel):
+class DevLogin(RequestModel):
     openid: str = Field(min_length=1, max_length=64)
     scene: str | None = Field(default=None, max_length=64)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=10, max_length=2048)
 
 

@@ -1,4 +1,4 @@
-from app.core.errors import Conflict, NotFound
+from app.core.errors import AppError, Conflict, NotFound
 
 
 class UsernameTaken(Conflict):
@@ -11,3 +11,13 @@ class UnitNotFound(NotFound):
 
 class DepartmentNotFound(NotFound):
     code = "department_not_found"
+
+
+class WeakPassword(AppError):
+    """A password the policy refuses (app/staff/passwords.py): a payload error."""
+
+    status_code, code = 422, "weak_password"
+
+
+class CannotChangeOwnAccount(Conflict):
+    code = "own_account"

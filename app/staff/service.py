@@ -1,22 +1,32 @@
-"""Staff accounts: creation, and login with a lockout against password guessing."""
+"""Staff accounts: creation, administration (disable, password reset, ending
+sessions) and their token pairs. Sign-in itself is app/staff/login.py."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import AppError, BadRequest, Forbidden, Unauthorized
-from app.core.security import hash_password, password_needs_rehash, verify_password
-from app.models import Region, StaffUser
+from app.auth import sessions
+from app.core.errors import AppError, BadRequest, NotFound, Unauthorized
+from app.core.security import TokenService, hash_password
+from app.models import AuthSession, Region, SessionSubject, StaffLoginAttempt, StaffUser
 from app.models.enums import RegionLevel, StaffRole
-from app.staff import repository
-from app.staff.exceptions import DepartmentNotFound, UnitNotFound, UsernameTaken
-from app.staff.schemas import StaffCreate
+from app.staff import passwords, repository
+from app.staff.exceptions import (
+    CannotChangeOwnAccount,
+    DepartmentNotFound,
+    UnitNotFound,
+    UsernameTaken,
+)
+from app.staff.schemas import StaffCreate, StaffUpdate
+
+logger = logging.getLogger("app.staff")
 
 
 async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: datetime) -> StaffUser:
@@ -39,6 +49,15 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
         region is None or region.level is not RegionLevel.village
     ):
         raise BadRequest("村务公开经办人和村务监督委员会成员须属于具体的村（社区）")
+    passwords.check(
+        payload.password,
+        context=[
+            payload.username,
+            payload.display_name,
+            payload.phone,
+            *(await repository.context_names(session, _draft(payload, unit_id))),
+        ],
+    )
     user = StaffUser(
         username=payload.username,
         password_hash=await asyncio.to_thread(hash_password, payload.password),
@@ -49,65 +68,11 @@ async def create_staff(session: AsyncSession, payload: StaffCreate, *, now: date
         region_code=payload.region_code,
         phone=payload.phone,
         active=True,
-        failed_login_count=0,
         created_at=now,
     )
     session.add(user)
     await session.flush()
     return user
-
-
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
-# Verified when the username is unknown, so both paths cost the same time.
-_DUMMY_HASH = hash_password("dummy-password-for-timing")
-
-
-@dataclass(frozen=True, slots=True)
-class LoginOutcome:
-    user: StaffUser | None
-    error: AppError | None
-
-
-async def authenticate(
-    session: AsyncSession, *, username: str, password: str, now: datetime
-) -> LoginOutcome:
-    """Check a password; failures are recorded (the caller must commit them)."""
-    user = await repository.get_by_username(session, username.strip().lower())
-    if user is None:
-        await asyncio.to_thread(verify_password, _DUMMY_HASH, password)
-        return LoginOutcome(None, Unauthorized("用户名或密码错误"))
-    if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        retry = str(int((user.locked_until - now).total_seconds()) + 1)
-        return LoginOutcome(
-            None,
-            _Locked(
-                f"密码错误次数过多，账号已锁定，请 {minutes} 分钟后再试",
-                headers={"Retry-After": retry},
-            ),
-        )
-    # argon2 takes ~0.2 s of CPU by design: off the event loop, so a login
-    # does not stall every other request on this worker.
-    if not await asyncio.to_thread(verify_password, user.password_hash, password):
-        user.failed_login_count += 1
-        if user.failed_login_count >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_login_count = 0
-        await session.flush()
-        return LoginOutcome(None, Unauthorized("用户名或密码错误"))
-    if not user.active:
-        return LoginOutcome(None, Forbidden("账号已停用，请联系管理员"))
-    user.failed_login_count = 0
-    user.locked_until = None
-    if password_needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(hash_password, password)
-    await session.flush()
-    return LoginOutcome(user, None)
-
-
-class _Locked(Forbidden):
-    code = "account_locked"
 
 
 async def list_staff(
@@ -117,3 +82,118 @@ async def list_staff(
     if unit_id is not None:
         stmt = stmt.where(StaffUser.unit_id == unit_id)
     return (await session.execute(stmt)).scalars().all()
+
+
+def _draft(payload: StaffCreate, unit_id: int | None) -> StaffUser:
+    """An unsaved account, only to look up the names tied to it."""
+    return StaffUser(
+        unit_id=unit_id, department_code=payload.department_code, region_code=payload.region_code
+    )
+
+
+async def get_staff(session: AsyncSession, staff_id: int) -> StaffUser:
+    user = await session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound("工作人员账号不存在")
+    return user
+
+
+async def update_staff(
+    session: AsyncSession, admin: StaffUser, staff_id: int, payload: StaffUpdate, *, now: datetime
+) -> StaffUser:
+    """An admin's change. Disabling an account or resetting its password ends
+    every session it has (token families and console sessions)."""
+    user = await get_staff(session, staff_id)
+    if user.id == admin.id and payload.active is False:
+        raise CannotChangeOwnAccount("不能停用自己的账号")
+    if payload.display_name is not None:
+        user.display_name = payload.display_name
+    if payload.phone is not None:
+        user.phone = payload.phone
+    if payload.password is not None:
+        passwords.check(
+            payload.password,
+            context=[
+                user.username,
+                user.display_name,
+                user.phone,
+                *(await repository.context_names(session, user)),
+            ],
+        )
+        user.password_hash = await asyncio.to_thread(hash_password, payload.password)
+        await revoke_sessions(session, user.id, reason="password", now=now)
+    if payload.active is not None and payload.active != user.active:
+        user.active = payload.active
+        if not payload.active:
+            await revoke_sessions(session, user.id, reason="disabled", now=now)
+    await session.flush()
+    logger.info(
+        "staff account changed",
+        extra={
+            "staff_id": user.id,
+            "by": admin.id,
+            "fields": sorted(f for f in payload.model_fields_set if f != "password")
+            + (["password"] if payload.password is not None else []),
+        },
+    )
+    return user
+
+
+async def revoke_sessions(
+    session: AsyncSession, staff_id: int, *, reason: str, now: datetime
+) -> int:
+    """End every session of the account; its tokens stop at their next request."""
+    return await sessions.revoke_all(
+        session, subject_kind=SessionSubject.staff, subject_id=staff_id, reason=reason, now=now
+    )
+
+
+async def live_sessions(
+    session: AsyncSession, staff_id: int, *, now: datetime
+) -> Sequence[AuthSession]:
+    await get_staff(session, staff_id)
+    return await sessions.list_live(
+        session, subject_kind=SessionSubject.staff, subject_id=staff_id, now=now
+    )
+
+
+async def login_attempts(
+    session: AsyncSession, staff_id: int, *, failed_only: bool, limit: int
+) -> Sequence[StaffLoginAttempt]:
+    await get_staff(session, staff_id)
+    return await repository.login_attempts(
+        session, staff_id, failed_only=failed_only, limit=limit
+    )
+
+
+def _claims(user: StaffUser) -> dict[str, Any]:
+    return {"role": user.role.value, "unit_id": user.unit_id}
+
+
+async def sign_in(
+    session: AsyncSession, tokens: TokenService, user: StaffUser, *, now: datetime
+) -> sessions.TokenPair:
+    """A new session (refresh-token family) for an authenticated staff member."""
+    return await sessions.sign_in(
+        session, tokens, subject_kind=SessionSubject.staff, subject_id=user.id, now=now,
+        **_claims(user),
+    )
+
+
+async def refresh(
+    session: AsyncSession, tokens: TokenService, refresh_token: str, *, now: datetime
+) -> sessions.TokenPair | AppError:
+    """Rotate the refresh token (it stops working); reuse revokes the family.
+
+    Returned, not raised, so a revocation for reuse is committed.
+    """
+    rotation = await sessions.rotate(
+        session, tokens, refresh_token, subject_kind=SessionSubject.staff, now=now
+    )
+    if rotation.error is not None or rotation.session is None:
+        return rotation.error or Unauthorized("登录已失效，请重新登录")
+    user = await session.get(StaffUser, rotation.session.subject_id)
+    if user is None or not user.active:
+        await sessions.revoke(session, rotation.session.id, reason="disabled", now=now)
+        return Unauthorized("登录已失效，请重新登录")
+    return sessions.issue_pair(tokens, rotation.session, now=now, **_claims(user))

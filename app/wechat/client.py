@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from app.core.config import Settings
-from app.core.errors import AppError, ServiceUnavailable, Unauthorized
+from app.core.errors import AppError, BadGateway, ServiceUnavailable, Unauthorized
 from app.core.shared import SharedStore
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,12 @@ _TOKEN_KEY = "wechat:access_token"
 
 class WeChatUnavailable(ServiceUnavailable):
     code = "wechat_unavailable"
+
+
+class WeChatBadResponse(BadGateway):
+    """WeChat answered, but not with what the API promises (e.g. a QR code that is no image)."""
+
+    code = "wechat_bad_response"
 
 
 class WeChatLoginRejected(Unauthorized):
@@ -152,7 +158,10 @@ class WeChatClient:
             )
             if resp.headers.get("content-type", "").startswith("image/"):
                 return resp.content
-            body = self._json(resp)
+            try:
+                body = self._json(resp)
+            except WeChatUnavailable as exc:
+                raise WeChatBadResponse("微信返回的小程序码无法识别，请稍后重试") from exc
             if int(body.get("errcode") or 0) in (40001, 42001) and attempt == 0:
                 continue  # token expired early: refresh once
             raise WeChatUnavailable(f"生成小程序码失败（{body.get('errcode')}）")

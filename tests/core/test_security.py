@@ -84,3 +84,128 @@ def test_alg_none_is_refused(tokens: TokenService) -> None:
 def test_short_secret_is_rejected() -> None:
     with pytest.raises(ValueError):
         TokenService("short", access_minutes=1, refresh_days=1)
+
+
+def _signed(tokens: TokenService, **claims: object) -> str:
+    """A token with the right key and arbitrary claims (the attacker's best case)."""
+    payload: dict[str, object] = {
+        "sub": "1",
+        "knd": "staff",
+        "typ": "access",
+        "exp": int(NOW.timestamp()) + 60,
+        "sid": "a" * 32,
+    }
+    payload.update(claims)
+    return jwt.encode(
+        {k: v for k, v in payload.items() if v is not ...}, "s" * 32, algorithm="HS256"
+    )
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "1 OR 1=1"},
+        {"sub": 2**70},
+        {"sub": str(2**70)},
+        {"sub": str(2**31)},
+        {"sub": "0"},
+        {"sub": "-1"},
+        {"sub": "01"},
+        {"sub": "１"},  # a full-width digit: str.isdigit() would say yes
+        {"sub": "²"},
+        {"sub": ""},
+        {"sub": 1},
+        {"sub": None},
+        {"sub": ...},
+        {"exp": "tomorrow"},
+        {"exp": None},
+        {"exp": True},
+        {"exp": [1]},
+        {"exp": 1e300},
+        {"exp": 2**70},
+        {"exp": -1},
+        {"exp": ...},
+        {"iat": "now"},
+        {"knd": "root"},
+        {"knd": 1},
+        {"knd": ...},
+        {"typ": "id"},
+        {"typ": ...},
+        {"unit": "12"},
+        {"unit": 2**70},
+        {"unit": True},
+        {"unit": 0},
+        {"role": 5},
+        {"role": "x" * 100},
+        {"role": "admin' --"},
+        {"sid": "../etc"},
+        {"sid": 5},
+        {"sid": "A" * 32},
+        {"gen": -1},
+        {"gen": "1"},
+        {"gen": 2**70},
+        {"jti": {"a": 1}},
+    ],
+    ids=lambda c: ",".join(f"{k}={v!r}"[:40] for k, v in c.items()),
+)
+def test_malformed_claims_signed_with_the_right_key_are_401(
+    tokens: TokenService, claims: dict[str, object]
+) -> None:
+    with pytest.raises(Unauthorized):
+        tokens.decode(_signed(tokens, **claims), now=NOW)
+
+
+def test_nan_expiry_and_non_object_payloads_are_401(tokens: TokenService) -> None:
+    nan = jwt.api_jws.encode(
+        b'{"sub": "1", "knd": "staff", "typ": "access", "exp": NaN}', "s" * 32, algorithm="HS256"
+    )
+    listed = jwt.api_jws.encode(b'["sub", "1"]', "s" * 32, algorithm="HS256")
+    for token in (nan, listed):
+        with pytest.raises(Unauthorized):
+            tokens.decode(token, now=NOW)
+
+
+@pytest.mark.parametrize("token", ["x" * 5000, "ä.b.c", "a\x00b.c.d"])
+def test_oversized_and_non_ascii_tokens_are_401(tokens: TokenService, token: str) -> None:
+    with pytest.raises(Unauthorized):
+        tokens.decode(token, now=NOW)
+
+
+def test_well_formed_claims_pass(tokens: TokenService) -> None:
+    token = _signed(tokens, sub=str(2**31 - 1), unit=7, role="supervisor", gen=..., iat=1)
+    claims = tokens.decode(token, now=NOW)
+    assert (claims.subject_id, claims.unit_id, claims.session_id) == (2**31 - 1, 7, "a" * 32)
+
+
+def test_session_and_generation_round_trip(tokens: TokenService) -> None:
+    token, _ = tokens.issue(
+        subject="3",
+        kind="citizen",
+        now=NOW,
+        token_type="refresh",
+        session_id="ab" * 16,
+        generation=4,
+    )
+    claims = tokens.decode(token, now=NOW, expected_type="refresh")
+    assert (claims.subject_id, claims.session_id, claims.generation) == (3, "ab" * 16, 4)
+
+
+def test_unknown_accounts_cost_one_verification_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hash to check still spends one verification (timing tells nothing)."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    calls: list[str] = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+            calls.append("verify")
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(security, "_hasher", Counting(time_cost=1, memory_cost=1024))
+    real = security.hash_password("Correct#Horse9")
+    assert security.verify_password_or_dummy(real, "Correct#Horse9")
+    assert not security.verify_password_or_dummy(None, "Correct#Horse9")
+    assert not security.verify_password_or_dummy(None, "anything")
+    assert calls == ["verify"] * 3
