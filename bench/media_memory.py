@@ -25,6 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import keys as bench_keys  # noqa: E402
 from tests.mediafiles import mp4  # noqa: E402
 from tests.support import alembic_upgrade, free_port, start_moto, wait_for_port  # noqa: E402
 
@@ -101,6 +102,7 @@ def measure_streamed(mb: int, work: Path) -> dict[str, object]:
         "YDT_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "YDT_MEDIA_DIR": str(work / "media"),
         "YDT_SECRET_FILE": str(work / "secret"),
+        "YDT_KEY_DIR": str(work / "keys"),
         "YDT_DEV_LOGIN_ENABLED": "true",
         "YDT_MEDIA_MAX_VIDEO_BYTES": str((mb + 10) * 1024 * 1024),
         "YDT_LOG_LEVEL": "WARNING",
@@ -158,6 +160,7 @@ def measure_direct(mb: int, work: Path) -> dict[str, object]:
         "YDT_S3_SECRET_KEY": "testing",
         "YDT_S3_BUCKET": "bench",
         "YDT_JWT_SECRET": "bench-secret-0123456789abcdef",
+        **bench_keys.ENV,
         "YDT_DEV_LOGIN_ENABLED": "true",
         "YDT_MEDIA_MAX_VIDEO_BYTES": str((mb + 10) * 1024 * 1024),
         "YDT_LOG_LEVEL": "WARNING",

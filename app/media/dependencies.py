@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials
 
+from app.auth.dependencies import get_citizen_auth
 from app.core.deps import ClockDep, SessionDep, TokensDep
 from app.core.errors import Unauthorized
-from app.models import Citizen, StaffUser
-from app.staff.dependencies import bearer
+from app.staff.dependencies import bearer, get_staff_auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,12 @@ async def get_uploader(
     if credentials is None:
         raise Unauthorized("请先登录", headers={"WWW-Authenticate": "Bearer"})
     claims = tokens.decode(credentials.credentials, now=clock.now())
-    model = Citizen if claims.kind == "citizen" else StaffUser
-    row = await session.get(model, int(claims.subject))
-    if row is None or (isinstance(row, StaffUser) and not row.active):
-        raise Unauthorized("登录已失效，请重新登录")
-    return Uploader(claims.kind, int(claims.subject))
+    # The residents' and staff checks themselves (live session, active account).
+    if claims.kind == "citizen":
+        citizen = await get_citizen_auth(session, tokens, clock, credentials)
+        return Uploader("citizen", citizen.citizen.id)
+    staff = await get_staff_auth(session, tokens, clock, credentials)
+    return Uploader("staff", staff.user.id)
 
 
 CurrentUploader = Annotated[Uploader, Depends(get_uploader)]

@@ -1,18 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Path, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from app.core.boundary import FORM_OVERHEAD_BYTES, body_limit
+from app.core.config import Settings
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
-from app.core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from app.core.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from app.core.storage import MediaStore
 from app.core.storage.local import LocalMediaStore
 from app.idempotency import service as idempotency
 from app.media import service
 from app.media.dependencies import CurrentUploader
 from app.media.schemas import MediaLimits, MediaRead, TicketRead, TicketRequest
+from app.models import Media
 from app.models.enums import MediaKind
 
 router = APIRouter(tags=["media"])
@@ -21,12 +26,24 @@ files_router = APIRouter(tags=["media"])
 MediaId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
+def largest_upload(s: Settings) -> int:
+    """The request body cap of the upload routes: the largest kind, plus the form around it."""
+    largest = max(
+        s.media_max_image_bytes,
+        s.media_max_voice_bytes,
+        s.media_max_video_bytes,
+        s.media_max_document_bytes,
+    )
+    return largest + FORM_OVERHEAD_BYTES
+
+
 @router.get("/media/limits", response_model=MediaLimits)
 async def get_limits(settings: SettingsDep) -> MediaLimits:
     return service.limits(settings)
 
 
 @router.post("/media", response_model=MediaRead, status_code=201)
+@body_limit(largest_upload)
 async def upload_media(
     uploader: CurrentUploader,
     session: SessionDep,
@@ -50,8 +67,7 @@ async def upload_media(
     media = await service.upload(
         session, store, settings, uploader=uploader, kind=kind, file=file, now=now
     )
-    out = MediaRead.model_validate(media)
-    out.url = await service.link(store, settings, media, now=now)
+    out = await _read(store, settings, media, now=now)
     if record is not None:
         await idempotency.complete(
             session, record, status_code=201, body=out.model_dump(mode="json")
@@ -59,7 +75,12 @@ async def upload_media(
     return out
 
 
-@router.post("/media/upload-tickets", response_model=TicketRead, status_code=201)
+@router.post(
+    "/media/upload-tickets",
+    response_model=TicketRead,
+    status_code=201,
+    responses={415: {"description": "a content type not accepted for this kind"}},
+)
 async def create_ticket(
     body: TicketRequest,
     uploader: CurrentUploader,
@@ -101,8 +122,7 @@ async def complete_upload(
     media = await service.complete(
         session, store, settings, uploader=uploader, media_id=media_id, now=now
     )
-    out = MediaRead.model_validate(media)
-    out.url = await service.link(store, settings, media, now=now)
+    out = await _read(store, settings, media, now=now)
     return out
 
 
@@ -116,14 +136,21 @@ async def get_media(
     clock: ClockDep,
 ) -> MediaRead:
     media = await service.get_owned(session, media_id, uploader)
+    return await _read(store, settings, media, now=clock.now())
+
+
+async def _read(store: MediaStore, settings: Settings, media: Media, *, now: datetime) -> MediaRead:
+    links = await service.urls(store, settings, media, now=now)
     out = MediaRead.model_validate(media)
-    out.url = await service.link(store, settings, media, now=clock.now())
+    out.url, out.play_url, out.poster_url = links.url, links.play_url, links.poster_url
     return out
 
 
 @router.post("/media/direct-upload", status_code=204, include_in_schema=False)
+@body_limit(largest_upload, signed_in=False)  # the signed POST policy is its credential
 async def local_direct_upload(
     request: Request,
+    session: SessionDep,
     store: StoreDep,
     clock: ClockDep,
     key: Annotated[str, Form()],
@@ -137,6 +164,10 @@ async def local_direct_upload(
     rules = store.verify_post_policy(policy, signature, now=clock.now())
     if rules["key"] != key:
         raise Forbidden("上传凭证与文件名不符")
+    if not await service.ticket_open(session, key):
+        # S3 cannot revoke a signed form; here we can say so (there, a re-post
+        # lands on a key nothing reads and the orphan sweep removes it).
+        raise Conflict("上传凭证已使用，请重新申请")
     form = await request.form()
     if str(form.get("Content-Type", "")) != rules["content_type"]:
         raise Forbidden("上传凭证与文件类型不符")

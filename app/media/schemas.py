@@ -4,12 +4,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.schemas import DB_INT_MAX, RequestModel
 from app.models.enums import MediaKind, MediaStatus
 
 
 class KindLimit(BaseModel):
     max_bytes: int
     content_types: list[str]
+    max_pixels: int | None = Field(default=None, description="image; video: per frame")
+    max_seconds: int | None = Field(default=None, description="voice and video")
 
 
 class MediaLimits(BaseModel):
@@ -31,13 +34,24 @@ class MediaRead(BaseModel):
     width: int | None = None
     height: int | None = None
     created_at: datetime
-    url: str | None = Field(default=None, description="short-lived presigned link")
+    duration_ms: int | None = Field(default=None, description="voice and video, as decoded")
+    codec: str | None = Field(default=None, description="voice: audio codec; video: video codec")
+    sha256: str | None = Field(default=None, description="of the original as stored")
+    url: str | None = Field(
+        default=None, description="short-lived presigned link to the original (the evidence)"
+    )
+    play_url: str | None = Field(
+        default=None,
+        description="what plays in a browser or phone: the original, or a copy the server "
+        "made (AAC / H.264); null while that copy is being made",
+    )
+    poster_url: str | None = Field(default=None, description="video: a JPEG of the first frame")
 
 
-class TicketRequest(BaseModel):
+class TicketRequest(RequestModel):
     kind: MediaKind
     content_type: str = Field(min_length=3, max_length=64)
-    size: int = Field(gt=0, description="exact size in bytes of the file to upload")
+    size: int = Field(gt=0, le=DB_INT_MAX, description="exact size in bytes of the file to upload")
 
 
 class TicketRead(BaseModel):

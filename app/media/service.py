@@ -1,20 +1,26 @@
 """Uploads into object storage, checked and cleaned on the way in.
 
-Voice and video stream straight through with a running size check. Images
-are decoded and written again without metadata (bounded by the image limit).
-Direct uploads get a presigned POST, then ``complete`` checks the stored
-object itself before it can be attached.
+Every upload is checked by its content before it is stored at its final key
+(app/media/ingest.py): images are decoded and written again without
+metadata, voice and video must decode within their limits. Direct uploads
+get a presigned POST to a one-time upload key; ``complete`` checks what
+arrived there and stores the checked bytes at the final key, which no form
+can write: re-posting the form afterwards changes nothing.
+
+A media row's status is decided here only (``mark_ready``, ``servable``,
+and ``claimable`` for attaching).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import secrets
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import UploadFile
@@ -22,10 +28,17 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
-from app.core.storage import MediaStore, PresignedPost
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from app.core.storage import MediaStore, PresignedPost, StorageError
+from app.media import ingest, integrity
 from app.media.dependencies import Uploader
-from app.media.images import clean_image
 from app.media.schemas import KindLimit, MediaLimits
 from app.media.sniff import ALLOWED_TYPES, HEAD_BYTES, sniff
 from app.models import Media
@@ -58,7 +71,16 @@ def max_bytes(settings: Settings, kind: MediaKind) -> int:
 def limits(settings: Settings) -> MediaLimits:
     def one(kind: MediaKind) -> KindLimit:
         return KindLimit(
-            max_bytes=max_bytes(settings, kind), content_types=list(ALLOWED_TYPES[kind])
+            max_bytes=max_bytes(settings, kind),
+            content_types=list(ALLOWED_TYPES[kind]),
+            max_pixels={
+                MediaKind.image: settings.media_max_image_pixels,
+                MediaKind.video: settings.media_max_video_pixels,
+            }.get(kind),
+            max_seconds={
+                MediaKind.voice: settings.media_max_voice_seconds,
+                MediaKind.video: settings.media_max_video_seconds,
+            }.get(kind),
         )
 
     return MediaLimits(
@@ -73,6 +95,19 @@ def limits(settings: Settings) -> MediaLimits:
 def too_large(settings: Settings, kind: MediaKind) -> PayloadTooLarge:
     limit = max_bytes(settings, kind)
     return PayloadTooLarge(f"{_KIND_LABEL[kind]}不能超过 {limit // (1024 * 1024)} MB")
+
+
+# -- status: decided here only -------------------------------------------------
+
+
+def mark_ready(media: Media, now: datetime) -> None:
+    """The upload passed its checks and is stored at its final key."""
+    media.status, media.ready_at = MediaStatus.ready, now
+
+
+def servable(media: Media) -> bool:
+    """Whether links to the media may be handed out at all."""
+    return media.status in (MediaStatus.ready, MediaStatus.attached)
 
 
 async def claimable(
@@ -114,6 +149,8 @@ async def claimable(
                 raise Conflict("附件尚未上传完成，请稍候再提交")
             if m.status is MediaStatus.attached:
                 raise Conflict("附件已用于其他事项，请重新上传")
+            if m.integrity_failed_at is not None:
+                raise Conflict(f"附件 {mid} 的存储内容与上传时不一致，请重新上传")
         chosen.append(m)
     return chosen
 
@@ -126,9 +163,14 @@ def check_case_limits(media: Iterable[Media]) -> None:
             raise BadRequest(f"每件反映最多 {limit} 个{_KIND_LABEL[kind]}")
 
 
-def attach(media: Iterable[Media], tag: str, now: datetime) -> None:
+def attach(media: Iterable[Media], tag: str, now: datetime, *, forget_owner: bool = False) -> None:
+    """``forget_owner``: a resident's upload on a protected case (accusation,
+    anonymous) keeps no link to the resident once it belongs to the case."""
     for m in media:
         m.status, m.attached_to, m.attached_at = MediaStatus.attached, tag, now
+        m.verified_at = None  # the worker checks its sha256 once it belongs to a case
+        if forget_owner:
+            m.owner_citizen_id = None
 
 
 def staff_only(uploader: Uploader, kind: MediaKind) -> None:
@@ -137,15 +179,17 @@ def staff_only(uploader: Uploader, kind: MediaKind) -> None:
         raise UnsupportedMediaType("群众反映请上传图片、语音或视频")
 
 
-def _key(media_id: str, ext: str, now: datetime) -> str:
-    return f"media/{now:%Y/%m/%d}/{media_id}.{ext}"
-
-
 def _owner(uploader: Uploader) -> dict[str, int | None]:
     return {
         "owner_citizen_id": uploader.id if uploader.kind == "citizen" else None,
         "owner_staff_id": uploader.id if uploader.kind == "staff" else None,
     }
+
+
+_UNSUPPORTED = (
+    "不支持的文件格式：图片支持 JPG/PNG/WebP/HEIC，"
+    "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV，文件支持 PDF"
+)
 
 
 async def upload(
@@ -167,88 +211,70 @@ async def upload(
         raise BadRequest("文件为空，请重新选择")
     found = sniff(head)
     if found is None:
-        raise UnsupportedMediaType(
-            "不支持的文件格式：图片支持 JPG/PNG/WebP/HEIC，"
-            "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV，文件支持 PDF"
-        )
+        raise UnsupportedMediaType(_UNSUPPORTED)
     if found.kind is not kind:
         raise UnsupportedMediaType(
             f"文件内容是{_KIND_LABEL[found.kind]}，与所选类型（{_KIND_LABEL[kind]}）不符"
         )
-    media_id = uuid.uuid4().hex
-    if kind is MediaKind.image:
-        data, ctype, ext, size = await _clean_uploaded_image(file, head, limit, settings)
-        key = _key(media_id, ext, now)
-        stored = await store.put_stream(key, _once(data), content_type=ctype)
-        width, height = size
-    else:
-        ctype, key, width, height = (
-            found.content_type,
-            _key(media_id, found.extension, now),
-            None,
-            None,
-        )
-        try:
-            stored = await store.put_stream(
-                key, _limited(head, file, limit, settings, kind), content_type=ctype
-            )
-        except PayloadTooLarge:
-            await store.delete(key)
-            raise
     media = Media(
-        id=media_id,
+        id=uuid.uuid4().hex,
         kind=kind,
-        status=MediaStatus.ready,
-        content_type=ctype,
-        storage_key=key,
-        size=stored.size,
+        status=MediaStatus.pending,
+        content_type=found.content_type,
+        storage_key="",
+        size=0,
         max_size=limit,
-        sha256=stored.sha256,
-        width=width,
-        height=height,
         direct=False,
         created_at=now,
-        ready_at=now,
         **_owner(uploader),
     )
-    session.add(media)
+    writes = ingest.Writes(store)
     try:
+        with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
+            await _spool(file, head, spool, limit=limit, settings=settings, kind=kind)
+            await ingest.store_checked(
+                writes,
+                settings,
+                media,
+                spool,
+                content_type=found.content_type,
+                extension=found.extension,
+            )
+        mark_ready(media, now)
+        session.add(media)
         await session.flush()
-    except Exception:
-        await store.delete(key)
+    except BaseException:
+        await writes.discard()
         raise
     return media
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def _limited(
-    head: bytes, file: UploadFile, limit: int, settings: Settings, kind: MediaKind
-) -> AsyncIterator[bytes]:
+async def _spool(
+    file: UploadFile,
+    head: bytes,
+    spool: tempfile.SpooledTemporaryFile[bytes],
+    *,
+    limit: int,
+    settings: Settings,
+    kind: MediaKind,
+) -> None:
+    """The whole upload in a local file, counted against the limit as it is read."""
+    await asyncio.to_thread(spool.write, head)
     total = len(head)
-    yield head
     while chunk := await file.read(CHUNK):
         total += len(chunk)
         if total > limit:
             raise too_large(settings, kind)
-        yield chunk
+        await asyncio.to_thread(spool.write, chunk)
 
 
-async def _clean_uploaded_image(
-    file: UploadFile, head: bytes, limit: int, settings: Settings
-) -> tuple[bytes, str, str, tuple[int, int]]:
-    with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
-        spool.write(head)
-        total = len(head)
-        while chunk := await file.read(CHUNK):
-            total += len(chunk)
-            if total > limit:
-                raise too_large(settings, MediaKind.image)
-            spool.write(chunk)
-        spool.seek(0)
-        return await asyncio.to_thread(clean_image, spool)
+def _extension(content_type: str) -> str:
+    return (
+        content_type.rsplit("/", 1)[-1]
+        .replace("x-", "")
+        .replace("quicktime", "mov")
+        .replace("mpeg", "mp3")
+    )
 
 
 async def create_ticket(
@@ -262,6 +288,11 @@ async def create_ticket(
     size: int,
     now: datetime,
 ) -> tuple[Media, PresignedPost]:
+    """A presigned form for one upload to a one-time key under ``uploads/``.
+
+    The form can write that key only; the final key under ``media/`` is
+    written by ``complete`` with the bytes it checked.
+    """
     staff_only(uploader, kind)
     content_type = content_type.lower().strip()
     if content_type not in ALLOWED_TYPES[kind]:
@@ -269,15 +300,10 @@ async def create_ticket(
     if size > max_bytes(settings, kind):
         raise too_large(settings, kind)
     media_id = uuid.uuid4().hex
-    ext = (
-        content_type.rsplit("/", 1)[-1]
-        .replace("x-", "")
-        .replace("quicktime", "mov")
-        .replace("mpeg", "mp3")
-    )
-    key = _key(media_id, ext, now)
+    ext = _extension(content_type)
+    upload_key = f"uploads/{now:%Y/%m/%d}/{media_id}-{secrets.token_hex(8)}.{ext}"
     post = await store.presigned_post(
-        key,
+        upload_key,
         content_type=content_type,
         min_size=1,
         max_size=size,
@@ -289,7 +315,8 @@ async def create_ticket(
         kind=kind,
         status=MediaStatus.pending,
         content_type=content_type,
-        storage_key=key,
+        storage_key=ingest.object_key(media_id, ext, now),
+        upload_key=upload_key,
         size=0,
         max_size=size,
         direct=True,
@@ -299,6 +326,16 @@ async def create_ticket(
     session.add(media)
     await session.flush()
     return media, post
+
+
+async def ticket_open(session: AsyncSession, upload_key: str) -> bool:
+    """Whether a direct-upload form for ``upload_key`` may still write: its
+    media row is pending and still expects that key."""
+    media_id = upload_key.rsplit("/", 1)[-1][:32]
+    media = await session.get(Media, media_id) if len(media_id) == 32 else None
+    return media is not None and media.status is MediaStatus.pending and (
+        media.upload_key == upload_key
+    )
 
 
 async def get_owned(session: AsyncSession, media_id: str, uploader: Uploader) -> Media:
@@ -322,39 +359,117 @@ async def complete(
     media_id: str,
     now: datetime,
 ) -> Media:
+    """Check what the phone posted to the one-time key and store it for good.
+
+    The upload is read once into a local file; that file is what is checked
+    and what is written to the final key (a form re-posted meanwhile cannot
+    slip other bytes in). The one-time object is then deleted.
+    """
     media = await get_owned(session, media_id, uploader)
     if media.status is not MediaStatus.pending:
-        return media  # completing twice is harmless
-    info = await store.stat(media.storage_key)
+        return media  # completing twice is harmless; the form's key is no longer read
+    source = media.upload_key or media.storage_key  # tickets issued before one-time keys
+    info = await store.stat(source)
     if info is None:
         raise Conflict("尚未收到上传的文件，请上传完成后再确认")
     if info.size == 0 or info.size > media.max_size:
-        await store.delete(media.storage_key)
+        await store.delete(source)
         raise too_large(settings, media.kind) if info.size else BadRequest("上传的文件为空")
-    head = await store.read_head(media.storage_key, HEAD_BYTES)
-    found = sniff(head)
+    found = sniff(await store.read_head(source, HEAD_BYTES))
     if found is None or found.kind is not media.kind:
-        await store.delete(media.storage_key)
+        await store.delete(source)
         raise UnsupportedMediaType("上传的文件内容与声明的类型不符，已删除")
-    media.size, media.content_type = info.size, found.content_type
-    if media.kind is MediaKind.image:
-        # Direct uploads arrive with their EXIF: clean them the same way.
-        raw = b"".join([c async for c in store.iter_object(media.storage_key)])
-        data, ctype, _ext, (w, h) = await asyncio.to_thread(clean_image, io.BytesIO(raw))
-        stored = await store.put_stream(media.storage_key, _once(data), content_type=ctype)
-        media.size, media.content_type, media.width, media.height = stored.size, ctype, w, h
-        media.sha256 = stored.sha256
-    media.status, media.ready_at = MediaStatus.ready, now
-    await session.flush()
+    writes = ingest.Writes(store)
+    try:
+        with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
+            try:
+                await ingest.download(store, source, spool, limit=media.max_size)
+            except ValueError:  # grew past its ticket since stat
+                raise too_large(settings, media.kind) from None
+            await ingest.store_checked(
+                writes,
+                settings,
+                media,
+                spool,
+                content_type=found.content_type,
+                extension=found.extension,
+            )
+        mark_ready(media, now)
+        media.upload_key = None
+        await session.flush()
+    except StorageError:
+        await writes.discard()
+        raise  # 503: the upload stays where it is, ``complete`` may be retried
+    except BaseException as exc:
+        await writes.discard()
+        if isinstance(exc, AppError):  # refused: the client must upload again
+            await ingest.Writes(store, [source]).discard()
+        raise
+    if source != media.storage_key:
+        await ingest.Writes(store, [source]).discard()
     return media
 
 
+@dataclass(frozen=True, slots=True)
+class MediaUrls:
+    url: str | None  # the original, as uploaded (its sha256 is the evidence)
+    play_url: str | None  # what plays in a browser/phone: the original or its copy
+    poster_url: str | None
+
+
 async def link(store: MediaStore, settings: Settings, media: Media, *, now: datetime) -> str | None:
-    if media.status is MediaStatus.pending:
+    """A short-lived link to the original, if it may be served and its bytes
+    still match the recorded sha256 (app/media/integrity.py). With storage
+    unreachable there is nothing to link to: no link, and the page around it
+    (a case, a disclosure) still answers."""
+    if not servable(media):
+        return None
+    try:
+        if not await integrity.unchanged(store, media, now=now):
+            return None
+    except StorageError:
+        logger.warning("media link withheld: storage unreachable", extra={"media_id": media.id})
         return None
     return await store.presigned_get(
         media.storage_key, expires_seconds=settings.media_link_seconds, now=now
     )
+
+
+async def urls(store: MediaStore, settings: Settings, media: Media, *, now: datetime) -> MediaUrls:
+    """The original's link, what to play, and the poster frame."""
+    url = await link(store, settings, media, now=now)
+    if url is None:
+        return MediaUrls(None, None, None)
+
+    async def derived(name: str) -> str | None:
+        item = (media.derivatives or {}).get(name)
+        try:
+            if not item or not await integrity.derivative_unchanged(store, media, name):
+                return None
+        except StorageError:
+            return None
+        return await store.presigned_get(
+            item["key"], expires_seconds=settings.media_link_seconds, now=now
+        )
+
+    poster = await derived("poster")
+    if media.kind not in (MediaKind.voice, MediaKind.video):
+        return MediaUrls(url, url, poster)
+    play = url if media.derive_state is None else await derived("play")
+    return MediaUrls(url, play, poster)
+
+
+def object_keys(media: Media) -> list[str]:
+    """Every object a media row owns: the original, its one-time upload key,
+    its derivatives (poster, playable copy)."""
+    keys = [media.storage_key, media.upload_key]
+    keys += [str(d["key"]) for d in (media.derivatives or {}).values() if d.get("key")]
+    return [k for k in keys if k]
+
+
+async def discard(store: MediaStore, media: Iterable[Media]) -> None:
+    """Delete the objects of rows that will not be kept (e.g. a refused form)."""
+    await ingest.Writes(store, [k for m in media for k in object_keys(m)]).discard()
 
 
 async def cleanup(
@@ -371,7 +486,8 @@ async def cleanup(
     )
     stale = (await session.execute(stmt)).scalars().all()
     for media in stale:
-        await store.delete(media.storage_key)
+        for key in object_keys(media):
+            await store.delete(key)
         await session.delete(media)
     await session.flush()
     return len(stale)

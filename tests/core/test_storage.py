@@ -6,10 +6,16 @@ presigned URLs are exercised with real HTTP requests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
+import signal
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +86,22 @@ class TestContract:
 
     async def test_check_passes_when_reachable(self, store: MediaStore) -> None:
         await store.check()
+
+    async def test_any_rewrite_changes_the_etag_that_seals_a_hash(self, store: MediaStore) -> None:
+        first = await store.put_stream("m/e.bin", chunks_of(b"one"), content_type="a/b")
+        info = await store.stat("m/e.bin")
+        assert first.etag and info is not None and info.etag == first.etag
+        await store.put_stream("m/e.bin", chunks_of(b"two"), content_type="a/b")
+        again = await store.stat("m/e.bin")
+        assert again is not None and again.etag != first.etag
+
+    async def test_list_prefix_lists_only_that_prefix(self, store: MediaStore) -> None:
+        for key in ("l/2026/11/24/a", "l/2026/11/24/b", "l/2026/11/25/c", "other/d"):
+            await store.put_stream(key, chunks_of(b"x"), content_type="a/b")
+        listed = await store.list_prefix("l/2026/11/24/")
+        assert sorted(o.key for o in listed) == ["l/2026/11/24/a", "l/2026/11/24/b"]
+        assert all(o.size == 1 and o.last_modified is not None for o in listed)
+        assert len(await store.list_prefix("l/", limit=2)) == 2
 
     async def test_failed_stream_leaves_nothing_behind(self, store: MediaStore) -> None:
         async def broken() -> AsyncIterator[bytes]:
@@ -211,3 +233,147 @@ class TestLocalSigning:
             local.verify_post_policy(
                 ticket.fields["policy"], ticket.fields["signature"], now=NOW + timedelta(hours=1)
             )
+
+
+class FrozenServer:
+    """A loopback TCP server that accepts connections and never answers:
+    what a hung MinIO looks like from the client."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self._held.append(conn)  # read nothing, answer nothing
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
+def frozen_store(port: int, *, deadline: float = 1.0, read_timeout: float = 30.0) -> S3MediaStore:
+    return S3MediaStore(
+        endpoint=f"127.0.0.1:{port}",
+        access_key="testing",
+        secret_key="testing",
+        bucket="frozen",
+        secure=False,
+        region="us-east-1",
+        deadline_seconds=deadline,
+        connect_timeout=1.0,
+        read_timeout=read_timeout,
+    )
+
+
+@pytest.fixture
+def frozen() -> Iterator[FrozenServer]:
+    server = FrozenServer()
+    yield server
+    server.close()
+
+
+class TestDeadlines:
+    """A frozen server costs a call its deadline, not the SDK's minutes of retries."""
+
+    async def test_every_call_to_a_frozen_server_gives_up_at_its_deadline(
+        self, frozen: FrozenServer
+    ) -> None:
+        store = frozen_store(frozen.port, deadline=1.0)
+        calls = [
+            store.check(),
+            store.stat("m/a.jpg"),
+            store.read_head("m/a.jpg", 16),
+            store.delete("m/a.jpg"),
+            store.put_stream("m/a.jpg", chunks_of(b"x" * 4096), content_type="image/jpeg"),
+            store.list_prefix("m/"),
+        ]
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(StorageError) as caught:
+                await call
+            elapsed = time.monotonic() - started
+            assert 0.9 < elapsed < 3.5, elapsed
+            assert caught.value.status_code == 503
+            assert caught.value.headers == {"Retry-After": "30"}
+            assert "127.0.0.1" not in caught.value.detail  # no internal host in the answer
+
+    async def test_a_stream_buys_time_by_the_bytes_it_moves(self, s3: support.S3Server) -> None:
+        """The deadline is base + bytes / rate: a healthy multi-part upload that
+        takes longer than the base alone is not cut short."""
+        store = S3MediaStore(
+            endpoint=s3.endpoint,
+            access_key="testing",
+            secret_key="testing",
+            bucket=f"slow-{os.urandom(3).hex()}",
+            secure=False,
+            region="us-east-1",
+            part_size=5 * 1024 * 1024,
+            deadline_seconds=1.0,
+            min_bytes_per_second=1024 * 1024,
+        )
+        await store.start()
+
+        async def slow(data: bytes) -> AsyncIterator[bytes]:
+            for i in range(0, len(data), 256 * 1024):
+                await asyncio.sleep(0.05)  # 2.2 s in all: twice the base deadline
+                yield data[i : i + 256 * 1024]
+
+        data = os.urandom(11 * 1024 * 1024)
+        started = time.monotonic()
+        stored = await store.put_stream("m/slow.bin", slow(data), content_type="video/mp4")
+        assert time.monotonic() - started > 2.0  # longer than the base deadline alone
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+
+    async def test_a_write_that_lands_after_its_deadline_is_taken_back(
+        self, tmp_root: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """moto frozen (SIGSTOP) mid-upload: the call answers 503 at its
+        deadline; when moto wakes and stores the object anyway, the abandoned
+        thread deletes it, so a 503 leaves no object behind."""
+        server = support.start_moto(tmp_root)
+        try:
+            store = S3MediaStore(
+                endpoint=server.endpoint,
+                access_key="testing",
+                secret_key="testing",
+                bucket="late",
+                secure=False,
+                region="us-east-1",
+                deadline_seconds=1.0,
+                read_timeout=20.0,
+            )
+            await store.start()
+            await store.put_stream("m/warm", chunks_of(b"w"), content_type="image/png")
+            caplog.set_level(logging.INFO, logger="app.core.storage.s3")
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(StorageError):
+                    await store.put_stream(
+                        "m/late.jpg", chunks_of(b"x" * 50_000), content_type="image/jpeg"
+                    )
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            for _ in range(200):
+                if any("taken back" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.05)
+            assert any("taken back" in r.getMessage() for r in caplog.records)
+            assert await store.stat("m/late.jpg") is None
+            assert await store.stat("m/warm") is not None
+        finally:
+            server.stop()

@@ -138,6 +138,8 @@ async def test_limits_are_reported(client: AsyncClient) -> None:
         and "video/mp4" in body["video"]["content_types"]
     )
     assert body["max_per_complaint"] == {"image": 9, "video": 1, "voice": 3}
+    assert body["image"]["max_pixels"] == 40_000_000 and body["voice"]["max_seconds"] == 600
+    assert body["video"]["max_seconds"] == 300 and body["voice"]["max_pixels"] is None
 
 
 async def test_retry_with_the_same_idempotency_key_creates_nothing_new(

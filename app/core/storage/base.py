@@ -6,13 +6,33 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.core.errors import BadRequest, ServiceUnavailable
 
 
 class StorageError(ServiceUnavailable):
+    """Object storage unreachable, refusing or too slow: a 503 the client may retry.
+
+    The detail is generic on purpose (the cause is logged, never shown: it
+    names internal hosts).
+    """
+
     code = "storage_unavailable"
+    retry_after_seconds = 30
+
+    def __init__(
+        self,
+        detail: str = "文件存储暂时不可用，请稍后重试",
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(self.retry_after_seconds), **(headers or {})},
+            extra=extra,
+        )
 
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,511}$")
@@ -30,6 +50,10 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+    # The backend's version tag of what was written (S3 ETag; for a folder,
+    # inode/ctime/size). Any later write changes it, so a matching tag vouches
+    # that the bytes are still the ones whose sha256 was taken.
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,13 @@ class ObjectInfo:
     size: int
     content_type: str | None
     last_modified: datetime | None
+    etag: str | None = None
+
+
+def validate_prefix(prefix: str) -> str:
+    """A listing prefix: a valid key, optionally ending in one slash."""
+    validate_key(prefix.removesuffix("/"))
+    return prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +100,9 @@ class MediaStore(Protocol):
     def iter_object(self, key: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def list_prefix(self, prefix: str, *, limit: int = 10_000) -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix`` (at most ``limit``)."""
 
     async def presigned_get(self, key: str, *, expires_seconds: int, now: datetime) -> str: ...
 

@@ -17,6 +17,10 @@ def create_media_store(settings: Settings) -> MediaStore:
             region=settings.s3_region,
             public_endpoint=settings.s3_public_endpoint,
             part_size=settings.s3_part_size,
+            deadline_seconds=settings.storage_deadline_seconds,
+            min_bytes_per_second=settings.storage_min_bytes_per_second,
+            connect_timeout=settings.storage_connect_timeout_seconds,
+            read_timeout=settings.storage_read_timeout_seconds,
         )
     return LocalMediaStore(
         settings.media_dir,

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from app.core.storage.base import (
     StorageError,
     StoredObject,
     validate_key,
+    validate_prefix,
 )
 
 
@@ -74,11 +74,11 @@ class LocalMediaStore:
                     sha.update(chunk)
                     size += len(chunk)
                     await fh.write(chunk)
-            await anyio.to_thread.run_sync(_move_into_place, tmp, target)
+            st = await anyio.to_thread.run_sync(_move_into_place, tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return StoredObject(key=key, size=size, sha256=sha.hexdigest())
+        return StoredObject(key=key, size=size, sha256=sha.hexdigest(), etag=_etag(st))
 
     async def stat(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
@@ -86,12 +86,7 @@ class LocalMediaStore:
             st = await anyio.to_thread.run_sync(path.stat)
         except FileNotFoundError:
             return None
-        return ObjectInfo(
-            key=key,
-            size=st.st_size,
-            content_type=None,
-            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
-        )
+        return _info(key, st)
 
     async def read_head(self, key: str, length: int) -> bytes:
         path = self.path_for(key)
@@ -110,6 +105,25 @@ class LocalMediaStore:
     async def delete(self, key: str) -> None:
         path = self.path_for(key)
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+    async def list_prefix(self, prefix: str, *, limit: int = 10_000) -> list[ObjectInfo]:
+        validate_prefix(prefix)
+        base = self.path_for(prefix.removesuffix("/"))
+        folder = base if prefix.endswith("/") else base.parent
+
+        def _list() -> list[ObjectInfo]:
+            found: list[ObjectInfo] = []
+            if not folder.is_dir():
+                return found
+            for path in sorted(folder.rglob("*")):
+                key = path.relative_to(self._root).as_posix()
+                if path.is_file() and key.startswith(prefix):
+                    found.append(_info(key, path.stat()))
+                    if len(found) >= limit:
+                        break
+            return found
+
+        return await anyio.to_thread.run_sync(_list)
 
     # -- signed URLs ---------------------------------------------------------
 
@@ -175,6 +189,23 @@ class LocalMediaStore:
         return data
 
 
-def _move_into_place(tmp: Path, target: Path) -> None:
+def _move_into_place(tmp: Path, target: Path) -> os.stat_result:
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(tmp), str(target))
+    os.replace(tmp, target)  # atomic: a reader sees the old file or the new one
+    return target.stat()
+
+
+def _etag(st: os.stat_result) -> str:
+    """A version tag no write can keep: every write (even one that restores the
+    mtime) gives a new inode or ctime."""
+    return f"{st.st_ino:x}-{st.st_ctime_ns:x}-{st.st_size:x}"
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        content_type=None,
+        last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        etag=_etag(st),
+    )
