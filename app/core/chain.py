@@ -1,8 +1,18 @@
 """Hash chains for append-only logs (case events, disclosure events).
 
-Each entry stores its predecessor's hash and sha256(prev ‖ canonical JSON of
-its own fields), so editing, removing or reordering any entry is detected by
-walking the chain again (``ydt audit verify``).
+Each entry stores its predecessor's hash and a digest of (prev ‖ canonical
+JSON of its own fields), so editing, removing or reordering any entry is
+detected by walking the chain again (``ydt audit verify``).
+
+Two formats, told apart by each entry's ``hash_version``:
+
+* 1 (legacy): plain sha256. Anyone with the rows can recompute it, so a
+  consistent rewrite of a whole chain goes unnoticed, and a small identity
+  field hashed in can be recovered by trying candidates. Kept only to verify
+  entries written before format 2; never written again, never rewritten.
+* 2: HMAC-SHA256 under the chain key (kept outside the database, see
+  ``app/core/keys.py``), over fields that carry keyed commitments instead of
+  identities, and the version itself, so a v2 entry cannot pass as v1.
 """
 
 from __future__ import annotations
@@ -16,9 +26,13 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import keys
+from app.core.crypto import keyed_link
 from app.core.errors import Conflict
 
 GENESIS = "0" * 64
+LEGACY = 1
+CURRENT = 2
 
 
 class ChainConflict(Conflict):
@@ -57,7 +71,19 @@ def canonical(fields: dict[str, Any]) -> str:
 
 
 def link(prev_hash: str, fields: dict[str, Any]) -> str:
+    """Format 1 (legacy): unkeyed; only for verifying entries written before format 2."""
     return hashlib.sha256((prev_hash + canonical(fields)).encode()).hexdigest()
+
+
+def keyed(prev_hash: str, fields: dict[str, Any], keyring: keys.Keyring | None = None) -> str:
+    """Format 2: the link can only be computed, or checked, with the chain key."""
+    return keyed_link(keyring or keys.current(), prev_hash + canonical(fields))
+
+
+def version_of(entry: object) -> int:
+    """An entry's format; one built in memory without a version counts as legacy,
+    like a row the migration found (the column's default)."""
+    return int(getattr(entry, "hash_version", None) or LEGACY)
 
 
 T = TypeVar("T", bound=Linked)

@@ -1,0 +1,136 @@
+"""Checkpoints: one per period across workers, inclusion proofs for the
+dossier, anomalies kept, and an export that names what the database lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.audit import checkpoint, exported, inclusion
+from app.audit.checkpoint import header, message
+from app.audit.signing import check, load_signer
+from app.models import AuditCheckpoint, AuditHead, ComplaintEvent
+from tests.audit.helpers import (
+    SETTINGS,
+    TRUSTED,
+    Team,
+    about,
+    audit,
+    chain,
+    drop_case,
+    make_checkpoint,
+    steps,
+    team,
+    worked_case,
+)
+from tests.conftest import DEFAULT_NOW, make_settings
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+@pytest.fixture
+async def t(client: AsyncClient, connection: AsyncConnection) -> Team:
+    return await team(client, connection)
+
+
+async def test_inclusion_proves_the_anchored_head_under_the_signed_root(
+    client: AsyncClient, t: Team, session: AsyncSession
+) -> None:
+    cid = (await worked_case(client, t))["id"]
+    assert await inclusion(session, "case", cid) is None  # no checkpoint yet
+    cp = await make_checkpoint(session)
+    head = (await chain(session, cid))[-1]
+    found = await inclusion(session, "case", cid)
+    assert found is not None
+    head_hash, checkpoint_id, proof = found
+    assert (head_hash, checkpoint_id, proof.seq) == (head.hash, cp.id, head.seq)
+    assert proof.root() == cp.root
+    assert check(load_signer(SETTINGS).public_hex, message(header(cp)), cp.signature)
+    json.dumps(proof.as_dict())  # the dossier can print or encode it
+    # Newer events wait for the next checkpoint; the proof stays the anchored one.
+    await steps(client, cid, (t.zhang, "sign", {"slot": "handler"}))
+    later = await inclusion(session, "case", cid)
+    assert later is not None and later.head_hash == head.hash
+    assert await inclusion(session, "case", "0" * 32) is None
+    # The next checkpoint moves the anchor forward along the chain.
+    nxt = await make_checkpoint(session, DEFAULT_NOW + timedelta(hours=1))
+    assert nxt.anomalies == [] and nxt.prev_hash == cp.hash
+    moved = await inclusion(session, "case", cid)
+    newest = (await chain(session, cid))[-1]
+    assert moved is not None and (moved.head_hash, moved.checkpoint_id) == (newest.hash, nxt.id)
+    assert moved.proof.seq == newest.seq == head.seq + 1 and moved.proof.root() == nxt.root
+    assert about(await audit(session), cid) == []
+
+
+async def test_a_shortened_chain_stays_anchored_at_the_next_checkpoint(
+    client: AsyncClient, t: Team, session: AsyncSession
+) -> None:
+    """A checkpoint made after the deletion must not launder it."""
+    filed = await worked_case(client, t)
+    events = await chain(session, filed["id"])
+    await make_checkpoint(session)
+    await session.execute(delete(ComplaintEvent).where(ComplaintEvent.id == events[-1].id))
+    later = await make_checkpoint(session, DEFAULT_NOW + timedelta(hours=1))
+    assert any(filed["tracking_no"] in line and "deleted" in line for line in later.anomalies)
+    anchored = await session.get(AuditHead, ("case", filed["id"]))
+    assert anchored is not None and anchored.seq == len(events)
+    found = about(await audit(session), filed["id"])
+    assert any("deleted" in f.reason for f in found)
+
+
+async def test_an_exported_checkpoint_names_a_case_dropped_with_its_anchor(
+    client: AsyncClient, t: Team, session: AsyncSession
+) -> None:
+    filed = await worked_case(client, t)
+    await make_checkpoint(session)
+    doc = await exported.export(session, TRUSTED, everything=True, now=DEFAULT_NOW)
+    assert doc["public_keys"] == TRUSTED and len(doc["checkpoints"]) >= 1
+    kept = exported.load(json.dumps(doc).encode())
+    assert kept.problems() == []
+    await drop_case(session, filed["id"])
+    await session.execute(
+        delete(AuditHead).where(AuditHead.kind == "case", AuditHead.chain_id == filed["id"])
+    )
+    alone = await audit(session)
+    assert about(alone, filed["id"]) == []  # the database alone cannot name it ...
+    assert any("bucket" in f.reason for f in alone.findings)  # ... but sees the anchors moved
+    (named,) = about(await audit(session, exported=kept), filed["id"])
+    assert "case dropped" in named.reason and named.tracking_no == filed["tracking_no"]
+
+
+def test_a_forged_export_is_refused_or_reported() -> None:
+    with pytest.raises(ValueError, match="not an exported checkpoint"):
+        exported.load(b'{"format": "something else"}')
+    with pytest.raises(ValueError, match="not JSON"):
+        exported.load(b"\xff")
+    with pytest.raises(ValueError, match="malformed"):
+        exported.load(json.dumps({"format": exported.FORMAT, "checkpoints": [{}]}).encode())
+
+
+async def test_two_workers_make_exactly_one_checkpoint_per_period(engine: AsyncEngine) -> None:
+    """Committed, on separate connections, as two `ydt worker` processes would."""
+    settings = make_settings(checkpoint_minutes=60)
+    makers = [async_sessionmaker(engine, expire_on_commit=False) for _ in range(2)]
+    now = DEFAULT_NOW + timedelta(days=3650)  # a period no other test uses
+    try:
+        made = await asyncio.gather(*(checkpoint.periodic(m, settings, now=now) for m in makers))
+        assert sum(m is not None for m in made) == 1
+        again = await checkpoint.periodic(makers[0], settings, now=now + timedelta(minutes=5))
+        assert again is None  # same period
+        async with makers[0]() as s:
+            period = checkpoint.period_key(now, 60)
+            count = await s.execute(select(func.count()).where(AuditCheckpoint.period == period))
+            assert count.scalar_one() == 1
+            report = await audit(s)
+            assert [f for f in report.findings if f.part == "checkpoint"] == []
+    finally:
+        async with makers[0]() as s:
+            await s.execute(delete(AuditHead))
+            await s.execute(delete(AuditCheckpoint))
+            await s.commit()
