@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query
 
 from app.auth.dependencies import CurrentCitizen
 from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.schemas import DbId
 from app.feedback import service
 from app.feedback.schemas import CallbackRead, CallbackRecord, DrawRead, RatingCreate, RatingRead
 from app.models import Callback
@@ -58,13 +59,17 @@ async def draw(
 
 @router.get("/staff/callbacks", response_model=list[CallbackRead])
 async def list_callbacks(
-    draw_id: int, user: CurrentStaff, session: SessionDep
+    draw_id: DbId, user: CurrentStaff, session: SessionDep
 ) -> list[CallbackRead]:
     return [_cb(cb) for cb in await service.list_callbacks(session, user, draw_id)]
 
 
 @router.post("/staff/callbacks/{callback_id}", response_model=CallbackRead)
 async def record(
-    callback_id: int, body: CallbackRecord, user: CurrentStaff, session: SessionDep, clock: ClockDep
+    callback_id: DbId,
+    body: CallbackRecord,
+    user: CurrentStaff,
+    session: SessionDep,
+    clock: ClockDep,
 ) -> CallbackRead:
     return _cb(await service.record_callback(session, user, callback_id, body, now=clock.now()))

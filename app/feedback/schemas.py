@@ -5,10 +5,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.core.schemas import RequestModel
+
 Satisfaction = Literal["satisfied", "basic", "unsatisfied"]
 
 
-class RatingCreate(BaseModel):
+class RatingCreate(RequestModel):
     score: int = Field(ge=1, le=5)
     satisfaction: Satisfaction
     comment: str | None = Field(default=None, max_length=500)
@@ -42,7 +44,7 @@ class DrawRead(BaseModel):
     callback_ids: list[int]
 
 
-class CallbackRecord(BaseModel):
+class CallbackRecord(RequestModel):
     method: Literal["phone", "on_site"]
     reached: bool
     resolved: bool | None = None

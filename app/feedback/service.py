@@ -12,10 +12,12 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import events
+from app.audit import state as audit_state
+from app.complaints import events, identity
 from app.complaints.service import ComplaintNotFound
 from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -37,6 +39,8 @@ from app.workflow import queue, scope
 from app.workflow import service as workflow
 
 SUPERVISION = (StaffRole.supervisor, StaffRole.leader)
+CALLBACK_NOT_FOUND = "回访任务不存在"
+ALREADY_RATED = "您已评价过本次办理结果"
 
 
 async def rate(
@@ -49,7 +53,7 @@ async def rate(
     settings: Settings,
 ) -> RatingRead:
     c = await session.get(Complaint, complaint_id) if len(complaint_id) == 32 else None
-    if c is None or c.citizen_id != citizen.id:
+    if c is None or not identity.owned_by(c, citizen.id):
         raise ComplaintNotFound("未找到该反映事项")
     if c.status not in (ComplaintStatus.resolved, ComplaintStatus.closed):
         raise Conflict("事项尚未办结，办结后再评价")
@@ -58,12 +62,16 @@ async def rate(
         select(Rating.id).where(Rating.complaint_id == c.id, Rating.round == round_)
     )
     if taken.first() is not None:
-        raise Conflict("您已评价过本次办理结果")
+        raise Conflict(ALREADY_RATED)
+    # Claim the case before writing anything: of twenty taps on "submit" the
+    # first holds the row, the others find its version moved and get 409.
+    await workflow.claim(session, c, now=now, conflict=Conflict(ALREADY_RATED))
     comment = (body.comment or "").strip()
     rating = Rating(
         complaint_id=c.id,
         round=round_,
-        citizen_id=citizen.id,
+        # a protected case's rater stays as sealed as its filer
+        citizen_id=None if c.identity_protected else citizen.id,
         score=body.score,
         satisfaction=body.satisfaction,
         comment=comment,
@@ -132,19 +140,14 @@ async def reopen(
     now: datetime,
 ) -> None:
     """Reopen from a verdict (rating or callback): status, flag, public event, unit notice."""
-    await workflow.change_status(
-        session,
-        c,
-        ComplaintStatus.reopened,
-        now=now,
-        values={
-            "reopen_count": c.reopen_count + 1,
-            "resolved_at": None,
-            "closed_at": None,
-            "result": None,
-            "priority_flags": sorted({*c.priority_flags, flag}),
-        },
-    )
+    values = {
+        "reopen_count": c.reopen_count + 1,
+        "resolved_at": None,
+        "closed_at": None,
+        "result": None,
+        "priority_flags": sorted({*c.priority_flags, flag}),
+    }
+    await workflow.change_status(session, c, ComplaintStatus.reopened, now=now, values=values)
     await events.append(
         session,
         c,
@@ -155,6 +158,11 @@ async def reopen(
         at=now,
         to_status=ComplaintStatus.reopened.value,
         note=note,
+        data={
+            "public_reply": note,  # a fixed sentence, written for the resident
+            # The row as the reopening left it, for `ydt audit verify`'s replay.
+            "state": audit_state.changed(c, ["status", *values]),
+        },
     )
     receivers = await notify.staff_of_unit(session, c.unit_id, SUPERVISION)
     notify.to_staff(
@@ -192,20 +200,45 @@ async def _complainant_signs(
         await events.append(session, c, actor_kind="system", actor_id=None, at=now, **closing)
 
 
-async def _draw_scope(session: AsyncSession, user: StaffUser) -> str:
+async def _commission_prefix(session: AsyncSession, user: StaffUser) -> str | None:
+    """The region prefix a user draws callbacks for: a commission's cadres
+    theirs, an administrator the whole city; None for everyone else."""
     if user.role is StaffRole.admin:
         return "5117"
     if user.role not in SUPERVISION or user.unit_id is None:
-        raise Forbidden("只有纪检监察机关可以抽取回访样本")
+        return None
     unit = await session.get(SupervisionUnit, user.unit_id)
     if unit is None or unit.kind is not UnitKind.commission:
-        raise Forbidden("回访抽样由纪委监委组织")
+        return None
     return unit.region_code[: PREFIX_LENGTH[unit.level]]
 
 
+async def _draw_scope(session: AsyncSession, user: StaffUser) -> str:
+    if user.role is not StaffRole.admin and user.role not in SUPERVISION:
+        raise Forbidden("只有纪检监察机关可以抽取回访样本")
+    prefix = await _commission_prefix(session, user)
+    if prefix is None:
+        raise Forbidden("回访抽样由纪委监委组织")
+    return prefix
+
+
+async def _visible_draw(session: AsyncSession, user: StaffUser, draw_id: int) -> CallbackDraw:
+    """A draw is the commission's working paper: which cases it checks is
+    hidden from the units it checks (a unit that knew could coach the
+    resident), so everyone but the drawing commission gets "not found"."""
+    d = await session.get(CallbackDraw, draw_id)
+    prefix = await _commission_prefix(session, user)
+    if d is None or prefix is None:
+        raise NotFound(CALLBACK_NOT_FOUND)
+    if user.role is not StaffRole.admin and prefix.ljust(12, "0") != d.scope_region:
+        raise NotFound(CALLBACK_NOT_FOUND)
+    return d
+
+
 async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
-    """A draw's callbacks, limited to the cases the caller may see: a sample
-    names cases, reached residents and their verdicts."""
+    """A draw's callbacks, for the commission that drew it: a sample names
+    cases, reached residents and their verdicts."""
+    await _visible_draw(session, user, draw_id)
     stmt = (
         select(Callback)
         .join(Complaint, Complaint.id == Callback.complaint_id)
@@ -270,7 +303,12 @@ async def draw_callbacks(
         for cid in ids
     ]
     session.add_all(callbacks)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # Two overlapping draws at once (the city's and a county's, or a
+        # double click) picked the same case: a case is drawn once, ever.
+        raise Conflict("另一次回访抽样正在进行，请稍后重试") from exc
     return DrawRead(
         draw_id=d.id,
         quarter=d.quarter,
@@ -289,29 +327,40 @@ async def draw_callbacks(
 async def record_callback(
     session: AsyncSession, user: StaffUser, callback_id: int, body: CallbackRecord, *, now: datetime
 ) -> Callback:
-    if user.role not in (*SUPERVISION, StaffRole.admin):
-        raise Forbidden("只有纪检干部可以记录回访")
+    """Recorded by the commission that drew the sample, never by the unit it
+    checks: a unit grading its own callback would make the check worthless."""
     cb = await session.get(Callback, callback_id)
     if cb is None:
-        raise NotFound("回访任务不存在")
-    c = (
-        await session.execute(
-            select(Complaint).where(
-                Complaint.id == cb.complaint_id, await scope.visible(session, user)
-            )
+        raise NotFound(CALLBACK_NOT_FOUND)
+    await _visible_draw(session, user, cb.draw_id)
+    if user.role not in SUPERVISION:
+        raise Forbidden("回访须由抽样的纪委监委干部记录")
+    c = await session.get(Complaint, cb.complaint_id)
+    assert c is not None  # a callback's case cannot be deleted (foreign key)
+    if user.unit_id in (cb.unit_id, c.unit_id):
+        raise Forbidden("被回访的单位不能记录本单位案件的回访")
+    note = body.note.strip()
+    # Conditional on "pending": recorded once, and of two cadres recording at
+    # the same moment exactly one wins.
+    done = await session.execute(
+        update(Callback)
+        .where(Callback.id == cb.id, Callback.status == "pending")
+        .values(
+            status="done",
+            method=body.method,
+            reached=body.reached,
+            resolved=body.resolved,
+            satisfaction=body.satisfaction,
+            fake_closure=body.fake_closure,
+            note=note,
+            staff_id=user.id,
+            done_at=now,
         )
-    ).scalar_one_or_none()
-    if c is None:
-        raise NotFound("回访任务不存在")
-    if cb.status == "done":
-        raise Conflict("该回访已记录")
-    cb.status, cb.method, cb.reached = "done", body.method, body.reached
-    cb.resolved, cb.satisfaction, cb.fake_closure = (
-        body.resolved,
-        body.satisfaction,
-        body.fake_closure,
+        .execution_options(synchronize_session=False)
     )
-    cb.note, cb.staff_id, cb.done_at = body.note.strip(), user.id, now
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("该回访已记录")
+    await session.refresh(cb)
     await events.append(
         session,
         c,
@@ -320,7 +369,7 @@ async def record_callback(
         actor_kind="staff",
         actor_id=user.id,
         at=now,
-        note=body.note.strip(),
+        note=note,
         data={
             "method": body.method,
             "reached": body.reached,
@@ -339,7 +388,7 @@ async def record_callback(
             note="回访发现问题未真正解决，重新办理",
             notice_kind="fake_closure",
             notice_title="回访发现虚假办结",
-            notice_body=f"{c.tracking_no} 回访发现虚假办结，已重新办理：{body.note.strip()}",
+            notice_body=f"{c.tracking_no} 回访发现虚假办结，已重新办理：{note}",
             now=now,
         )
     await session.flush()

@@ -75,6 +75,19 @@ async def issue(
     return order
 
 
+async def orders_of(
+    session: AsyncSession, user: StaffUser, complaint_id: str
+) -> list[SupervisionOrder]:
+    """A case's orders, for whoever may see the case (404 otherwise)."""
+    await queue.load_visible(session, user, complaint_id)
+    rows = await session.execute(
+        select(SupervisionOrder)
+        .where(SupervisionOrder.complaint_id == complaint_id)
+        .order_by(SupervisionOrder.id)
+    )
+    return list(rows.scalars())
+
+
 async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 200) -> int:
     """Raise the automatic order for every overdue open case that lacks one."""
     existing = select(SupervisionOrder.id).where(

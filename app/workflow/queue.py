@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    false,
     func,
     literal,
     literal_column,
@@ -21,14 +23,17 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from app.complaints import identity
 from app.complaints.schemas import ItemBrief, UnitBrief
-from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone
+from app.complaints.service import EVENT_LABELS, ComplaintNotFound, mask_phone, public_text
 from app.core.config import Settings
 from app.core.errors import BadRequest
+from app.core.schemas import DB_INT_MAX, DbId
 from app.disclosures import views as disclosure_views
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
-from app.models.enums import ComplaintStatus, StaffRole
+from app.models.enums import Channel, ComplaintStatus, StaffRole
 from app.regions.repository import prefix_of
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
@@ -39,6 +44,7 @@ from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
 _DONE: list[ColumnElement[str]] = [literal_column("'closed'"), literal_column("'rejected'")]
 IS_OPEN = Complaint.status.not_in(_DONE)
 IS_DONE = Complaint.status.in_(_DONE)
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 CARD_RANK = {Card.red: 3, Card.orange: 2, Card.yellow: 1, Card.none: 0}
 
 
@@ -82,10 +88,11 @@ class QueueCursor:
     def decode(cls, raw: str) -> QueueCursor:
         try:
             rank, neg, micros, cid = raw.split(".")
+            if not raw.isascii() or not _HEX32.fullmatch(cid) or abs(int(neg)) > DB_INT_MAX:
+                raise ValueError(raw)  # the priority is compared with an INTEGER column
             due = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
-            if int(rank) not in CARD_RANK.values() or len(cid) != 32:
+            if int(rank) not in CARD_RANK.values():
                 raise ValueError(raw)
-            int(cid, 16)
             return cls(int(rank), int(neg), due, cid)
         except (ValueError, OverflowError, OSError) as exc:
             raise BadRequest("翻页游标无效，请从第一页重新加载") from exc
@@ -105,7 +112,7 @@ def queue_page(
 ) -> QueuePageParams:
     """``cursor`` is the ``next_cursor`` of the previous page; a bare number is
     still read as an offset, as the first clients sent."""
-    if cursor and cursor.isdigit():
+    if cursor and cursor.isascii() and cursor.isdigit():  # not "²³": isdigit() takes it
         return QueuePageParams(limit=limit, offset=min(int(cursor), 100_000), after=None)
     after = QueueCursor.decode(cursor) if cursor else None
     return QueuePageParams(limit=limit, offset=offset or 0, after=after)
@@ -119,19 +126,37 @@ class QueueFilter:
     item_code: str | None = None
     region_code: str | None = None
     q: str | None = None
+    phone: str | None = None  # the filer's phone (audited on protected cases)
+    channel: Channel | None = None
+    cadre_id: int | None = None  # "assigned to me" (the console)
+    signer: StaffUser | None = None  # "waiting for my signature" (the console)
 
 
 def queue_filter(
     status: ComplaintStatus | None = None,
     card: Card | None = None,
-    unit_id: int | None = None,
+    unit_id: DbId | None = None,
     item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
     region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    phone: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\+?[0-9][0-9 -]{4,18}$",
+            description="the filer's phone; finds only cases whose filer your role may see, "
+            "and each accusation found this way is recorded as a read of its filer's identity",
+        ),
+    ] = None,
 ) -> QueueFilter:
     """The queue's filters as one dependency: the queue and the ledger share it."""
     return QueueFilter(
-        status=status, card=card, unit_id=unit_id, item_code=item_code, region_code=region_code, q=q
+        status=status,
+        card=card,
+        unit_id=unit_id,
+        item_code=item_code,
+        region_code=region_code,
+        q=q,
+        phone=phone,
     )
 
 
@@ -165,21 +190,56 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
                 Complaint.content.contains(needle, autoescape=True),
             )
         )
+    if f.channel is not None:
+        stmt = stmt.where(Complaint.channel == f.channel)
+    if f.cadre_id is not None:
+        stmt = stmt.where(Complaint.cadre_id == f.cadre_id)
+    if f.signer is not None:
+        stmt = stmt.where(awaiting_signature(f.signer))
     return stmt
 
 
+def awaiting_signature(user: StaffUser) -> ColumnElement[bool]:
+    """Resolved cases the user has not signed in this round (the round starts
+    at the latest resolution), of their own unit for the supervision side:
+    those on which a sign-off slot may still wait for them."""
+    if user.role not in (StaffRole.supervisor, StaffRole.leader, StaffRole.handler):
+        return false()
+    resolution = aliased(ComplaintEvent)
+    resolved_at = (
+        select(func.max(resolution.seq))
+        .where(resolution.complaint_id == Complaint.id, resolution.kind == "resolved")
+        .correlate(Complaint)
+        .scalar_subquery()
+    )
+    signed = (
+        select(ComplaintEvent.id)
+        .where(
+            ComplaintEvent.complaint_id == Complaint.id,
+            ComplaintEvent.kind == "signed",
+            ComplaintEvent.actor_kind == "staff",
+            ComplaintEvent.actor_id == user.id,
+            ComplaintEvent.seq > resolved_at,
+        )
+        .exists()
+    )
+    cond = and_(Complaint.status == ComplaintStatus.resolved, ~signed)
+    if user.role is not StaffRole.handler:
+        cond = and_(cond, Complaint.unit_id == user.unit_id)
+    return cond
+
+
 def reporter_for(user: StaffUser, c: Complaint, *, full: bool) -> Reporter:
-    if not scope.sees_identity(user, c):
+    """An accuser is shown in the case file only (``full``), where every read
+    is recorded in the case's chain; lists and exports never show one."""
+    if not scope.sees_identity(user, c) or (c.identity_protected and not full):
         return Reporter(anonymous=c.anonymous, visible=False)
+    filer = identity.of(c)
     # Lists show a masked phone; the supervision side sees it whole in the case file.
     phone = (
-        c.contact_phone
-        if full and user.role is not StaffRole.handler
-        else mask_phone(c.contact_phone)
+        filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
     )
-    return Reporter(
-        anonymous=False, name=c.contact_name or c.reporter_name, phone=phone, visible=True
-    )
+    return Reporter(anonymous=False, name=filer.display_name, phone=phone, visible=True)
 
 
 def to_item(
@@ -232,6 +292,15 @@ class QueueResult:
     next_cursor: str | None
 
 
+async def _scoped(session: AsyncSession, user: StaffUser, f: QueueFilter) -> ColumnElement[bool]:
+    """The user's scope, narrowed to the filer's phone when searching by it:
+    only among the cases whose filer this role may see."""
+    visible = await scope.visible(session, user)
+    if not f.phone:
+        return visible
+    return and_(visible, identity.visible_condition(user), identity.phone_condition(f.phone))
+
+
 async def queue(
     session: AsyncSession,
     user: StaffUser,
@@ -250,7 +319,7 @@ async def queue(
     same at a thousand cases or a million; a cursor resumes each bucket by a
     range condition instead of skipping rows.
     """
-    visible = await scope.visible(session, user)
+    visible = await _scoped(session, user, f)
     take = limit + offset
     # Open buckets are read per priority value, so each is a true index range
     # ((-priority) = p AND due_at from now): a page then never walks past the
@@ -319,12 +388,37 @@ async def queue(
         for row in await session.execute(_base().where(Complaint.id.in_([k[0] for k in keys])))
     }
     rows = [(loaded[cid], rank) for cid, rank in keys]
+    if f.phone:  # finding a protected case by its filer's phone is a read of identity
+        for r, _ in rows:
+            if r[0].identity_protected:
+                await identity.record_read(session, user, r[0], via="phone_search", at=now)
     items = [to_item(user, (r[0], r[1], r[2], r[3]), now=now, settings=settings) for r, _ in rows]
     next_cursor = None
     if len(rows) == limit:
         last, rank = rows[-1][0][0], rows[-1][1]
         next_cursor = QueueCursor(rank, -last.priority, last.due_at, last.id).encode()
     return QueueResult(items, next_cursor)
+
+
+async def card_counts(
+    session: AsyncSession, user: StaffUser, f: QueueFilter, *, now: datetime
+) -> dict[Card, int]:
+    """Open cases per card, under the queue's scope and filters (the card
+    filter aside): the console's counters, in one pass over the open cases."""
+    counts = dict.fromkeys(Card, 0)
+    if f.status is not None and not f.status.is_open:
+        return counts
+    branches = [(card, cond) for card, open_, cond in card_branches(now) if open_]
+    stmt = _filtered(
+        select(*[func.count().filter(cond) for _, cond in branches]).where(
+            await _scoped(session, user, f), IS_OPEN
+        ),
+        f,
+    )
+    row = (await session.execute(stmt)).one()
+    for (card, _), n in zip(branches, row, strict=True):
+        counts[card] += int(n or 0)
+    return counts
 
 
 async def load_visible(session: AsyncSession, user: StaffUser, complaint_id: str) -> Row:
@@ -369,16 +463,29 @@ async def case_file(
     now: datetime,
     settings: Settings,
     scoped: bool = True,
+    read_via: str = "case_file",
 ) -> CaseFile:
     """``scoped=False`` only right after an authorised action (an escalation
-    moves the case out of the actor's scope, yet they should see the result)."""
+    moves the case out of the actor's scope, yet they should see the result).
+
+    Showing an accuser's identity is recorded first, as an internal event of
+    the case (``read_via`` says through what: case_file, dossier...), in the
+    same transaction. Those records, and per-event hashes, are not part of
+    what the handling side sees: the commission sees who looked.
+    """
     if scoped:
         row = await load_visible(session, user, complaint_id)
     else:
         found = (await session.execute(_base().where(Complaint.id == complaint_id))).one()
         row = tuple(found)  # type: ignore[assignment]
     c = row[0]
-    evs = await all_events(session, c.id)
+    base = to_item(user, row, now=now, settings=settings, full=True)
+    if base.reporter.visible and c.identity_protected:
+        await identity.record_read(session, user, c, via=read_via, at=now)
+    shows_reads = await identity.sees_reads(session, user)
+    evs = [
+        e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED
+    ]
     media = (
         (
             await session.execute(
@@ -390,7 +497,6 @@ async def case_file(
         .scalars()
         .all()
     )
-    base = to_item(user, row, now=now, settings=settings, full=True)
     signed = signatures_since_resolution(evs)
     hide_identity = not scope.sees_identity(user, c)
     return CaseFile(
@@ -417,9 +523,9 @@ async def case_file(
                 from_status=e.from_status,
                 to_status=e.to_status,
                 note=e.note,
+                public_reply=public_text(e) if e.public else "",
                 data=e.data,
                 at=e.created_at,
-                hash=e.hash,
             )
             for e in evs
         ],

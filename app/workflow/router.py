@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
+from app.core.schemas import DbId
 from app.models import Notification, SupervisionOrder
 from app.models.enums import StaffRole
 from app.notifications import service as notify
@@ -124,15 +125,7 @@ async def list_orders(
     user: CurrentStaff,
     session: SessionDep,
 ) -> list[OrderRead]:
-    await queue.load_visible(session, user, complaint_id)
-    rows = (
-        await session.execute(
-            select(SupervisionOrder)
-            .where(SupervisionOrder.complaint_id == complaint_id)
-            .order_by(SupervisionOrder.id)
-        )
-    ).scalars()
-    return [_order(o) for o in rows]
+    return [_order(o) for o in await supervision.orders_of(session, user, complaint_id)]
 
 
 def _notice(n: Notification) -> dict[str, Any]:
@@ -173,7 +166,7 @@ async def my_notices(
 
 @router.post("/notices/{notice_id}/read", status_code=204)
 async def mark_read(
-    notice_id: int, user: CurrentStaff, session: SessionDep, clock: ClockDep
+    notice_id: DbId, user: CurrentStaff, session: SessionDep, clock: ClockDep
 ) -> None:
     n = await session.get(Notification, notice_id)
     if n is None or n.recipient_kind != "staff" or n.recipient_id != user.id:

@@ -3,19 +3,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.complaints.schemas import ItemBrief, UnitBrief
+from app.core.schemas import DB_INT_MAX, BoundedDatetime, DbId, RequestModel
 from app.disclosures.schemas import DisclosureRef
-from app.models.enums import Channel, ComplaintStatus
+from app.models.enums import Channel, ComplaintStatus, RegionLevel
 from app.workflow.machine import Card, Priority
 
 
-class ActionRequest(BaseModel):
-    expected_version: int = Field(ge=1)
-    note: str = Field(default="", max_length=4000)
+class ActionRequest(RequestModel):
+    expected_version: int = Field(ge=1, le=DB_INT_MAX)
+    note: str = Field(
+        default="",
+        max_length=4000,
+        description="internal note, seen by staff only. reject/reply/resolve without "
+        "public_reply: read as the public reply (what clients before public_reply meant)",
+    )
+    public_reply: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="what the resident reads on the timeline and in notices; required "
+        "for reject, reply and resolve (or given as note, see above), optional otherwise",
+    )
     media_ids: list[str] = Field(default_factory=list, max_length=13)
-    cadre_id: int | None = Field(default=None, description="assign: the cadre of the unit")
+    cadre_id: DbId | None = Field(default=None, description="assign: the cadre of the unit")
     department_code: str | None = Field(default=None, pattern=r"^D\d{3}$", description="transfer")
     department_region_code: str | None = Field(
         default=None, pattern=r"^\d{12}$", description="transfer"
@@ -28,7 +40,10 @@ class Reporter(BaseModel):
     anonymous: bool
     name: str | None = None
     phone: str | None = None
-    visible: bool = Field(description="false when this role may not see who reported")
+    visible: bool = Field(
+        description="false when this role may not see who reported, or, for an accusation, "
+        "anywhere but the case file (where each read is recorded for the commission)"
+    )
 
 
 class QueueItem(BaseModel):
@@ -66,10 +81,16 @@ class EventRead(BaseModel):
     actor_id: int | None
     from_status: str | None
     to_status: str | None
-    note: str
+    note: str = Field(
+        description="staff actions: the internal note, never shown to the resident; "
+        "residents' own steps: their text"
+    )
+    public_reply: str = Field(
+        description="what the resident's timeline shows for this event ('' if nothing); "
+        "public=false events are not on that timeline at all"
+    )
     data: dict[str, Any]
     at: datetime
-    hash: str
 
 
 class CaseFile(QueueItem):
@@ -87,23 +108,43 @@ class CaseFile(QueueItem):
     disclosure: DisclosureRef | None = None
 
 
-class OfflineIntake(BaseModel):
+class OfflineIntake(RequestModel):
     channel: Channel
     item_code: str = Field(pattern=r"^\d{4}$")
     region_code: str = Field(pattern=r"^\d{12}$")
     content: str = Field(min_length=5, max_length=2000)
-    received_at: datetime | None = Field(
+    received_at: BoundedDatetime | None = Field(
         default=None, description="when it really came in (may be in the past)"
     )
-    reporter_name: str | None = Field(default=None, max_length=32)
-    reporter_phone: str | None = Field(default=None, max_length=20)
+    reporter_name: str | None = Field(
+        default=None, max_length=32, description="also accepted as contact_name"
+    )
+    reporter_phone: str | None = Field(
+        default=None, max_length=20, description="also accepted as contact_phone"
+    )
     anonymous: bool = False
-    accused_level: str | None = None
+    accused_level: RegionLevel | None = None
     priority_flags: list[Priority] = Field(default_factory=list)
     media_ids: list[str] = Field(default_factory=list, max_length=13)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _filing_names(cls, data: Any) -> Any:
+        """Online filing calls the reporter contact_name/contact_phone; clerks' tools
+        send either spelling, so both are accepted (and must agree if both are sent)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for alias, name in (("contact_name", "reporter_name"), ("contact_phone", "reporter_phone")):
+            if alias in data:
+                value = data.pop(alias)
+                if data.get(name, value) != value:
+                    raise ValueError(f"{alias} 与 {name} 不一致，请只填写其中一个")
+                data[name] = value
+        return data
 
-class OrderCreate(BaseModel):
+
+class OrderCreate(RequestModel):
     complaint_id: str = Field(min_length=32, max_length=32)
     reason: str = Field(min_length=2, max_length=2000)
     deadline_days: int | None = Field(default=None, ge=1, le=30)

@@ -3,6 +3,10 @@
 Order of checks: scope (404), role (403), the transition table (409), then a
 conditional UPDATE … WHERE version = :expected so that of two racing writers
 exactly one wins and the other gets 409 with nothing changed.
+
+Each action's event keeps the internal note (``note``, staff only) apart from
+the public reply (``data["public_reply"]``, what the resident reads), so a
+cadre's reasoning never reaches the tracker by accident.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import state as audit_state
 from app.complaints import events
 from app.complaints import repository as complaints_repository
 from app.complaints.service import thresholds
 from app.core.config import Settings
-from app.core.errors import BadRequest, Conflict, Forbidden
+from app.core.errors import AppError, BadRequest, Conflict, Forbidden
 from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import Complaint, Department, Region, StaffUser, SupervisionUnit
@@ -61,13 +66,20 @@ EVENT_KIND = {
     Action.reopen: "reopened",
     Action.extend: "extended",
 }
+# The internal note (staff only) these actions cannot go without.
 NOTE_REQUIRED = {
-    Action.reject: "不予受理须写明理由（将告知群众）",
     Action.escalate: "上报须写明原因",
-    Action.reply: "答复内容不能为空",
-    Action.resolve: "办结须写明办理结果",
     Action.reopen: "重新办理须写明原因",
     Action.extend: "延期须写明理由",
+}
+# The public reply (what the resident reads) these actions cannot go without.
+# Clients written before ``public_reply`` existed sent that text as ``note``;
+# for these three actions alone a lone ``note`` is still read as the public
+# reply, which is what it always meant there.
+REPLY_REQUIRED = {
+    Action.reject: "不予受理须写明理由（将告知群众）",
+    Action.reply: "答复内容不能为空",
+    Action.resolve: "办结须写明办理结果",
 }
 
 
@@ -77,12 +89,19 @@ class StaleVersion(Conflict):
 
 @dataclass
 class Effect:
-    """What one action changes, collected before the single conditional UPDATE."""
+    """What one action changes, collected before the single conditional UPDATE.
+
+    ``note`` is the internal note (staff only); ``public_reply`` is what the
+    resident reads on the timeline, kept in the event's data so the hash
+    chain covers it. An internal event (``public=False``) reaches the
+    timeline only if the staff member wrote a public reply for it.
+    """
 
     values: dict[str, Any] = field(default_factory=dict)
     event_kind: str = ""
     public: bool = True
     note: str = ""
+    public_reply: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     extra_events: list[dict[str, Any]] = field(default_factory=list)
     citizen_notice: tuple[str, str, str] | None = None  # kind, title, body
@@ -102,6 +121,21 @@ def _authorise(user: StaffUser, c: Complaint, action: Action) -> None:
         raise Forbidden("案件未转交本部门办理")
 
 
+def permitted_actions(user: StaffUser, c: Complaint) -> list[Action]:
+    """The actions that pass the role, unit and transition-table checks of
+    ``act`` right now (the console offers exactly these forms; ``act`` still
+    checks everything again)."""
+    allowed = []
+    for action in Action:
+        try:
+            _authorise(user, c, action)
+            check_action(c.status, action)
+        except (Forbidden, Conflict):
+            continue
+        allowed.append(action)
+    return allowed
+
+
 async def act(
     session: AsyncSession,
     user: StaffUser,
@@ -118,7 +152,11 @@ async def act(
     new_status = check_action(c.status, action)
     if body.expected_version != c.version:
         raise StaleVersion("案件已被他人处理，请刷新后重试")
-    note = body.note.strip()
+    note, reply = body.note.strip(), (body.public_reply or "").strip()
+    if action in REPLY_REQUIRED and not reply:
+        reply, note = note, ""  # an older client: its note was the public text
+        if not reply:
+            raise BadRequest(REPLY_REQUIRED[action])
     if action in NOTE_REQUIRED and not note:
         raise BadRequest(NOTE_REQUIRED[action])
     # Evidence is checked before anything is written: a bad id costs nothing.
@@ -126,7 +164,9 @@ async def act(
     if evidence:
         existing = await complaints_repository.attached_media(session, c.id)
         media_service.check_case_limits([*existing, *evidence])
-    effect = await _effect(session, user, c, unit, action, body, note, now=now, settings=settings)
+    effect = await _effect(
+        session, user, c, unit, action, body, note, reply, now=now, settings=settings
+    )
     if action is Action.sign and effect.values.get("status") is ComplaintStatus.closed:
         new_status = transition_to(c.status, ComplaintStatus.closed)
     old_status = c.status
@@ -149,7 +189,7 @@ async def act(
         session,
         c,
         kind=effect.event_kind or EVENT_KIND[action],
-        public=effect.public,
+        public=effect.public or bool(effect.public_reply),
         actor_kind="staff",
         actor_id=user.id,
         at=now,
@@ -158,7 +198,13 @@ async def act(
             new_status.value if new_status is not old_status and action is not Action.sign else None
         ),
         note=effect.note or note,
-        data={**effect.data, **({"media_ids": body.media_ids} if body.media_ids else {})},
+        data={
+            **effect.data,
+            "public_reply": effect.public_reply,
+            **({"media_ids": body.media_ids} if body.media_ids else {}),
+            # What the UPDATE wrote, read back: `ydt audit verify` replays it.
+            "state": audit_state.changed(c, values),
+        },
     )
     for extra in effect.extra_events:
         await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
@@ -183,15 +229,19 @@ async def _effect(
     action: Action,
     body: ActionRequest,
     note: str,
+    reply: str,
     *,
     now: datetime,
     settings: Settings,
 ) -> Effect:
+    """Each action's changes. Staff notices may quote the internal note;
+    whatever the resident reads (timeline, notices) is the public reply or a
+    fixed sentence, never the note."""
     tz = ZoneInfo(settings.timezone)
     if action is Action.accept:
         return Effect(
             values={"accepted_at": now},
-            note=note or f"{unit.name}已受理",
+            public_reply=reply or f"{unit.name}已受理",
             citizen_notice=(
                 "accepted",
                 "诉求已受理",
@@ -201,11 +251,12 @@ async def _effect(
         )
     if action is Action.reject:
         return Effect(
+            public_reply=reply,
             citizen_notice=(
                 "rejected",
                 "诉求不予受理",
-                f"您反映的问题（{c.tracking_no}）不予受理：{note}",
-            )
+                f"您反映的问题（{c.tracking_no}）不予受理：{reply}",
+            ),
         )
     if action is Action.assign:
         if body.cadre_id is None:
@@ -221,6 +272,7 @@ async def _effect(
         return Effect(
             values={"cadre_id": cadre.id},
             public=False,
+            public_reply=reply,
             data={"cadre_id": cadre.id},
             staff_notice=([cadre.id], "新分派案件", f"{c.tracking_no} 已分派给您办理"),
         )
@@ -237,7 +289,7 @@ async def _effect(
         return Effect(
             values={"handler_department_code": dept_code, "handler_region_code": region_code},
             event_kind="transferred",
-            note=note or f"已转{region.name}{dept.name}办理",
+            public_reply=reply or f"已转{region.name}{dept.name}办理",
             data={"department_code": dept_code, "region_code": region_code},
             staff_notice=(
                 handlers,
@@ -254,26 +306,29 @@ async def _effect(
         return Effect(
             values={"unit_id": parent.id, "cadre_id": None},
             note=f"已上报{parent.name}：{note}",
+            public_reply=reply or f"已上报{parent.name}办理",
             data={"from_unit_id": unit.id, "to_unit_id": parent.id},
             staff_notice=(receivers, "下级上报案件", f"{unit.name}上报 {c.tracking_no}：{note}"),
         )
     if action is Action.reply:
         return Effect(
             event_kind="replied",
+            public_reply=reply,
             citizen_notice=(
                 "replied",
                 "办理进展",
-                f"您反映的问题（{c.tracking_no}）有新进展：{note}",
+                f"您反映的问题（{c.tracking_no}）有新进展：{reply}",
             ),
         )
     if action is Action.resolve:
         return Effect(
-            values={"resolved_at": now, "result": note},
+            values={"resolved_at": now, "result": reply},
             event_kind="resolved",
+            public_reply=reply,
             citizen_notice=(
                 "resolved",
                 "诉求已办结",
-                f"您反映的问题（{c.tracking_no}）已办结：{note}。请对办理结果进行评价。",
+                f"您反映的问题（{c.tracking_no}）已办结：{reply}。请对办理结果进行评价。",
             ),
         )
     if action is Action.reopen:
@@ -285,10 +340,13 @@ async def _effect(
                 "result": None,
             },
             event_kind="reopened",
+            public_reply=reply,
         )
     if action is Action.extend:
-        return await _extend(session, user, c, body, note, now=now, settings=settings)
-    return await _sign(session, user, c, body, note, now=now, settings=settings)
+        return await _extend(session, user, c, body, note, reply, now=now, settings=settings)
+    effect = await _sign(session, user, c, body, note, now=now, settings=settings)
+    effect.public_reply = reply
+    return effect
 
 
 async def _extend(
@@ -297,6 +355,7 @@ async def _extend(
     c: Complaint,
     body: ActionRequest,
     note: str,
+    reply: str,
     *,
     now: datetime,
     settings: Settings,
@@ -304,7 +363,12 @@ async def _extend(
     if user.role is StaffRole.handler:
         if body.days is None:
             raise BadRequest("请填写申请延长的工作日数")
-        return Effect(event_kind="extension_requested", public=False, data={"days": body.days})
+        return Effect(
+            event_kind="extension_requested",
+            public=False,
+            public_reply=reply,
+            data={"days": body.days},
+        )
     days = body.days
     if days is None:
         pending = [
@@ -327,12 +391,34 @@ async def _extend(
             "time_limit_days": c.time_limit_days + days,
         },
         event_kind="extended",
-        note=f"办理期限延长 {days} 个工作日，至 {new_due:%Y-%m-%d}（{note}）",
+        # The reason stays internal; the resident learns the new deadline.
+        public_reply=reply or f"办理期限延长 {days} 个工作日，至 {calendar.local_date(new_due)}",
         data={"days": days, "old_due_at": c.due_at.isoformat(), "new_due_at": new_due.isoformat()},
     )
 
 
 LEADER_SLOTS = ("supervising_leader", "principal_leader")
+
+
+def sign_refusal(
+    user: StaffUser,
+    slot: str | None,
+    this_round: list[tuple[str, int | None]],
+    settings: Settings,
+) -> AppError | None:
+    """Why ``user`` may not sign ``slot`` given this round's (slot, signer)
+    pairs, or None when they may: the one rule for the sign action and for
+    the slots the console offers."""
+    if slot not in settings.signoff_slots:
+        return BadRequest(f"会签栏须为：{'、'.join(settings.signoff_slots)}")
+    if user.role not in SLOT_ROLES.get(slot, SUPERVISION):
+        return Forbidden("当前角色不能在该栏签字")
+    if slot in [s for s, _ in this_round]:
+        return Conflict("该栏已签字")
+    leaders = {who for s, who in this_round if s in LEADER_SLOTS}
+    if slot in LEADER_SLOTS and user.id in leaders:
+        return Conflict("分管领导与主要领导须由不同人签字")
+    return None
 
 
 async def _sign(
@@ -346,17 +432,11 @@ async def _sign(
     settings: Settings,
 ) -> Effect:
     slot = body.slot
-    if slot not in settings.signoff_slots:
-        raise BadRequest(f"会签栏须为：{'、'.join(settings.signoff_slots)}")
-    if user.role not in SLOT_ROLES.get(slot, SUPERVISION):
-        raise Forbidden("当前角色不能在该栏签字")
     this_round = queue.round_signatures(await queue.all_events(session, c.id))
+    refusal = sign_refusal(user, slot, this_round, settings)
+    if refusal is not None or slot is None:
+        raise refusal or BadRequest("请选择会签栏")
     signed = [s for s, _ in this_round]
-    if slot in signed:
-        raise Conflict("该栏已签字")
-    leaders = {who for s, who in this_round if s in LEADER_SLOTS}
-    if slot in LEADER_SLOTS and user.id in leaders:
-        raise Conflict("分管领导与主要领导须由不同人签字")
     if slot == "complainant" and not note:
         raise BadRequest("请记录群众确认的方式和意见（如电话回访）")
     closing = set(settings.signoff_slots) <= {*signed, slot}
@@ -396,12 +476,30 @@ async def change_status(
     """Status changes made for a resident's verdict or a callback: the same gate
     and the same conditional version update as staff actions."""
     transition_to(c.status, target)
+    await claim(session, c, now=now, values={"status": target, **(values or {})})
+
+
+async def claim(
+    session: AsyncSession,
+    c: Complaint,
+    *,
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    conflict: Conflict | None = None,
+) -> None:
+    """Bump the case's version if nobody else has since ``c`` was read.
+
+    A write that is not a staff action (a rating, a callback's verdict) takes
+    this first, before inserting anything: of racing writers the first holds
+    the row until it commits and every other one finds the version moved and
+    gets 409, so no loser reaches a unique constraint (a 500) or half-writes.
+    """
     result = await session.execute(
         update(Complaint)
         .where(Complaint.id == c.id, Complaint.version == c.version)
-        .values(status=target, version=Complaint.version + 1, updated_at=now, **(values or {}))
+        .values(version=Complaint.version + 1, updated_at=now, **(values or {}))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleVersion("案件状态刚刚发生变化，请刷新后重试")
+        raise conflict or StaleVersion("案件状态刚刚发生变化，请刷新后重试")
     await session.refresh(c)

@@ -1,117 +1,32 @@
-"""Races, workers and the audit, against a live app that really commits.
-
-These tests use their own village (立信社区, 青花镇) and unique names, since
-what they write stays in the run's database.
-"""
+"""Races, workers and the audit, against a live app that really commits
+(the app and its helpers are in tests/workflow/live.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.audit import verify
 from app.core.clock import FixedClock
-from app.core.storage.local import LocalMediaStore
-from app.main import create_app
-from app.models import Complaint, ComplaintEvent, Notification, SupervisionOrder
-from app.models.enums import StaffRole
+from app.models import Complaint, ComplaintEvent, Notification, Rating, SupervisionOrder
 from app.notifications.delivery import deliver
-from app.staff import service as staff_service
-from app.staff.schemas import StaffCreate
 from app.worker import tick
-from tests.conftest import make_settings
-from tests.factories import PASSWORD, login
 from tests.fake_wechat import FakeWeChat
+from tests.workflow.live import (
+    new_case,
+    new_resident,
+    new_supervisor,
+    resolved_live_case,
+    settle_outbox,
+)
 
 pytestmark = pytest.mark.usefixtures("seeded")
-VILLAGE = "511781101002"  # 立信社区 → 青花镇纪委
-UNIT = "XZ-511781101"
-TEMPLATES = {k: f"tmpl-{k}" for k in ("filed", "accepted", "rejected", "replied", "resolved")}
-
-
-@pytest.fixture
-async def live(
-    engine: AsyncEngine, clock: FixedClock, local_store: LocalMediaStore, wechat: FakeWeChat
-) -> AsyncIterator[FastAPI]:
-    settings = make_settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        wechat_api_base=wechat.url,
-        wechat_appid="wx-test-app",
-        wechat_secret="wx-test-secret",
-        wechat_timeout_seconds=2,
-        wechat_templates=TEMPLATES,
-        notify_backoff_seconds=60,
-    )
-    app = create_app(
-        settings, clock=clock, engine=engine, media_store=local_store, configure_logs=False
-    )
-    await local_store.start()
-    yield app
-    await app.state.wechat.aclose()
-
-
-@pytest.fixture
-async def http(live: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=live), base_url="http://live") as c:
-        yield c
-
-
-async def new_supervisor(live: FastAPI, http: AsyncClient) -> dict[str, str]:
-    name = f"live.{uuid.uuid4().hex[:8]}"
-    async with live.state.sessionmaker() as s:
-        await staff_service.create_staff(
-            s,
-            StaffCreate(
-                username=name,
-                password=PASSWORD,
-                role=StaffRole.supervisor,
-                display_name=name,
-                unit_code=UNIT,
-            ),
-            now=live.state.clock.now(),
-        )
-        await s.commit()
-    return await login(http, name)
-
-
-async def new_case(http: AsyncClient) -> dict[str, str]:
-    code = f"ok-live{uuid.uuid4().hex[:8]}"
-    token = (await http.post("/api/v1/auth/wechat-login", json={"code": code})).json()[
-        "access_token"
-    ]
-    resp = await http.post(
-        "/api/v1/complaints",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "item_code": "0101",
-            "region_code": VILLAGE,
-            "content": "村里账目一直不公开，群众意见很大。",
-            "anonymous": False,
-            "contact_name": "赵某",
-            "contact_phone": "13700001234",
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()  # type: ignore[no-any-return]
-
-
-async def settle_outbox(live: FastAPI) -> None:
-    """Earlier live tests leave pending notices; mark them done so counts are exact."""
-    async with live.state.sessionmaker() as s:
-        await s.execute(
-            update(Notification)
-            .where(Notification.status.in_(["pending", "retry"]))
-            .values(status="sent")
-        )
-        await s.commit()
 
 
 async def test_two_racing_actions_exactly_one_wins(live: FastAPI, http: AsyncClient) -> None:
@@ -319,3 +234,49 @@ async def test_audit_verify_finds_a_tampered_event(live: FastAPI, http: AsyncCli
                 update(ComplaintEvent).where(ComplaintEvent.id == second.id).values(seq=2)
             )
             await s.commit()
+
+
+@pytest.mark.parametrize("verdict", ["satisfied", "unsatisfied"])
+async def test_twenty_parallel_ratings_one_wins_the_rest_409(
+    live: FastAPI, http: AsyncClient, verdict: str
+) -> None:
+    resident = await new_resident(http)
+    cid, _ = await resolved_live_case(live, http, resident)
+    results = await asyncio.gather(
+        *(
+            http.post(
+                f"/api/v1/complaints/{cid}/rating",
+                headers=resident,
+                json={"score": 1 + i % 5, "satisfaction": verdict, "comment": f"第{i}次"},
+            )
+            for i in range(20)
+        )
+    )
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201] + [409] * 19, [(r.status_code, r.text) for r in results]
+    assert all(r.json()["error"] for r in results if r.status_code == 409)
+    winner = next(r.json() for r in results if r.status_code == 201)
+    async with live.state.sessionmaker() as s:
+        ratings = (
+            (await s.execute(select(Rating).where(Rating.complaint_id == cid))).scalars().all()
+        )
+        kinds = [
+            e.kind
+            for e in (
+                await s.execute(
+                    select(ComplaintEvent)
+                    .where(ComplaintEvent.complaint_id == cid)
+                    .order_by(ComplaintEvent.seq)
+                )
+            ).scalars()
+        ]
+        c = await s.get(Complaint, cid)
+        report = await verify(s)
+    assert len(ratings) == 1 and ratings[0].comment == winner["comment"]
+    assert kinds.count("rated") == 1
+    assert c is not None and c.status.value == winner["status"]
+    # unsatisfied reopens the case; satisfied signs for the complainant
+    last = "reopened" if verdict == "unsatisfied" else "signed"
+    assert winner["status"] == ("reopened" if last == "reopened" else "resolved")
+    assert kinds[-1] == last
+    assert report.first_break is None
