@@ -1,18 +1,52 @@
 #!/usr/bin/env bash
 # Start the service on the embedded default (SQLite + local media under ./var):
-# creates .venv, installs, migrates, seeds, creates demo accounts and serves
-# on 127.0.0.1:8000. Pass YDT_* variables to run against PostgreSQL / MinIO.
+# creates .venv, installs, migrates, seeds, creates demo accounts, then serves
+# on 127.0.0.1:8000 with `ydt worker` beside it (notices, red-card orders).
+# Ctrl-C or SIGTERM stops both. Pass YDT_* variables to run against
+# PostgreSQL / MinIO; HOST, PORT and WORKERS choose where and how it serves,
+# WORKER_INTERVAL the seconds between the worker's rounds (30).
+# SKIP_SETUP=1 skips install/migrate/seed/demo (an already prepared ./var),
+# and VENV names another virtualenv that has the package installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
+VENV=${VENV:-.venv}
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e .
 
-.venv/bin/ydt migrate
-.venv/bin/ydt seed
-.venv/bin/ydt demo
-exec .venv/bin/ydt serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}"
+  "$VENV/bin/ydt" migrate
+  "$VENV/bin/ydt" seed
+  "$VENV/bin/ydt" demo
+fi
+
+# Two processes, one command: the server and the worker. Whichever ends first
+# (or a signal to this script) stops the other, and the script waits for both,
+# so no worker is left running without its server.
+server= worker=
+stop() {
+  trap - INT TERM
+  for pid in $server $worker; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in $server $worker; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+
+"$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
+worker=$!
+"$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
+server=$!
+echo "serving on http://${HOST:-127.0.0.1}:${PORT:-8000} (pid $server), worker pid $worker; Ctrl-C stops both"
+
+status=0
+wait -n "$server" "$worker" || status=$?
+stop
+exit "$status"

@@ -1,18 +1,32 @@
-"""Rollups from events: one pure mapping, applied live and by the rebuild.
+"""Rollups from events: one pure fold, applied live and by the rebuild.
 
-``increments_for(event, unit_id)`` says what an event adds to which metric.
-The request that writes an event applies it in the same transaction; ``ydt
-stats rebuild`` replays the whole event log through the same function, so the
-two can only differ if a write bypassed the event log.
+Each case is counted once, on the local day it was received, for the unit
+responsible for it now, with flags that describe its present state: accepted,
+closed (and on time), its latest rating, reopened at least once, unsolved,
+found faked at a callback. ``fold`` replays a case's events into a ``Tally``;
+``contribution`` turns a tally into the counters it adds to its rollup rows.
+
+The request that writes an event moves the case's contribution from what the
+events before it said to what they say now, in the same transaction; ``ydt
+stats rebuild`` folds every case's whole log and adds the final contributions.
+The live rows are therefore sums of final contributions too, so the two agree
+unless a write bypassed the event log.
+
+Why this shape: a rate is only bounded if its numerator counts a subset of the
+cases its denominator counts, in the same rows. Counting events instead (each
+closing, each reopening, each rating, each on its own day) let a case count
+twice in a period and a numerator land in a month its denominator did not,
+which is how ``reopen_rate`` 1.5 and ``solved_rate`` 0 were seen for a case
+that ended satisfied after one reopening.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, text, update
@@ -56,49 +70,129 @@ def local_date(at: datetime) -> date:
     return _day(at)
 
 
-def increments_for(event: ComplaintEvent, unit_id: int) -> tuple[int, date, dict[str, int]] | None:
-    """(unit, day, {metric: delta}) for one event, or None if it counts nothing."""
-    d = event.data or {}
+class EventLike(Protocol):
+    """What the fold reads of an event (the model, or a bench's stand-in)."""
+
+    kind: str
+    data: Any
+    created_at: datetime
+
+
+# Event kinds that change a tally; every other kind leaves the rollups alone.
+COUNTED = frozenset(
+    {
+        "filed",
+        "routed",
+        "escalated",
+        "accepted",
+        "resolved",
+        "closed",
+        "reopened",
+        "rated",
+        "callback",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One case's present state, as far as the statistics care."""
+
+    received_day: date | None = None
+    unit_id: int | None = None
+    accepted: bool = False
+    closed: bool = False
+    on_time: bool = False
+    handling_days: int = 0
+    verdict: str | None = None  # the latest rating, whatever its round
+    score: int = 0
+    round_verdict: str | None = None  # the rating of the current handling round
+    callback_unsolved: bool = False  # a callback on the current closure found it unsolved
+    reopened: bool = False
+    fake_closure: bool = False
+
+
+def step(t: Tally, event: EventLike) -> Tally:
+    """The tally after one more event."""
+    d: Mapping[str, Any] = event.data or {}
     kind = event.kind
     if kind == "filed":
-        return (
-            int(d.get("unit_id", unit_id)),
-            _day(d.get("received_at", event.created_at)),
-            {"received": 1},
+        return replace(
+            t,
+            received_day=_day(d.get("received_at", event.created_at)),
+            unit_id=int(d["unit_id"]) if "unit_id" in d else t.unit_id,
         )
-    if kind == "accepted":
-        return unit_id, _day(event.created_at), {"accepted": 1}
+    if kind == "routed" and "unit_id" in d:
+        return replace(t, unit_id=int(d["unit_id"]))
+    if kind == "escalated" and "to_unit_id" in d:
+        return replace(t, unit_id=int(d["to_unit_id"]))
+    if kind in ("accepted", "resolved"):
+        return replace(t, accepted=True)
     if kind == "closed":
-        deltas = {"closed": 1, "handling_days_sum": int(d.get("handling_days", 0))}
-        if d.get("on_time"):
-            deltas["closed_on_time"] = 1
-        return unit_id, _day(event.created_at), deltas
+        return replace(
+            t,
+            accepted=True,
+            closed=True,
+            on_time=bool(d.get("on_time")),
+            handling_days=int(d.get("handling_days", 0)),
+        )
     if kind == "reopened":
-        return unit_id, _day(event.created_at), {"reopened": 1}
+        # A new handling round: the closure, its verdict and callback are history.
+        return replace(
+            t,
+            accepted=True,
+            reopened=True,
+            closed=False,
+            on_time=False,
+            handling_days=0,
+            round_verdict=None,
+            callback_unsolved=False,
+        )
     if kind == "rated":
         verdict = str(d.get("satisfaction"))
-        deltas = {"rated": 1, verdict: 1, "score_sum": int(d.get("score", 0))}
-        if verdict == "unsatisfied":
-            deltas["unsolved"] = 1
-        return unit_id, _day(event.created_at), deltas
+        return replace(t, verdict=verdict, round_verdict=verdict, score=int(d.get("score", 0)))
     if kind == "callback":
-        deltas = {}
-        if d.get("fake_closure"):
-            deltas["fake_closures"] = 1
-        if d.get("fake_closure") or d.get("resolved") is False:
-            deltas["unsolved"] = 1
-        return (unit_id, _day(event.created_at), deltas) if deltas else None
-    return None
+        fake = bool(d.get("fake_closure"))
+        unsolved = t.closed and (fake or d.get("resolved") is False)
+        return replace(
+            t,
+            fake_closure=t.fake_closure or fake,
+            callback_unsolved=t.callback_unsolved or unsolved,
+        )
+    return t
 
 
-def unit_after(event: ComplaintEvent, unit_id: int) -> int:
-    """The responsible unit once this event has happened (routing, escalation)."""
-    d = event.data or {}
-    if event.kind in ("routed", "filed") and "unit_id" in d:
-        return int(d["unit_id"])
-    if event.kind == "escalated" and "to_unit_id" in d:
-        return int(d["to_unit_id"])
-    return unit_id
+def fold(events: Iterable[EventLike], start: Tally | None = None) -> Tally:
+    t = start or Tally()
+    for e in events:
+        t = step(t, e)
+    return t
+
+
+def contribution(t: Tally) -> tuple[int, date, dict[str, int]] | None:
+    """(unit, receipt day, counters) a case in this state adds; None before filing.
+
+    Every numerator is a subset of its denominator, case by case: on time and
+    unsolved only while closed; reopened only once accepted; satisfied, basic
+    and unsatisfied split the rated.
+    """
+    if t.received_day is None or t.unit_id is None:
+        return None
+    m = dict.fromkeys(METRICS, 0)
+    m["received"] = 1
+    m["accepted"] = int(t.accepted)
+    m["reopened"] = int(t.reopened and t.accepted)
+    m["fake_closures"] = int(t.fake_closure)
+    if t.closed:
+        m["closed"] = 1
+        m["closed_on_time"] = int(t.on_time)
+        m["handling_days_sum"] = t.handling_days
+        m["unsolved"] = int(t.round_verdict == "unsatisfied" or t.callback_unsolved)
+    if t.verdict in ("satisfied", "basic", "unsatisfied"):
+        m["rated"] = 1
+        m[t.verdict] = 1
+        m["score_sum"] = t.score
+    return t.unit_id, t.received_day, {k: v for k, v in m.items() if v}
 
 
 def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
@@ -153,22 +247,51 @@ async def _upsert(
 
 
 async def _add(session: AsyncSession, key: Key, deltas: dict[str, int]) -> None:
+    if not deltas:
+        return
     for model, keys in coarse_keys(key):
         await _upsert(session, model, keys, deltas)
 
 
-async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEvent) -> None:
-    """Called with every event written; uses the complaint's current unit."""
-    await sync_open_due(session, complaint)
-    found = increments_for(event, complaint.unit_id)
-    if found is None:
-        return
-    unit_id, day, deltas = found
-    await _add(
-        session,
-        Key(day, unit_id, complaint.item_code, complaint.township_code, complaint.county_code),
-        deltas,
+async def _prior(session: AsyncSession, event: ComplaintEvent) -> Tally:
+    """The tally of the case's events before this one (all flushed: chain order)."""
+    if event.seq <= 1:
+        return Tally()
+    rows = await session.execute(
+        select(ComplaintEvent.kind, ComplaintEvent.data, ComplaintEvent.created_at)
+        .where(
+            ComplaintEvent.complaint_id == event.complaint_id,
+            ComplaintEvent.seq < event.seq,
+            ComplaintEvent.kind.in_(COUNTED),
+        )
+        .order_by(ComplaintEvent.seq)
     )
+    return fold(rows.all())
+
+
+async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEvent) -> None:
+    """Called with every event written: moves the case's contribution."""
+    await sync_open_due(session, complaint)
+    if event.kind not in COUNTED:
+        return
+    before = await _prior(session, event)
+    old, new = contribution(before), contribution(step(before, event))
+    if old == new:
+        return
+
+    def key(found: tuple[int, date, dict[str, int]]) -> Key:
+        return Key(
+            found[1], found[0], complaint.item_code, complaint.township_code, complaint.county_code
+        )
+
+    if old is not None and new is not None and key(old) == key(new):
+        deltas = {m: new[2].get(m, 0) - old[2].get(m, 0) for m in {*old[2], *new[2]}}
+        await _add(session, key(new), {m: v for m, v in deltas.items() if v})
+        return
+    if old is not None:
+        await _add(session, key(old), {m: -v for m, v in old[2].items()})
+    if new is not None:
+        await _add(session, key(new), new[2])
 
 
 SETTLED_DAY = date(2000, 1, 1)
@@ -372,15 +495,15 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
                 .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq)
             )
         ).scalars()
-        unit: dict[str, int] = {}
+        tallies: dict[str, Tally] = {}
         for e in events:
-            c = info[e.complaint_id]
-            current = unit.get(e.complaint_id, c.unit_id)
-            found = increments_for(e, current)
-            unit[e.complaint_id] = unit_after(e, current)
+            tallies[e.complaint_id] = step(tallies.get(e.complaint_id, Tally()), e)
             replayed += 1
+        for cid, t in tallies.items():
+            found = contribution(t)
             if found is None:
                 continue
+            c = info[cid]
             unit_id, day, deltas = found
             bucket = totals[Key(day, unit_id, c.item_code, c.township_code, c.county_code)]
             for m, v in deltas.items():

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ClockDep, SessionDep
+from app.core.schemas import BoundedDate
 from app.staff.dependencies import CurrentStaff
-from app.stats import rollup, service
+from app.stats import ranking, rollup, service
 from app.stats.schemas import Overview, PublicStats, Rankings
 
 router = APIRouter(tags=["stats"])
@@ -25,8 +26,8 @@ async def overview(
     session: SessionDep,
     clock: ClockDep,
     region_code: RegionQuery = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[BoundedDate | None, Query(alias="from")] = None,
+    date_to: Annotated[BoundedDate | None, Query(alias="to")] = None,
 ) -> Response:
     scope = await service.scope_filter(session, user)
     result = await service.overview(
@@ -47,15 +48,15 @@ async def rankings(
     user: CurrentStaff,
     session: SessionDep,
     clock: ClockDep,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[BoundedDate | None, Query(alias="from")] = None,
+    date_to: Annotated[BoundedDate | None, Query(alias="to")] = None,
     min_cases: Annotated[int, Query(ge=1, le=10_000)] = 5,
 ) -> Rankings:
     scope = await service.scope_filter(session, user)
     today = rollup.local_date(clock.now())  # the local day, not UTC's
     end = date_to or today
     start = date_from or (end - timedelta(days=90))
-    return await service.rankings(
+    return await ranking.rankings(
         session,
         scope=scope,
         date_from=start,

@@ -1,4 +1,4 @@
-"""Figures, rankings and alerts, read from the rollups (not the complaints).
+"""Figures read from the rollups, not the complaints (rankings: ``ranking.py``).
 
 "Open and overdue", which only exists now, comes from stats_open_due: open
 cases by due day, summed over the days before today.
@@ -9,17 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, true, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, Forbidden
 from app.models import (
-    Complaint,
-    Rating,
     Region,
     StaffUser,
     StatsDaily,
@@ -33,7 +30,7 @@ from app.models.enums import RegionLevel, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
 from app.stats import rollup
-from app.stats.schemas import Alert, Breakdown, Figures, Overview, PublicStats, RankedUnit, Rankings
+from app.stats.schemas import Breakdown, Figures, Overview, PublicStats
 from app.taxonomy import service as taxonomy_service
 
 
@@ -67,7 +64,7 @@ def figures(m: dict[str, int], open_overdue: int = 0) -> Figures:
         satisfaction_rate=_ratio(m.get("satisfied", 0) + m.get("basic", 0), rated),
         mean_score=round(m.get("score_sum", 0) / rated, 2) if rated else None,
         on_time_rate=_ratio(m.get("closed_on_time", 0), closed + open_overdue),
-        reopen_rate=_ratio(m.get("reopened", 0), closed),
+        reopen_rate=_ratio(m.get("reopened", 0), m.get("accepted", 0)),
         avg_handling_days=round(m.get("handling_days_sum", 0) / closed, 2) if closed else None,
     )
 
@@ -92,7 +89,7 @@ async def scope_filter(session: AsyncSession, user: StaffUser) -> Scope:
     return Scope(prefix=unit.region_code[: PREFIX_LENGTH[unit.level]], unit_id=unit.id)
 
 
-async def _rows(
+async def sum_rows(
     session: AsyncSession, where: ColumnElement[bool], group: Sequence[Any], model: Any = StatsDaily
 ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
     cols = [func.coalesce(func.sum(getattr(model, m)), 0) for m in METRICS]
@@ -115,7 +112,7 @@ def _merge(rows: Iterable[tuple[str, dict[str, int]]]) -> dict[str, dict[str, in
     return merged
 
 
-async def _overdue(
+async def overdue_counts(
     session: AsyncSession,
     scope: Scope,
     prefix: str,
@@ -144,7 +141,7 @@ async def _overdue_by(
     one pass (GROUPING SETS); SQLite, which lacks them, in three."""
     cols = (StatsOpenDue.unit_id, StatsOpenDue.item_code, StatsOpenDue.township_code)
     if session.get_bind().dialect.name != "postgresql":
-        unit, item, town = [await _overdue(session, scope, prefix, now, c) for c in cols]
+        unit, item, town = [await overdue_counts(session, scope, prefix, now, c) for c in cols]
         return unit, item, town
     cond = and_(
         StatsOpenDue.due_day < rollup.local_date(now),
@@ -181,19 +178,19 @@ def rollup_prefix(code: str) -> str:
     return prefix_of(code)[: PREFIX_LENGTH[RegionLevel.township]]
 
 
-def _month(d: date) -> date:
+def month_start(d: date) -> date:
     return d.replace(day=1)
 
 
-def _period(
+def in_period(
     model: Any, date_from: date | None, date_to: date | None, *, monthly: bool
 ) -> ColumnElement[bool]:
     col = model.month if monthly else model.day
     conds: list[ColumnElement[bool]] = []
     if date_from:
-        conds.append(col >= (_month(date_from) if monthly else date_from))
+        conds.append(col >= (month_start(date_from) if monthly else date_from))
     if date_to:
-        conds.append(col <= (_month(date_to) if monthly else date_to))
+        conds.append(col <= (month_start(date_to) if monthly else date_to))
     return and_(true(), *conds)
 
 
@@ -227,40 +224,40 @@ async def overview(
     if fine:
         where = and_(
             StatsDaily.township_code.startswith(prefix),
-            _period(StatsDaily, date_from, date_to, monthly=False),
+            in_period(StatsDaily, date_from, date_to, monthly=False),
         )
         if scope.unit_id is not None:
             where = and_(where, StatsDaily.unit_id == scope.unit_id)
-        month_town = await _rows(
+        month_town = await sum_rows(
             session, where, [_month_key(session, StatsDaily.day), StatsDaily.township_code]
         )
-        unit_rows = await _rows(session, where, [StatsDaily.unit_id])
-        item_rows = await _rows(session, where, [StatsDaily.item_code])
+        unit_rows = await sum_rows(session, where, [StatsDaily.unit_id])
+        item_rows = await sum_rows(session, where, [StatsDaily.item_code])
     else:
         town_where = and_(
             StatsTownDay.township_code.startswith(prefix),
-            _period(StatsTownDay, date_from, date_to, monthly=False),
+            in_period(StatsTownDay, date_from, date_to, monthly=False),
         )
-        month_town = await _rows(
+        month_town = await sum_rows(
             session,
             town_where,
             [_month_key(session, StatsTownDay.day), StatsTownDay.township_code],
             StatsTownDay,
         )
-        unit_rows = await _rows(
+        unit_rows = await sum_rows(
             session,
             and_(
                 StatsUnitMonth.county_code.startswith(prefix),
-                _period(StatsUnitMonth, date_from, date_to, monthly=True),
+                in_period(StatsUnitMonth, date_from, date_to, monthly=True),
             ),
             [StatsUnitMonth.unit_id],
             StatsUnitMonth,
         )
-        item_rows = await _rows(
+        item_rows = await sum_rows(
             session,
             and_(
                 StatsItemMonth.county_code.startswith(prefix),
-                _period(StatsItemMonth, date_from, date_to, monthly=True),
+                in_period(StatsItemMonth, date_from, date_to, monthly=True),
             ),
             [StatsItemMonth.item_code],
             StatsItemMonth,
@@ -287,7 +284,7 @@ async def overview(
         cats.setdefault(str(code)[:2], dict(empty))
     for town in overdue_town:
         towns.setdefault(town, dict(empty))
-    names = await _labels(session, units=[k[0] for k, _ in unit_rows], towns=list(towns))
+    names = await labels(session, units=[k[0] for k, _ in unit_rows], towns=list(towns))
     tx = await taxonomy_service.snapshot(session)
     cat_names = {c.code: c.name for c in tx.document.categories}
     return Overview(
@@ -323,7 +320,7 @@ async def overview(
     )
 
 
-async def _labels(
+async def labels(
     session: AsyncSession, *, units: Sequence[int], towns: Sequence[str]
 ) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -357,7 +354,7 @@ async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
         # The answer names the township whose figures these are.
         region = await session.get(Region, region.parent_code) or region
     where = StatsTownDay.township_code.startswith(rollup_prefix(region.code))
-    totals = _merge(("all", m) for _, m in await _rows(session, where, [], StatsTownDay))
+    totals = _merge(("all", m) for _, m in await sum_rows(session, where, [], StatsTownDay))
     f = figures(totals.get("all", {}))
     return PublicStats(
         region_code=region.code,
@@ -368,206 +365,3 @@ async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
         solved_rate=f.solved_rate,
         satisfaction_rate=f.satisfaction_rate,
     )
-
-
-def _score(f: Figures) -> float:
-    """Composite for ranking: closure, on-time and satisfaction count for, reopening against."""
-    parts = [
-        (f.closure_rate or 0.0) * 0.3,
-        (f.on_time_rate or 0.0) * 0.3,
-        (f.satisfaction_rate if f.satisfaction_rate is not None else 0.8) * 0.3,
-        (1 - (f.reopen_rate or 0.0)) * 0.1,
-    ]
-    return round(sum(parts), 4)
-
-
-async def rankings(
-    session: AsyncSession,
-    *,
-    scope: Scope,
-    date_from: date,
-    date_to: date,
-    now: datetime,
-    min_cases: int = 5,
-    list_size: int = 5,
-    satisfaction_floor: float = 0.8,
-    cluster_n: int = 5,
-    cluster_days: int = 30,
-) -> Rankings:
-    if date_from > date_to:
-        raise BadRequest("开始日期不能晚于结束日期")
-    where = and_(where_unit(scope), _period(StatsUnitMonth, date_from, date_to, monthly=True))
-    by_unit = await _rows(session, where, [StatsUnitMonth.unit_id], StatsUnitMonth)
-    overdue = await _overdue(session, scope, scope.prefix, now, StatsOpenDue.unit_id)
-    names = await _labels(session, units=[k[0] for k, _ in by_unit], towns=[])
-    ranked: list[RankedUnit] = []
-    for (uid,), m in by_unit:
-        f = figures(m, overdue.get(uid, 0))
-        if f.received + f.closed < min_cases:
-            continue
-        reasons = []
-        if f.satisfaction_rate is not None and f.satisfaction_rate < satisfaction_floor:
-            reasons.append(f"满意率 {f.satisfaction_rate:.0%} 低于 {satisfaction_floor:.0%}")
-        if f.on_time_rate is not None and f.on_time_rate < 0.8:
-            reasons.append(f"按期办结率 {f.on_time_rate:.0%}")
-        if f.fake_closures:
-            reasons.append(f"回访发现虚假办结 {f.fake_closures} 件")
-        if f.reopen_rate and f.reopen_rate > 0.1:
-            reasons.append(f"重办率 {f.reopen_rate:.0%}")
-        ranked.append(
-            RankedUnit(
-                unit_id=uid,
-                unit_name=names.get(f"u{uid}", str(uid)),
-                score=_score(f),
-                figures=f,
-                reasons=reasons,
-            )
-        )
-    ranked.sort(key=lambda r: (-r.score, r.unit_id))
-    red = [r for r in ranked[:list_size] if not r.reasons]
-    black = sorted([r for r in ranked if r.reasons], key=lambda r: (r.score, r.unit_id))[:list_size]
-    if len(black) < list_size:
-        rest = [r for r in reversed(ranked) if r not in black and r not in red]
-        black.extend(rest[: max(0, min(list_size - len(black), len(ranked) // 3))])
-    alerts = await _low_satisfaction_alerts(session, where_unit(scope), date_to, satisfaction_floor)
-    alerts += await _cluster_alerts(session, scope, date_to, cluster_n, cluster_days)
-    return Rankings(
-        date_from=date_from,
-        date_to=date_to,
-        min_cases=min_cases,
-        red_list=red,
-        black_list=black,
-        alerts=alerts,
-    )
-
-
-def where_unit(scope: Scope) -> ColumnElement[bool]:
-    cond = StatsUnitMonth.county_code.startswith(
-        scope.prefix[:6] if len(scope.prefix) > 6 else scope.prefix
-    )
-    return (
-        and_(cond, StatsUnitMonth.unit_id == scope.unit_id) if scope.unit_id is not None else cond
-    )
-
-
-async def _low_satisfaction_alerts(
-    session: AsyncSession, unit_where: ColumnElement[bool], date_to: date, floor: float
-) -> list[Alert]:
-    """Units below the floor in each of the last two complete months."""
-    this_month = _month(date_to)
-    m1 = _month(this_month - timedelta(days=1))
-    m2 = _month(m1 - timedelta(days=1))
-    monthly: dict[int, dict[date, dict[str, int]]] = defaultdict(dict)
-    rows = await _rows(
-        session,
-        and_(unit_where, StatsUnitMonth.month.in_((m2, m1))),
-        [StatsUnitMonth.unit_id, StatsUnitMonth.month],
-        StatsUnitMonth,
-    )
-    for (uid, month), m in rows:
-        monthly[uid][month] = m
-    flagged = [
-        uid
-        for uid, months in sorted(monthly.items())
-        if all(
-            m in months and (r := figures(months[m]).satisfaction_rate) is not None and r < floor
-            for m in (m2, m1)
-        )
-    ]
-    if not flagged:
-        return []
-    tz = ZoneInfo("Asia/Shanghai")
-    start = datetime.combine(m2, datetime.min.time(), tz)
-    end = datetime.combine(this_month, datetime.min.time(), tz)
-    found = await session.execute(
-        select(Complaint.unit_id, Rating.complaint_id)
-        .join(Complaint, Complaint.id == Rating.complaint_id)
-        .where(
-            Complaint.unit_id.in_(flagged),
-            Rating.satisfaction == "unsatisfied",
-            Rating.created_at >= start,
-            Rating.created_at < end,
-        )
-        .order_by(Rating.created_at)
-    )
-    ids: dict[int, list[str]] = defaultdict(list)
-    for uid, cid in found:
-        ids[uid].append(cid)
-    alerts = [
-        Alert(
-            kind="low_satisfaction",
-            title=f"连续两个月满意率低于 {floor:.0%}（{m2:%Y-%m}、{m1:%Y-%m}）",
-            unit_id=uid,
-            complaint_ids=list(dict.fromkeys(ids[uid])),
-        )
-        for uid in flagged
-    ]
-    return alerts
-
-
-MAX_CLUSTERS = 20
-CASES_PER_ALERT = 50
-
-
-async def _cluster_alerts(
-    session: AsyncSession, scope: Scope, date_to: date, n: int, days: int
-) -> list[Alert]:
-    """类案: at least n complaints on one item in one township within the window;
-    the largest clusters first, at most MAX_CLUSTERS, their cases in one query."""
-    start = date_to - timedelta(days=days - 1)
-    where = and_(
-        StatsDaily.township_code.startswith(scope.prefix),
-        StatsDaily.day >= start,
-        StatsDaily.day <= date_to,
-    )
-    if scope.unit_id is not None:
-        where = and_(where, StatsDaily.unit_id == scope.unit_id)
-    total = func.sum(StatsDaily.received)
-    rows = (
-        await session.execute(
-            select(StatsDaily.item_code, StatsDaily.township_code, total)
-            .where(where)
-            .group_by(StatsDaily.item_code, StatsDaily.township_code)
-            .having(total >= n)
-            .order_by(total.desc(), StatsDaily.item_code, StatsDaily.township_code)
-            .limit(MAX_CLUSTERS)
-        )
-    ).all()
-    if not rows:
-        return []
-    tz = ZoneInfo("Asia/Shanghai")
-    lo = datetime.combine(start, datetime.min.time(), tz)
-    hi = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tz)
-    pairs = [(r[0], r[1]) for r in rows]
-    # The first cases of each cluster, each read off ix_complaints_item_town_received
-    # and cut there, so a cluster of thousands costs no more than one of five.
-    per_pair = [
-        select(
-            select(Complaint.id, Complaint.item_code, Complaint.township_code)
-            .where(
-                Complaint.item_code == item,
-                Complaint.township_code == town,
-                Complaint.received_at >= lo,
-                Complaint.received_at < hi,
-            )
-            .order_by(Complaint.received_at, Complaint.id)
-            .limit(CASES_PER_ALERT)
-            .subquery()
-        )
-        for item, town in pairs
-    ]
-    cases: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for cid, item, town in (await session.execute(union_all(*per_pair))).all():
-        cases[(item, town)].append(cid)
-    items = (await taxonomy_service.snapshot(session)).items  # the current version's names
-    names = {code: items[code].name for code, _ in pairs if code in items}
-    return [
-        Alert(
-            kind="cluster",
-            title=f"类案：{days} 天内同一乡镇「{names.get(item, item)}」{count} 件",
-            item_code=item,
-            township_code=town,
-            complaint_ids=cases[(item, town)],
-        )
-        for item, town, count in rows
-    ]

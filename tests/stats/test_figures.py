@@ -6,6 +6,8 @@ World (all in 凤北街道, one unit), filed on Tue 2026-11-24:
   C  accepted, never closed → overdue at the end
   D  rejected
   E  closed late (after its due date), rated basic 3
+
+Each case counts once, on its receipt day, by its present state (app/stats/rollup.py).
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ async def test_every_rate_matches_the_hand_computed_figures(
 
     body = (await client.get("/api/v1/staff/stats/overview", headers=s.zhang)).json()
     t = body["totals"]
-    # received 5; accepted A B C E = 4; closed A B E = 3 (B's reopening does not un-close it)
-    assert (t["received"], t["accepted"], t["closed"], t["closed_on_time"]) == (5, 4, 3, 2)
+    # received 5; accepted A B C E = 4; closed now A E = 2 (B was reopened: open again)
+    assert (t["received"], t["accepted"], t["closed"], t["closed_on_time"]) == (5, 4, 2, 1)
     assert (t["rated"], t["satisfied"], t["basic"], t["unsatisfied"], t["reopened"]) == (
         3,
         1,
@@ -65,12 +67,13 @@ async def test_every_rate_matches_the_hand_computed_figures(
     )
     # open and overdue now: C (accepted, never closed) and B (reopened, past its due date)
     assert t["open_overdue"] == 2
-    assert t["closure_rate"] == round(3 / 5, 4)
-    assert t["solved_rate"] == round((3 - 1) / 3, 4)  # B was rated unsatisfied
+    assert t["closure_rate"] == round(2 / 5, 4)
+    assert t["unsolved"] == 0 and t["solved_rate"] == 1.0  # B, rated unsatisfied, is not closed
     assert t["satisfaction_rate"] == round(2 / 3, 4)
     assert t["mean_score"] == round((5 + 2 + 3) / 3, 2)
-    assert t["on_time_rate"] == round(2 / (3 + 2), 4)
-    assert t["reopen_rate"] == round(1 / 3, 4)
+    # closed on time A ÷ (closed A E + open and overdue B C): each case once
+    assert t["on_time_rate"] == round(1 / (2 + 2), 4)
+    assert t["reopen_rate"] == round(1 / 4, 4)  # B, of the four accepted
     assert t["avg_handling_days"] is not None and t["avg_handling_days"] > 0
 
     cats = {b["key"]: b["figures"] for b in body["by_category"]}
@@ -78,18 +81,18 @@ async def test_every_rate_matches_the_hand_computed_figures(
     items = {b["key"]: b["figures"]["received"] for b in body["by_item"]}
     assert items == {"0101": 3, "0103": 2}
     assert [b["label"] for b in body["by_unit"]] == ["凤北街道纪工委"]
-    # Filed in November; the closures and ratings fall in January, after the clock moved.
+    # Filed in November; the closures and ratings fall in January, after the clock
+    # moved, and count in November, with the cases they belong to.
     months = {b["key"]: b["figures"] for b in body["by_month"]}
-    assert list(months) == ["2026-11", "2027-01"]
-    assert (months["2026-11"]["received"], months["2027-01"]["received"]) == (5, 0)
-    assert months["2026-11"]["closed"] + months["2027-01"]["closed"] == t["closed"]
+    assert list(months) == ["2026-11"]
+    assert months["2026-11"]["received"] == 5 and months["2026-11"]["closed"] == t["closed"]
     assert body["by_region"][0]["label"] == "达州市通川区凤北街道"
 
     public = (await client.get("/api/v1/stats/public?region_code=511702005001")).json()
     assert public["region_name"] == "达州市通川区凤北街道"  # a village reads its township's figures
     assert (public["received"], public["closed"], public["satisfaction_rate"]) == (
         5,
-        3,
+        2,
         round(2 / 3, 4),
     )
 
@@ -104,6 +107,45 @@ async def test_every_rate_matches_the_hand_computed_figures(
     assert from_county["totals"]["received"] == 0
     county = (await client.get("/api/v1/staff/stats/overview", headers=s.county)).json()
     assert county["totals"]["received"] == 5
+
+
+async def test_a_case_satisfied_after_one_reopening_counts_once(
+    client: AsyncClient, connection: AsyncConnection, clock: FixedClock
+) -> None:
+    """The case of the report (reopen_rate 1.5, solved_rate 0): resolved, rated
+    unsatisfied (reopened), resolved again a month later, rated satisfied, closed."""
+    s = await staff(client, connection)
+    r = await citizen(client, "stats.once")
+    cid = (await file_case(client, r))["id"]
+    v = (await case(client, s.zhang, cid))["version"]
+    for action in ("accept", "resolve"):
+        resp = await act(client, s.zhang, cid, action, v, note="已整改")
+        assert resp.status_code == 200, resp.text
+        v = resp.json()["version"]
+    assert (await rate(client, r, cid, 1, "unsatisfied"))["status"] == "reopened"
+    clock.set(clock.now() + timedelta(days=35))  # the second round ends in another month
+    s = await relogin(client)
+    r = await citizen(client, "stats.once")
+    v = (await case(client, s.zhang, cid))["version"]
+    resp = await act(client, s.zhang, cid, "resolve", v, note="已重新整改")
+    assert resp.status_code == 200, resp.text
+    v = resp.json()["version"]
+    assert (await rate(client, r, cid, 5, "satisfied"))["status"] == "resolved"
+    v = (await case(client, s.zhang, cid))["version"]
+    signers = ((s.zhang, "handler"), (s.wang, "supervising_leader"), (s.chen, "principal_leader"))
+    for who, slot in signers:
+        resp = await act(client, who, cid, "sign", v, slot=slot)
+        assert resp.status_code == 200, resp.text
+        v = resp.json()["version"]
+    assert resp.json()["status"] == "closed"
+
+    body = (await client.get("/api/v1/staff/stats/overview", headers=s.zhang)).json()
+    t = body["totals"]
+    assert (t["received"], t["accepted"], t["closed"], t["reopened"]) == (1, 1, 1, 1)
+    assert (t["rated"], t["satisfied"], t["unsatisfied"], t["unsolved"]) == (1, 1, 0, 0)
+    assert t["reopen_rate"] == 1.0 and t["solved_rate"] == 1.0
+    assert t["closure_rate"] == 1.0 and t["satisfaction_rate"] == 1.0
+    assert [b["key"] for b in body["by_month"]] == ["2026-11"]  # the month it was received
 
 
 @pytest.mark.parametrize(

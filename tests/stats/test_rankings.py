@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff
-from tests.stats.scenario import Staff, rate, relogin, resolved_case, staff
+from tests.stats.scenario import Staff, rate, realistic_month, relogin, resolved_case, staff
 from tests.workflow.helpers import citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -45,6 +45,71 @@ async def test_black_list_and_low_satisfaction_two_months_running(
     assert "凤北街道纪工委" not in {u["unit_name"] for u in body["red_list"]}
     low = [a for a in body["alerts"] if a["kind"] == "low_satisfaction"]
     assert low and set(bad) <= set(low[0]["complaint_ids"])
+
+
+async def test_a_realistic_month_lists_good_units_red_and_says_why_of_every_unit(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    names = await realistic_month(client, connection)
+    await make_staff(connection, "rk.county", StaffRole.supervisor, unit_code="JW-511702")
+    county = await login(client, "rk.county")
+    resp = await client.get(
+        "/api/v1/staff/stats/rankings?from=2026-11-01&to=2026-11-30", headers=county
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    units = {u["unit_name"]: u for u in body["units"]}
+    assert set(names.values()) <= set(units)
+
+    # Good figures put a unit on the red list, best first, even with one case
+    # reopened once and then closed satisfied (10% reopened is not a warning).
+    assert [u["unit_name"] for u in body["red_list"]] == [names["good"], names["busy"]]
+    good = units[names["good"]]
+    assert good["listed"] == "red" and good["rank"] == 1 and good["warnings"] == []
+    f = good["figures"]
+    assert (f["received"], f["closed"], f["reopened"]) == (10, 10, 1)
+    assert (f["closure_rate"], f["on_time_rate"], f["satisfaction_rate"]) == (1.0, 1.0, 1.0)
+    assert f["reopen_rate"] == 0.1 and f["solved_rate"] == 1.0
+    assert any("上红榜" in r for r in good["reasons"])
+
+    poor = units[names["poor"]]
+    assert [u["unit_name"] for u in body["black_list"]] == [names["poor"]]
+    assert poor["listed"] == "black" and any("满意率 0%" in w for w in poor["warnings"])
+    assert any("上黑榜" in r for r in poor["reasons"])
+    assert any("不上红榜" in r for r in poor["reasons"])
+
+    # Units on neither list say why not.
+    quiet = units[names["quiet"]]
+    assert quiet["listed"] == "none" and quiet["rank"] is None and quiet["score"] is None
+    assert quiet["reasons"] == ["期内受理 2 件，少于 5 件，不参与排名，不上红榜或黑榜"]
+    new = units[names["new"]]
+    assert new["listed"] == "none" and new["rank"] is not None
+    assert "期内受理的案件尚无办结，不上红榜" in new["reasons"]
+    assert [u["unit_name"] for u in body["units"]][-1] == names["quiet"]  # unranked last
+    assert body["rules"] and all(u["reasons"] for u in body["units"])
+
+
+def test_red_places_go_to_the_best_units_without_a_warning() -> None:
+    """Not to whichever of the top five happen to be clean: five strong units
+    each with one warning used to leave the red list empty."""
+    from app.stats.ranking import draw_lists
+    from app.stats.schemas import Figures, RankedUnit
+
+    def unit(uid: int, score: float, warned: bool) -> RankedUnit:
+        return RankedUnit(
+            unit_id=uid,
+            unit_name=f"u{uid}",
+            score=score,
+            figures=Figures(received=9, closed=9),
+            warnings=["重办率 20% 高于 10%"] if warned else [],
+        )
+
+    units = [unit(i, 0.99 - i / 100, warned=i < 5) for i in range(8)]
+    red, black, ordered = draw_lists(units, min_cases=5, list_size=5)
+    assert [u.unit_id for u in red] == [5, 6, 7]
+    assert [u.unit_id for u in black] == [4, 3, 2, 1, 0]  # worst first
+    assert [u.rank for u in ordered] == list(range(1, 9))
+    assert all(u.reasons for u in ordered)
 
 
 async def test_class_case_cluster_alert(client: AsyncClient, connection: AsyncConnection) -> None:
