@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.core.config import ConfigurationError, get_settings
+from app.core.config import ConfigurationError, Settings, get_settings
 from app.models.enums import StaffRole
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,21 +39,69 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def served_base_url(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches ``ydt serve --host --port`` at.
+
+    A wildcard bind is reached through loopback; an IPv6 literal needs brackets.
+    """
+    if host in ("", "0.0.0.0"):  # noqa: S104 - recognising the wildcard, not binding it
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def derived_base_url(settings: Settings, host: str, port: int) -> str | None:
+    """On the embedded default, where ``ydt serve`` binds, unless YDT_PUBLIC_BASE_URL
+    (environment or .env) says otherwise: QR codes and local media links must point
+    where this process serves (``PORT=8002 scripts/run.sh``), not at port 8000.
+    Outside the embedded default the operator's setting (or its default) stands."""
+    if not settings.is_embedded or "public_base_url" in settings.model_fields_set:
+        return None
+    return served_base_url(host, port)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     settings = get_settings()
     settings.resolved_jwt_secret()  # refuse early, with the clear message
+    from app.core.keys import Keyring
+
+    Keyring.from_settings(settings)  # the identity and chain keys too
+    derived = derived_base_url(settings, args.host, args.port)
+    if derived is not None:
+        # The processes uvicorn starts read their settings from the environment.
+        os.environ["YDT_PUBLIC_BASE_URL"] = derived
+        get_settings.cache_clear()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
+        # Forwarding headers (the client address, X-Forwarded-Proto) only from
+        # YDT_TRUSTED_PROXIES, like app.core.ratelimit.client_ip: uvicorn's own
+        # default trusts 127.0.0.1, which let a rotating X-Forwarded-For through.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(str(n) for n in settings.trusted_proxies) or None,
         log_config=None,
         timeout_graceful_shutdown=20,
     )
+    return 0
+
+
+def cmd_env_example(args: argparse.Namespace) -> int:
+    from app.core import env_example
+
+    try:
+        path = env_example.write(Settings, Path(args.output))
+    except env_example.MissingDescription as exc:
+        print(f"ydt: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0
 
 
@@ -145,6 +193,7 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
 
     from app.core.clock import SystemClock
     from app.core.storage import create_media_store
+    from app.media import maintenance as media_maintenance
     from app.media import service as media_service
 
     settings = get_settings()
@@ -159,7 +208,25 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
         if n < 1000:
             break
     print(f"deleted {total} unattached media older than {grace}")
+    orphans = _run_in_session(
+        lambda s: media_maintenance.sweep_orphans(
+            s, store, now=SystemClock().now(), days=args.days
+        )
+    )
+    print(f"deleted {orphans} stored objects no media row owns (last {args.days} days)")
     return 0
+
+
+def cmd_media_verify(args: argparse.Namespace) -> int:
+    from app.core.storage import create_media_store
+    from app.media import maintenance as media_maintenance
+
+    store = create_media_store(get_settings())
+    checked, problems = _run_in_session(lambda s: media_maintenance.verify_all(s, store))
+    for check in problems:
+        print(f"{check.media_id} {check.key}: {check.describe()}")
+    print(f"checked {checked} media files against their recorded sha256: {len(problems)} problems")
+    return 1 if problems else 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -172,6 +239,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    from app.core import keys
+
+    keys.install(keys.Keyring.from_settings(settings))  # delivery unseals openids; refuse early
+    if settings.checkpoint_minutes:
+        from app.audit.signing import load_signer
+
+        load_signer(settings)  # refuse to start without the checkpoint key
 
     async def _main() -> None:
         engine = create_engine(settings)
@@ -202,17 +276,115 @@ def cmd_stats_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from app.audit import verify
+    from app.audit import exported, verify
+    from app.audit.signing import trusted_keys
 
-    report = _run_in_session(verify)
-    print(
-        f"checked {report.cases} cases, {report.disclosure_series} disclosure series, "
-        f"{report.events} events"
-    )
-    if report.first_break is not None:
-        print(report.first_break.render())
+    settings = get_settings()
+    file = None
+    if args.checkpoint:
+        try:
+            file = exported.load(Path(args.checkpoint).read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"ydt: {args.checkpoint}: {exc}", file=sys.stderr)
+            return 2
+    trusted = trusted_keys(settings) or None  # none known: said in the report
+    report = _run_in_session(lambda s: verify(s, trusted=trusted, exported=file))
+    print("\n".join(report.lines()))
+    return 1 if report.problems else 0
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from app.audit.checkpoint import checkpoint_now
+    from app.audit.signing import load_signer
+    from app.core.clock import SystemClock
+
+    settings = get_settings()
+    load_signer(settings)  # refuse early, with the clear message
+    cp = _run_in_session(lambda s: checkpoint_now(s, settings, now=SystemClock().now()))
+    if cp is None:
+        print("ydt: another checkpoint was written at the same moment; run again", file=sys.stderr)
         return 1
-    print("all event chains intact")
+    print(
+        f"checkpoint #{cp.seq}: {cp.cases} cases, {cp.series} disclosure series, "
+        f"root {cp.root}, signed by key {cp.key_id}"
+    )
+    for line in cp.anomalies:
+        print(f"ANOMALY {line}")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from app.audit import exported
+    from app.audit.signing import trusted_keys
+    from app.core.clock import SystemClock
+
+    trusted = trusted_keys(get_settings())
+    doc = _run_in_session(
+        lambda s: exported.export(s, trusted, everything=args.all, now=SystemClock().now())
+    )
+    text = json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    Path(args.out).write_text(text, encoding="utf-8")
+    latest = doc["checkpoints"][-1]
+    print(
+        f"wrote {args.out}: {len(doc['checkpoints'])} checkpoint(s) up to #{latest['seq']}, "
+        f"{len(doc['leaves']['items'])} chain heads, public key(s) "
+        + ", ".join(doc["public_keys"])
+    )
+    return 0
+
+
+def cmd_audit_keygen(args: argparse.Namespace) -> int:
+    from app.audit.signing import new_key
+
+    pem, public = new_key()
+    if args.out:
+        Path(args.out).write_text(pem, encoding="utf-8")
+        Path(args.out).chmod(0o600)
+        print(f"wrote the signing key to {args.out}")
+    else:
+        print(pem, end="")
+    print(f"public key (give it to the auditors; YDT_AUDIT_PUBLIC_KEYS): {public}")
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from app import keys_admin
+
+    print("\n".join(keys_admin.generate()))
+    return 0
+
+
+def cmd_keys_status(args: argparse.Namespace) -> int:
+    from app import keys_admin
+
+    keyring = keys_admin.reload(get_settings())
+    used = _run_in_session(keys_admin.usage)
+    print("\n".join(used.render(keyring)))
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from app import keys_admin
+
+    settings = get_settings()
+    keyring = keys_admin.reload(settings)
+    if args.new_key:
+        kid = keys_admin.add_key(keyring)
+        keyring = keys_admin.reload(settings)
+        print(f"new active key {kid} in {keyring.kek_file}")
+    done = _run_in_session(lambda s: keys_admin.rotate(s, keyring))
+    print(f"re-wrapped {done} data keys with {keyring.active}")
+    return 0
+
+
+def cmd_keys_retire(args: argparse.Namespace) -> int:
+    from app import keys_admin
+
+    keyring = keys_admin.reload(get_settings())
+    print(_run_in_session(lambda s: keys_admin.retire(s, keyring, args.kid)))
     return 0
 
 
@@ -253,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="display name")
     p.set_defaults(fn=cmd_create_staff)
 
+    p = sub.add_parser("env-example", help="write .env.example from the Settings class")
+    p.add_argument("--output", default=str(PROJECT_ROOT / ".env.example"))
+    p.set_defaults(fn=cmd_env_example)
+
     p = sub.add_parser("openapi", help="write the OpenAPI document")
     p.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
     p.set_defaults(fn=cmd_openapi)
@@ -265,8 +441,40 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit tools").add_subparsers(
         dest="audit_command", required=True
     )
-    p = audit.add_parser("verify", help="recompute every event hash chain (cases and disclosures)")
+    p = audit.add_parser(
+        "verify",
+        help="check every chain, every row against its events, and the chain heads against "
+        "the latest checkpoint (or an exported one)",
+    )
+    p.add_argument("--checkpoint", default=None, help="exported checkpoint file to check against")
     p.set_defaults(fn=cmd_audit_verify)
+    p = audit.add_parser("checkpoint", help="sign a checkpoint of every chain head now")
+    p.set_defaults(fn=cmd_audit_checkpoint)
+    q = p.add_subparsers(dest="checkpoint_command").add_parser(
+        "export", help="write the latest (or all) checkpoints with the public key, as JSON"
+    )
+    q.add_argument("--out", default=None, help="file to write (default: standard output)")
+    q.add_argument("--all", action="store_true", help="every checkpoint, not only the latest")
+    q.set_defaults(fn=cmd_audit_export)
+    p = audit.add_parser("keygen", help="make an Ed25519 checkpoint signing key")
+    p.add_argument("--out", default=None, help="file to write the private key to (0600)")
+    p.set_defaults(fn=cmd_audit_keygen)
+
+    kcmd = sub.add_parser("keys", help="identity keys (app/keys_admin.py)").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = kcmd.add_parser("generate", help="print new YDT_IDENTITY_KEYS / _CHAIN_KEY / _INDEX_KEY")
+    p.set_defaults(fn=cmd_keys_generate)
+    p = kcmd.add_parser("status", help="the loaded keys and how many records each seals")
+    p.set_defaults(fn=cmd_keys_status)
+    p = kcmd.add_parser("rotate", help="re-wrap every sealed record with the active key")
+    p.add_argument(
+        "--new-key", action="store_true", help="first add a new active key to the key file"
+    )
+    p.set_defaults(fn=cmd_keys_rotate)
+    p = kcmd.add_parser("retire", help="drop a key no sealed record uses any more")
+    p.add_argument("kid")
+    p.set_defaults(fn=cmd_keys_retire)
 
     stats = sub.add_parser("stats", help="statistics").add_subparsers(
         dest="stats_command", required=True
@@ -279,7 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = media.add_parser("cleanup", help="delete media never attached within the grace period")
     p.add_argument("--grace-hours", type=int, default=None)
+    p.add_argument(
+        "--days", type=int, default=2, help="sweep objects no row owns from the last N days"
+    )
     p.set_defaults(fn=cmd_media_cleanup)
+    p = media.add_parser("verify", help="check every stored media file against its sha256")
+    p.set_defaults(fn=cmd_media_verify)
 
     cal = sub.add_parser("calendar", help="working-day calendar").add_subparsers(
         dest="calendar_command", required=True

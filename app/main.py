@@ -7,10 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import api_router
 from app.complaints import repository as complaints_repository
+from app.console.apidocs import router as apidocs_router
+from app.console.router import console as console_router
+from app.console.templating import STATIC_DIR
+from app.core import keys
+from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
@@ -21,6 +27,7 @@ from app.core.shared import SharedStore, create_shared_store
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
+from app.openapi import install_openapi
 from app.routing import service as routing_service
 from app.wechat.client import WeChatClient
 
@@ -42,6 +49,7 @@ def create_app(
         configure_logging(settings.log_level, json_lines=settings.log_json)
     # Fail before serving anything when the configuration is unsafe.
     secret = settings.resolved_jwt_secret()
+    keys.install(keys.Keyring.from_settings(settings))  # identity and chain keys, or refuse
     owns_engine = engine is None
     engine = engine or create_engine(settings)
     store = media_store or create_media_store(settings)
@@ -65,6 +73,9 @@ def create_app(
         version="1.0.0",
         summary="Citizen supervision platform: complaints, routing, deadlines, disclosures.",
         lifespan=lifespan,
+        # Served by app.console.apidocs from vendored assets (work offline).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -81,8 +92,14 @@ def create_app(
     )
     routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
+    # Added first, so it runs inside RequestIdMiddleware: its answers carry the id.
+    app.add_middleware(Boundary, settings=settings)
     app.add_middleware(RequestIdMiddleware)
+    install_openapi(app)
     app.include_router(health_router)
     app.include_router(files_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(apidocs_router)
+    app.include_router(console_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

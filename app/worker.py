@@ -1,7 +1,9 @@
 """``ydt worker``: the periodic work (red-card sweeps and their orders, folding
-past days of the open-cases rollup, outbox delivery). Safe to run as several
-processes: orders are unique per spell, folds lock the table they rewrite, and
-notifications are claimed with leases."""
+past days of the open-cases rollup, outbox delivery, signed audit checkpoints,
+playable copies of voice/video and sha256 checks of newly attached media).
+Safe to run as several processes: orders are unique per spell, folds lock the
+table they rewrite, notifications are claimed with leases, and audit
+checkpoints are unique per period."""
 
 from __future__ import annotations
 
@@ -14,9 +16,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import checkpoint as audit_checkpoint
+from app.auth import sessions as auth_sessions
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.storage import MediaStore, create_media_store
+from app.media import maintenance as media_maintenance
 from app.notifications.delivery import DeliveryStats, deliver
+from app.staff import login as staff_login
 from app.stats import rollup
 from app.supervision import service as supervision
 from app.wechat.client import WeChatClient
@@ -28,6 +35,8 @@ logger = logging.getLogger(__name__)
 class TickResult:
     orders: int
     delivery: DeliveryStats
+    checkpoint: int | None = None  # number of the audit checkpoint this tick made
+    media: media_maintenance.MediaTick | None = None
 
 
 def worker_id() -> str:
@@ -41,6 +50,7 @@ async def tick(
     clock: Clock,
     *,
     me: str,
+    store: MediaStore | None = None,
 ) -> TickResult:
     async with sessionmaker() as s:
         orders = await supervision.sweep_red_cards(s, now=clock.now())
@@ -48,8 +58,18 @@ async def tick(
     async with sessionmaker() as s:
         await rollup.compact_open_due(s, rollup.local_date(clock.now()), min_rows=200)
         await s.commit()
+    async with sessionmaker() as s:  # ended sign-in sessions, old login audit rows
+        await auth_sessions.purge(s, now=clock.now())
+        await staff_login.purge(s, settings, now=clock.now())
+        await s.commit()
     stats = await deliver(sessionmaker, wechat, settings, worker_id=me, now=clock.now())
-    return TickResult(orders, stats)
+    # Last: a checkpoint reads every chain head; one per period across workers.
+    made = await audit_checkpoint.periodic(sessionmaker, settings, now=clock.now())
+    # Media after it: playable copies can take minutes and touch no chain.
+    media = await media_maintenance.tick(
+        sessionmaker, store or create_media_store(settings), settings, now=clock.now()
+    )
+    return TickResult(orders, stats, made.seq if made else None, media)
 
 
 async def run(
@@ -60,15 +80,24 @@ async def run(
     *,
     interval: float,
     once: bool,
+    store: MediaStore | None = None,
 ) -> None:
     me = worker_id()
+    store = store or create_media_store(settings)
     logger.info("worker started", extra={"worker": me})
     while True:
         try:
-            result = await tick(sessionmaker, wechat, settings, clock, me=me)
-            if result.orders or result.delivery.claimed:
+            result = await tick(sessionmaker, wechat, settings, clock, me=me, store=store)
+            media = result.media.__dict__ if result.media else {}
+            if result.orders or result.delivery.claimed or result.checkpoint or any(media.values()):
                 logger.info(
-                    "worker tick", extra={"orders": result.orders, **result.delivery.__dict__}
+                    "worker tick",
+                    extra={
+                        "orders": result.orders,
+                        "checkpoint": result.checkpoint,
+                        **result.delivery.__dict__,
+                        **{f"media_{k}": v for k, v in media.items()},
+                    },
                 )
         except Exception:  # one bad tick must not stop the worker
             logger.exception("worker tick failed")

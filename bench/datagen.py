@@ -6,7 +6,7 @@ village finances, subsidies, housing); statuses by age (old cases mostly
 closed, recent ones open); 60% of closed cases rated, 80% satisfied; residents
 who mostly file once and a few who file often. Every case carries the event
 chain the app would have written (bench.lifecycle), and the rollups are
-folded from those events through the app's own `rollup.increments_for`, so the
+folded from those events through the app's own `rollup.fold`, so the
 statistics agree with what `ydt stats rebuild` would compute.
 """
 
@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from app.models.stats import METRICS
-from app.stats.rollup import increments_for
+from app.stats.rollup import contribution, fold
+from bench.keys import CITIZEN_COLUMNS, citizen_identity
 from bench.lifecycle import EVENT_COLUMNS, Case, build_chain
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -154,7 +155,8 @@ class Generator:
         upto = max(1, n_cases * 3 // 4)
         for i in range(self.n_citizens + 1, upto + 1):
             joined = self.now - timedelta(days=self.rnd.uniform(0, 400))
-            rows.append((i, f"bench-{i}", self.rnd.choice(self.villages)["code"], joined, joined))
+            village = self.rnd.choice(self.villages)["code"]
+            rows.append((i, *citizen_identity(f"bench-{i}"), village, joined, joined))
         self.n_citizens = max(self.n_citizens, upto)
         return rows
 
@@ -231,12 +233,12 @@ class Generator:
                 now,
             )
             events.extend(chain.rows)
+            found = contribution(fold(chain.events))
+            if found is not None:
+                row = self.rollup[(found[1], found[0], it["code"], v["township"], v["county"])]
+                for k, delta in found[2].items():
+                    row[self.metric[k]] += delta
             for ev in chain.events:
-                found = increments_for(ev, unit)  # type: ignore[arg-type]
-                if found is not None:
-                    row = self.rollup[(found[1], found[0], it["code"], v["township"], v["county"])]
-                    for k, delta in found[2].items():
-                        row[self.metric[k]] += delta
                 if ev.kind == "rated" and rating:
                     ratings.append(
                         (cid, 1, citizen, rating[1], rating[0], "", False, ev.created_at)
@@ -304,7 +306,7 @@ class Loader:
             await conn.copy_records_to_table(
                 "citizens",
                 records=gen.citizens(n),
-                columns=["id", "openid", "region_code", "created_at", "last_login_at"],
+                columns=CITIZEN_COLUMNS,
             )
             await conn.execute(
                 "select setval(pg_get_serial_sequence('citizens', 'id'), "

@@ -32,6 +32,7 @@ import asyncpg
 
 from app.core.security import TokenService
 from bench import pgwait
+from bench.keys import CITIZEN_COLUMNS, citizen_identity
 from bench.servers import JWT_SECRET, Database, Server, cpu_seconds, postgres_pids
 
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
@@ -75,10 +76,10 @@ async def prepare(
         await conn.copy_records_to_table(
             "citizens",
             records=[
-                (first + i, f"load-{first + i}", rnd.choice(villages), now, now)
+                (first + i, *citizen_identity(f"load-{first + i}"), rnd.choice(villages), now, now)
                 for i in range(residents)
             ],
-            columns=["id", "openid", "region_code", "created_at", "last_login_at"],
+            columns=CITIZEN_COLUMNS,
         )
         await conn.execute(
             "select setval(pg_get_serial_sequence('citizens', 'id'), "

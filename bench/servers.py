@@ -26,6 +26,7 @@ from app.models.enums import StaffRole
 from app.reference import service as reference_service
 from app.staff import service as staff_service
 from app.staff.schemas import StaffCreate
+from bench import keys as bench_keys
 from tests import support
 from tests.conftest import make_settings
 
@@ -112,6 +113,7 @@ def app_env(db: Database, work: Path) -> dict[str, str]:
         "YDT_ENV": "production",
         "YDT_DATABASE_URL": db.url,
         "YDT_JWT_SECRET": JWT_SECRET,
+        **bench_keys.ENV,
         "YDT_STORAGE": "local",
         "YDT_MEDIA_DIR": str(work / "media"),
         "YDT_LOG_LEVEL": "INFO",

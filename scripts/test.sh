@@ -42,6 +42,13 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q . && [ "$(id -u)" = "0" ] && command
     || echo "note: could not install fonts-wqy-microhei; QR posters fall back to pinyin" >&2
 fi
 
+# The console's browser tests drive headless Chromium from Debian's package
+# (Playwright launches it by path; nothing is downloaded from elsewhere).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "note: could not install chromium; the console's browser tests will be skipped" >&2
+fi
+
 echo "== ruff"
 .venv/bin/ruff check app tests bench scripts migrations
 echo "== mypy"

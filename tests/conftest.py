@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.core import keys
 from app.core.clock import FixedClock
 from app.core.config import Settings
 from app.core.db import create_engine, get_session
@@ -33,6 +34,14 @@ from tests import support
 from tests.fake_wechat import FakeWeChat
 
 TEST_SECRET = "test-secret-0123456789-abcdefghij"
+# Identity and chain keys (app/core/keys.py): fixed, so every app and every
+# direct use of the chain in a run agree.
+TEST_KEYS = {
+    "identity_keys": "ktest:test-kek-0123456789-abcdefghijklmnopqrstuv",
+    "chain_key": "test-chain-0123456789-abcdefghijklmnopqrstuv",
+    "index_key": "test-index-0123456789-abcdefghijklmnopqrstuv",
+}
+TEST_AUDIT_KEY = "5e" * 32  # Ed25519 seed (hex) signing audit checkpoints
 # A Tuesday morning in Dazhou; tests move the clock explicitly.
 DEFAULT_NOW = datetime(2026, 11, 24, 1, 30, tzinfo=UTC)
 
@@ -42,6 +51,11 @@ def make_settings(**overrides: object) -> Settings:
         "_env_file": None,
         "env": "test",
         "jwt_secret": TEST_SECRET,
+        **TEST_KEYS,
+        # Audit checkpoints (app/audit/): a fixed signing key; the worker's
+        # periodic ones off, so ticks in shared committed data leave none behind.
+        "audit_signing_key": TEST_AUDIT_KEY,
+        "checkpoint_minutes": 0,
         "log_json": True,
         "log_level": "WARNING",
     }
@@ -61,6 +75,12 @@ def _cheap_password_hashing() -> Iterator[None]:
     security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     yield
     security._hasher = original
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_keys() -> None:
+    """Chain entries built outside an app use the same keys as the apps."""
+    keys.install(keys.Keyring.from_settings(make_settings()))
 
 
 @pytest.fixture(scope="session")

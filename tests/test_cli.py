@@ -29,6 +29,7 @@ def test_migrate_seed_demo_worker_and_audit(tmp_path: Path) -> None:
         "YDT_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "YDT_MEDIA_DIR": str(tmp_path / "m"),
         "YDT_SECRET_FILE": str(tmp_path / "s"),
+        "YDT_KEY_DIR": str(tmp_path / "keys"),
         "YDT_LOG_LEVEL": "WARNING",
     }
     assert ydt(env, "migrate").returncode == 0

@@ -1,47 +1,78 @@
 """The embedded default as a newcomer runs it: `ydt migrate`, `ydt seed`, a real
-uvicorn process on SQLite + local media, and residents filing at the same time.
+uvicorn process on SQLite + local media, and residents filing at the same time;
+and `scripts/run.sh`, which serves with `ydt worker` beside it.
 
 This catches what in-process tests cannot: several connections to one SQLite
-file (a request's transaction, the shared store, concurrent requests).
+file (a request's transaction, the shared store, concurrent requests), and two
+processes that must start and stop together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import zxingcpp
+from PIL import Image
 
+from app.cli import derived_base_url, served_base_url
+from app.core.config import Settings
 from tests.support import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# Importing the app (PyAV, jieba, cryptography...) takes seconds, and far more
+# on a loaded two-core machine.
+STARTUP_SECONDS = 120
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    var = tmp_path_factory.mktemp("embedded")
-    env = {
-        **os.environ,
+def embedded_env(var: Path) -> dict[str, str]:
+    """An embedded-default environment rooted in ``var``, free of the caller's YDT_*."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("YDT_")},
         "YDT_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'yidiantong.db'}",
         "YDT_MEDIA_DIR": str(var / "media"),
         "YDT_SECRET_FILE": str(var / "jwt-secret"),
-        "YDT_DEV_LOGIN_ENABLED": "true",
         "YDT_LOG_LEVEL": "WARNING",
     }
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, seeded database with the demo accounts, made once and copied
+    by each test that serves from it (seeding is the slow part)."""
+    var = tmp_path_factory.mktemp("prepared")
     for cmd in (["migrate"], ["seed"], ["demo"]):
         subprocess.run(
             [sys.executable, "-m", "app.cli", *cmd],
             cwd=ROOT,
-            env=env,
+            env=embedded_env(var),
             check=True,
             capture_output=True,
             timeout=120,
         )
+    return var
+
+
+def copy_of(prepared: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    var = tmp_path_factory.mktemp(name)
+    shutil.copy(prepared / "yidiantong.db", var / "yidiantong.db")
+    return var
+
+
+@pytest.fixture(scope="module")
+def server(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    var = copy_of(prepared, tmp_path_factory, "embedded")
+    env = {**embedded_env(var), "YDT_DEV_LOGIN_ENABLED": "true"}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
@@ -97,3 +128,140 @@ async def test_residents_file_concurrently_on_the_embedded_default(server: str) 
             headers={"Authorization": f"Bearer {staff.json()['access_token']}"},
         )
         assert len(queue.json()["items"]) == 8
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie nobody reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_run_sh_serves_with_its_worker_and_stops_both_on_sigterm(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """PORT=… scripts/run.sh: the server and `ydt worker` both run, QR codes point
+    at the port actually served (not 8000), and SIGTERM leaves no process behind."""
+    var = copy_of(prepared, tmp_path_factory, "runsh")
+    port = free_port()
+    env = {
+        **embedded_env(var),
+        "SKIP_SETUP": "1",  # install/migrate/seed/demo: done once by `prepared`
+        "VENV": sys.prefix,  # the interpreter running the tests has the package installed
+        "PORT": str(port),
+        "WORKER_INTERVAL": "1",
+    }
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "run.sh")],
+        cwd=var,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # a stray child could be killed by group below
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner, banner
+        server_pid = int(banner.split("(pid ")[1].split(")")[0])
+        worker_pid = int(banner.rsplit("worker pid ", 1)[1].split(";")[0])
+        wait_for_port(port, STARTUP_SECONDS)
+        assert _alive(server_pid) and " serve " in _cmdline(server_pid)
+        assert _alive(worker_pid) and " worker " in _cmdline(worker_pid)
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            assert http.get("/readyz").status_code == 200
+            login = http.post(
+                "/api/v1/staff/auth/login",
+                json={"username": "fengbei.zhang", "password": "Demo#2026"},
+            )
+            assert login.status_code == 200, login.text
+            poster = http.get(
+                "/api/v1/staff/qrcodes/511702005001.png",
+                headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+            )
+            assert poster.status_code == 200, poster.text
+        decoded = [b.text for b in zxingcpp.read_barcodes(Image.open(io.BytesIO(poster.content)))]
+        assert decoded == [f"http://127.0.0.1:{port}/q/511702005001"], decoded
+
+        time.sleep(1.5)  # the worker has ticked at least once, and is still up
+        assert _alive(worker_pid), "the worker stopped on its own"
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143
+        deadline = time.monotonic() + 10
+        while (_alive(server_pid) or _alive(worker_pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(server_pid), "the server outlived run.sh"
+        assert not _alive(worker_pid), "the worker outlived run.sh (orphan)"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_run_sh_stops_the_server_when_the_worker_dies(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One command, one lifetime: a worker that exits takes the server down with
+    it instead of leaving a server that silently sends no notices."""
+    var = copy_of(prepared, tmp_path_factory, "runsh-worker")
+    port = free_port()
+    env = {**embedded_env(var), "SKIP_SETUP": "1", "VENV": sys.prefix, "PORT": str(port)}
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "run.sh")],
+        cwd=var,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        server_pid = int(banner.split("(pid ")[1].split(")")[0])
+        worker_pid = int(banner.rsplit("worker pid ", 1)[1].split(";")[0])
+        wait_for_port(port, STARTUP_SECONDS)
+        os.kill(worker_pid, signal.SIGKILL)
+        assert proc.wait(30) != 0
+        deadline = time.monotonic() + 10
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(server_pid)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8002"),
+        ("0.0.0.0", "http://127.0.0.1:8002"),
+        ("::", "http://[::1]:8002"),
+        ("fe80::1", "http://[fe80::1]:8002"),
+        ("ydt.local", "http://ydt.local:8002"),
+    ],
+)
+def test_served_base_url(host: str, url: str) -> None:
+    assert served_base_url(host, 8002) == url
+
+
+def test_public_base_url_is_derived_only_on_the_embedded_default_when_unset() -> None:
+    embedded = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert derived_base_url(embedded, "127.0.0.1", 8002) == "http://127.0.0.1:8002"
+    explicit = Settings(_env_file=None, public_base_url="https://ydt.example.gov.cn")  # type: ignore[call-arg]
+    assert derived_base_url(explicit, "127.0.0.1", 8002) is None
+    production = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url="postgresql+asyncpg://ydt@db/ydt", storage="s3"
+    )
+    assert derived_base_url(production, "0.0.0.0", 8002) is None

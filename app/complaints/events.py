@@ -1,7 +1,15 @@
 """The per-case event chain: every step is appended with the previous hash.
 
-hash = sha256(prev_hash ‖ canonical JSON of the event's fields), so changing,
-removing or reordering any event is detected by recomputing the chain.
+Format 2 (``chain.CURRENT``): hash = HMAC(chain key, prev_hash ‖ canonical
+JSON of the event's fields), where the actor is a per-event keyed commitment
+``HMAC(commit key, complaint ‖ seq ‖ actor kind ‖ actor id)`` instead of the
+actor's id. Someone shown an event cannot test candidate residents against
+it, and two events of one resident cannot be linked to each other. The actor
+id column itself is left empty for a resident acting on a protected case
+(accusation or anonymous); the commitment still binds who it was, checkable
+by whoever holds the key and the sealed identity.
+
+Format 1 rows (``chain.LEGACY``) are verified as they were written.
 """
 
 from __future__ import annotations
@@ -12,13 +20,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import chain
+from app.core import chain, crypto, keys
 from app.models import Complaint, ComplaintEvent
 
 GENESIS = chain.GENESIS
 
 
-def fields(event: ComplaintEvent) -> dict[str, Any]:
+def legacy_fields(event: ComplaintEvent) -> dict[str, Any]:
     return {
         "complaint_id": event.complaint_id,
         "seq": event.seq,
@@ -34,12 +42,50 @@ def fields(event: ComplaintEvent) -> dict[str, Any]:
     }
 
 
+def fields(event: ComplaintEvent) -> dict[str, Any]:
+    """What the hash covers, in the event's own format."""
+    if chain.version_of(event) == chain.LEGACY:
+        return legacy_fields(event)
+    return {
+        "v": chain.CURRENT,
+        "complaint_id": event.complaint_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "public": event.public,
+        "actor_kind": event.actor_kind,
+        "actor": event.actor_commitment,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "note": event.note,
+        "data": event.data,
+        "created_at": chain.moment(event.created_at),
+    }
+
+
 def canonical(event: ComplaintEvent) -> str:
     return chain.canonical(fields(event))
 
 
-def compute_hash(prev_hash: str, event: ComplaintEvent) -> str:
-    return chain.link(prev_hash, fields(event))
+def compute_hash(prev_hash: str, event: ComplaintEvent, keyring: keys.Keyring | None = None) -> str:
+    """The hash ``event`` must carry after ``prev_hash`` (either format)."""
+    if chain.version_of(event) == chain.LEGACY:
+        return chain.link(prev_hash, legacy_fields(event))
+    return chain.keyed(prev_hash, fields(event), keyring)
+
+
+def actor_commitment(
+    complaint_id: str,
+    seq: int,
+    actor_kind: str,
+    actor_id: int | None,
+    keyring: keys.Keyring | None = None,
+) -> str:
+    """Per event, so the same resident's events do not share a value."""
+    return crypto.commit(
+        keyring or keys.current(),
+        "event-actor",
+        f"{complaint_id}:{seq}:{actor_kind}:{'' if actor_id is None else actor_id}",
+    )
 
 
 async def last_event(session: AsyncSession, complaint_id: str) -> ComplaintEvent | None:
@@ -66,13 +112,17 @@ def build(
     note: str = "",
     data: dict[str, Any] | None = None,
 ) -> ComplaintEvent:
+    seq = (previous.seq + 1) if previous else 1
+    hidden = actor_kind == "citizen" and complaint.identity_protected
     event = ComplaintEvent(
         complaint_id=complaint.id,
-        seq=(previous.seq + 1) if previous else 1,
+        seq=seq,
         kind=kind,
         public=public,
         actor_kind=actor_kind,
-        actor_id=actor_id,
+        actor_id=None if hidden else actor_id,
+        actor_commitment=actor_commitment(complaint.id, seq, actor_kind, actor_id),
+        hash_version=chain.CURRENT,
         from_status=from_status,
         to_status=to_status,
         note=note,

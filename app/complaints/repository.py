@@ -7,6 +7,7 @@ from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.complaints import identity
 from app.models import (
     Complaint,
     ComplaintEvent,
@@ -86,7 +87,7 @@ async def mine(
 ) -> Sequence[SummaryRow]:
     stmt = (
         _summary_select()
-        .where(Complaint.citizen_id == citizen_id)
+        .where(identity.owned_condition(citizen_id))
         .order_by(Complaint.created_at.desc(), Complaint.id)
         .limit(limit)
         .offset(offset)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.dependencies import CurrentCitizen
-from app.complaints import service
+from app.complaints import identity, service
 from app.complaints.schemas import (
     ComplaintCreate,
     ComplaintDetail,
@@ -16,7 +16,7 @@ from app.complaints.schemas import (
 )
 from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, StoreDep
 from app.core.pagination import PageParams, page_params
-from app.core.ratelimit import client_ip, enforce
+from app.core.ratelimit import client_ip, enforce, ip_bucket
 from app.idempotency import service as idempotency
 
 router = APIRouter(tags=["complaints"])
@@ -64,7 +64,7 @@ async def file_complaint(
     # Retries of the same key return above without counting against the limits.
     await enforce(
         shared,
-        f"file:citizen:{citizen.id}",
+        f"file:citizen:{identity.limit_key(citizen.id)}",
         limit=FILINGS_PER_HOUR_PER_RESIDENT,
         window_seconds=3600,
         now=now,
@@ -72,7 +72,7 @@ async def file_complaint(
     )
     await enforce(
         shared,
-        f"file:ip:{client_ip(request)}",
+        f"file:ip:{ip_bucket(client_ip(request, settings))}",
         limit=FILINGS_PER_HOUR_PER_IP,
         window_seconds=3600,
         now=now,
@@ -123,7 +123,11 @@ async def add_supplement(
     )
 
 
-@router.get("/track/{tracking_no}", response_model=ComplaintDetail)
+@router.get(
+    "/track/{tracking_no}",
+    response_model=ComplaintDetail,
+    responses={429: {"description": "rate limited"}},
+)
 async def track(
     tracking_no: Annotated[str, Path(min_length=5, max_length=24)],
     query_code: Annotated[str, Query(min_length=4, max_length=16)],
@@ -137,7 +141,7 @@ async def track(
     now = clock.now()
     await enforce(
         shared,
-        f"track:ip:{client_ip(request)}",
+        f"track:ip:{ip_bucket(client_ip(request, settings))}",
         limit=TRACKS_PER_MINUTE_PER_IP,
         window_seconds=60,
         now=now,

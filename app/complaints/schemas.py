@@ -5,6 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from app.core.schemas import DbId, RequestModel
 from app.disclosures.schemas import DisclosureRef
 from app.models.enums import ComplaintStatus, MediaKind, RegionLevel
 
@@ -12,13 +13,13 @@ PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 CONTENT_MIN, CONTENT_MAX = 5, 2000
 
 
-class Location(BaseModel):
+class Location(RequestModel):
     lat: float = Field(ge=-90, le=90)
     lng: float = Field(ge=-180, le=180)
     address: str | None = Field(default=None, max_length=200)
 
 
-class ComplaintCreate(BaseModel):
+class ComplaintCreate(RequestModel):
     item_code: str | None = Field(
         default=None,
         pattern=r"^\d{4}$",
@@ -38,8 +39,8 @@ class ComplaintCreate(BaseModel):
     accused_level: RegionLevel | None = Field(
         default=None, description="for accusations: the level of the official accused"
     )
-    disclosure_id: int | None = Field(
-        default=None, ge=1, description="'ask about this line': the disclosure read (村务公开)"
+    disclosure_id: DbId | None = Field(
+        default=None, description="'ask about this line': the disclosure read (村务公开)"
     )
     disclosure_row: int | None = Field(
         default=None, ge=1, le=2000, description="the 1-based row asked about"
@@ -127,7 +128,9 @@ class MediaLink(BaseModel):
     id: str
     kind: MediaKind
     content_type: str
-    url: str | None
+    url: str | None  # the original as uploaded (withheld if it no longer matches its sha256)
+    play_url: str | None = None  # what plays in the mini-program/browser (see MediaRead)
+    poster_url: str | None = None  # video: first frame as JPEG
 
 
 class ComplaintSummary(BaseModel):
@@ -158,7 +161,7 @@ class ComplaintPage(BaseModel):
     next_cursor: str | None = None
 
 
-class SupplementCreate(BaseModel):
+class SupplementCreate(RequestModel):
     content: str = Field(max_length=CONTENT_MAX * 2)
     media_ids: list[str] = Field(default_factory=list, max_length=13)
 

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import events, repository
+from app.audit import state as audit_state
+from app.complaints import events, identity, repository
 from app.complaints.schemas import (
     ComplaintCreate,
     ComplaintDetail,
@@ -33,7 +34,7 @@ from app.disclosures import service as disclosures_service
 from app.disclosures import views as disclosure_views
 from app.media import service as media_service
 from app.media.dependencies import Uploader
-from app.models import Citizen, Complaint, Item, Media, Region, TaxonomyVersion
+from app.models import Citizen, Complaint, ComplaintEvent, Item, Media, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, RegionLevel
 from app.notifications import service as notify
 from app.regions import service as regions_service
@@ -58,7 +59,32 @@ EVENT_LABELS = {
     "reopened": "重新办理",
     "supplemented": "群众补充材料",
     "rated": "满意度评价",
+    "identity_viewed": "查看反映人身份",
 }
+
+
+# Kinds whose note is written for the resident: their own steps (filed,
+# supplemented, rated), the system's closing line, and, in events written
+# before ``public_reply`` existed, the three actions whose note was the public
+# text (reject reason, reply, result). Every other kind's note is internal.
+NOTE_IS_PUBLIC = frozenset(
+    {"filed", "supplemented", "rated", "closed", "rejected", "replied", "resolved"}
+)
+
+
+def public_text(event: ComplaintEvent) -> str:
+    """What the resident's timeline shows for a public event.
+
+    A staff action's event carries its public reply in ``data`` (inside the
+    hash chain) and its internal note in ``note``; the reply is shown, the
+    note never is. Events without the key keep the meaning they were written
+    with: the note shows only for the kinds in ``NOTE_IS_PUBLIC``, so an old
+    escalation, transfer or extension reason stays internal.
+    """
+    data = event.data or {}
+    if "public_reply" in data:
+        return str(data["public_reply"] or "")
+    return event.note if event.kind in NOTE_IS_PUBLIC else ""
 
 
 class ComplaintNotFound(NotFound):
@@ -115,6 +141,7 @@ class NewCase:
     actor_kind: str
     actor_id: int
     citizen_id: int | None = None
+    openid: str | None = None
     filed_by_staff_id: int | None = None
     contact_name: str | None = None
     contact_phone: str | None = None
@@ -146,7 +173,6 @@ async def open_case(
         # Provisional and unique; the gapless number is taken at the very end.
         tracking_no=f"~{complaint_id[:23]}",
         channel=new.channel,
-        citizen_id=new.citizen_id,
         filed_by_staff_id=new.filed_by_staff_id,
         item_id=new.item.id,
         item_code=new.item.code,
@@ -155,9 +181,6 @@ async def open_case(
         county_code=by_level[RegionLevel.county].code,
         content=new.content,
         anonymous=new.anonymous,
-        contact_name=None if new.anonymous else new.contact_name,
-        contact_phone=None if new.anonymous else new.contact_phone,
-        reporter_name=None if new.anonymous else new.reporter_name,
         query_code_hash=_hash_code(complaint_id, new.query_code) if new.query_code else None,
         location_lat=new.location.lat if new.location else None,
         location_lng=new.location.lng if new.location else None,
@@ -184,6 +207,17 @@ async def open_case(
         created_at=now,
         updated_at=now,
     )
+    # Sealed on a protected case (accusation, anonymous), plain otherwise.
+    identity.store(
+        complaint,
+        identity.Identity(
+            citizen_id=new.citizen_id,
+            openid=new.openid,
+            name=None if new.anonymous else new.contact_name,
+            phone=None if new.anonymous else new.contact_phone,
+            reporter_name=None if new.anonymous else new.reporter_name,
+        ),
+    )
     session.add(complaint)
     filed = events.build(
         complaint,
@@ -200,11 +234,14 @@ async def open_case(
             "unit_id": decision.unit.id,
             "received_at": new.received_at.isoformat(),
             "media_ids": [m.id for m in new.media],
+            "identity_commitment": complaint.identity_commitment,
             **(
                 {"disclosure_id": new.disclosure_id, "disclosure_row": new.disclosure_row}
                 if new.disclosure_id is not None
                 else {}
             ),
+            # The row as filed, so `ydt audit verify` can replay it (app/audit/state.py).
+            "state": audit_state.snapshot(complaint),
         },
     )
     routed = events.build(
@@ -225,7 +262,9 @@ async def open_case(
     )
     session.add_all([filed, routed])
     await rollup.apply(session, complaint, filed)
-    media_service.attach(new.media, f"complaint:{complaint_id}", now)
+    media_service.attach(
+        new.media, f"complaint:{complaint_id}", now, forget_owner=complaint.identity_protected
+    )
     version = await session.get(TaxonomyVersion, new.item.version_id)
     if version is not None and version.first_used_at is None:
         version.first_used_at = now  # from now on this taxonomy version is immutable
@@ -289,6 +328,7 @@ async def file(
             actor_kind="citizen",
             actor_id=citizen.id,
             citizen_id=citizen.id,
+            openid=citizen.openid,
             contact_name=body.contact_name,
             contact_phone=body.contact_phone,
             query_code=query_code,
@@ -362,28 +402,39 @@ async def _detail(
     with_media: bool,
 ) -> ComplaintDetail:
     c = row[0]
+    # The resident's own contact (an anonymous filing has none to show).
+    filer = identity.Identity() if c.anonymous else identity.of(c)
     timeline = [
         TimelineEntry(
             kind=e.kind,
             label=EVENT_LABELS.get(e.kind, e.kind),
             at=e.created_at,
             status=ComplaintStatus(e.to_status) if e.to_status else None,
-            note=e.note,
+            note=public_text(e),
         )
         for e in await repository.public_events(session, c.id)
     ]
     links: list[MediaLink] = []
     if with_media:
         for m in await repository.attached_media(session, c.id):
-            url = await media_service.link(store, settings, m, now=now)
-            links.append(MediaLink(id=m.id, kind=m.kind, content_type=m.content_type, url=url))
+            u = await media_service.urls(store, settings, m, now=now)
+            links.append(
+                MediaLink(
+                    id=m.id,
+                    kind=m.kind,
+                    content_type=m.content_type,
+                    url=u.url,
+                    play_url=u.play_url,
+                    poster_url=u.poster_url,
+                )
+            )
     return ComplaintDetail(
         **_summary(row).model_dump(),
         content=c.content,
         disclosure=await disclosure_views.reference(session, c.disclosure_id, c.disclosure_row),
         anonymous=c.anonymous,
-        contact_name=c.contact_name,
-        contact_phone=mask_phone(c.contact_phone),
+        contact_name=filer.name,
+        contact_phone=mask_phone(filer.phone),
         accept_due_at=c.accept_due_at,
         timeline=timeline,
         media=links,
@@ -395,7 +446,7 @@ async def _owned_row(
 ) -> repository.SummaryRow:
     row = await repository.summary(session, complaint_id) if len(complaint_id) == 32 else None
     # Someone else's case is "not found", never "forbidden": ids must not leak.
-    if row is None or row[0].citizen_id != citizen.id:
+    if row is None or not identity.owned_by(row[0], citizen.id):
         raise ComplaintNotFound("未找到该反映事项")
     return row
 
@@ -462,7 +513,9 @@ async def supplement(
         note=body.content,
         data={"media_ids": list(body.media_ids)},
     )
-    media_service.attach(media, f"complaint:{complaint.id}", now)
+    media_service.attach(
+        media, f"complaint:{complaint.id}", now, forget_owner=complaint.identity_protected
+    )
     complaint.updated_at = now
     await session.flush()
     return await _detail(session, row, store, settings, now=now, with_media=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/yidiantong.db"
 
@@ -27,73 +27,346 @@ class Settings(BaseSettings):
         env_prefix="YDT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    env: Literal["development", "test", "production"] = "development"
-    database_url: str = DEFAULT_DATABASE_URL
-    database_echo: bool = False
-    database_pool_size: int = 10
+    env: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="development | test | production; production refuses unsafe settings",
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="database; production: postgresql+asyncpg://ydt:secret@db:5432/yidiantong",
+    )
+    database_echo: bool = Field(default=False, description="log every SQL statement (debugging)")
+    database_pool_size: int = Field(default=10, description="connections per process (PostgreSQL)")
 
-    storage: Literal["local", "s3"] = "local"
-    media_dir: Path = Path("./var/media")
-    s3_endpoint: str = "127.0.0.1:9000"
-    s3_access_key: str = "minioadmin"
-    s3_secret_key: SecretStr = SecretStr("minioadmin")
-    s3_bucket: str = "yidiantong-media"
-    s3_secure: bool = False
-    s3_region: str = "us-east-1"
+    storage: Literal["local", "s3"] = Field(
+        default="local", description="media storage: local (a folder) or s3 (MinIO / any S3)"
+    )
+    media_dir: Path = Field(
+        default=Path("./var/media"), description="folder used by local media storage"
+    )
+    s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3 server host:port")
+    s3_access_key: str = Field(default="minioadmin", description="S3 access key")
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr("minioadmin"), description="S3 secret key"
+    )
+    s3_bucket: str = Field(
+        default="yidiantong-media", description="S3 bucket for media; created on start"
+    )
+    s3_secure: bool = Field(default=False, description="talk to the S3 server over HTTPS")
+    s3_region: str = Field(default="us-east-1", description="S3 region")
     # Host the phone must use for presigned URLs when it differs from the
     # internal endpoint (MinIO behind a reverse proxy / public domain).
-    s3_public_endpoint: str | None = None
-    s3_part_size: int = 10 * 1024 * 1024
+    s3_public_endpoint: str | None = Field(
+        default=None,
+        description="host phones use for presigned URLs when it differs from YDT_S3_ENDPOINT, "
+        "e.g. media.example.gov.cn (unset: YDT_S3_ENDPOINT)",
+    )
+    s3_part_size: int = Field(
+        default=10 * 1024 * 1024, description="multipart upload part size to S3 (bytes)"
+    )
 
-    jwt_secret: SecretStr | None = None
-    jwt_access_minutes: int = 30
-    jwt_refresh_days: int = 30
-    secret_file: Path = Path("./var/jwt-secret")
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="token signing key; REQUIRED outside the embedded default (the service "
+        "refuses to start without it). Generate: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    )
+    jwt_access_minutes: int = Field(default=30, description="access token lifetime (minutes)")
+    jwt_refresh_days: int = Field(default=30, description="refresh token lifetime (days)")
+    secret_file: Path = Field(
+        default=Path("./var/jwt-secret"),
+        description="where the embedded default keeps its generated signing key",
+    )
 
-    wechat_api_base: str = "https://api.weixin.qq.com"
-    wechat_appid: str | None = None
-    wechat_secret: SecretStr | None = None
-    wechat_timeout_seconds: float = 5.0
-    dev_login_enabled: bool = False
+    # Identity protection and keyed chains (issue 13; app/core/keys.py). Keys
+    # never live in the database: settings here, or files in key_dir.
+    key_dir: Path = Field(
+        default=Path("./var/keys"),
+        description="folder of key files (identity-keys.json, chain.key, index.key): the "
+        "embedded default generates them here; elsewhere they may be mounted here instead "
+        "of set below",
+    )
+    identity_keys: SecretStr | None = Field(
+        default=None,
+        description="key-encryption keys sealing accusers' and anonymous filers' identity, "
+        "'kid:secret,kid:secret' (first one active, the others still decrypt until "
+        "`ydt keys retire`; secrets of 32+ characters); REQUIRED outside the embedded "
+        "default unless key_dir/identity-keys.json exists. Generate: ydt keys generate",
+    )
+    chain_key: SecretStr | None = Field(
+        default=None,
+        description="key of the hash-chain links and of the commitments hashed into them "
+        "(32+ characters; never change it: old links would no longer verify); REQUIRED "
+        "outside the embedded default unless key_dir/chain.key exists",
+    )
+    index_key: SecretStr | None = Field(
+        default=None,
+        description="key of the blind indexes (a resident's own cases, search by phone, "
+        "login by openid; 32+ characters, never change it); REQUIRED outside the embedded "
+        "default unless key_dir/index.key exists",
+    )
+    # Audit checkpoints (issue 13; app/audit/): signed Merkle roots over every
+    # chain head, so a deleted newest event, a dropped case or a consistently
+    # recomputed chain is detected.
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 key signing audit checkpoints (PEM, or the 32-byte seed as 64 "
+        "hex digits); REQUIRED for `ydt worker` and `ydt audit checkpoint` outside the "
+        "embedded default unless key_dir/audit-signing.pem exists. Generate: ydt audit keygen",
+    )
+    audit_public_keys: str | None = Field(
+        default=None,
+        description="public keys (64 hex each, comma-separated) `ydt audit verify` also "
+        "trusts for checkpoint signatures: keys used before a change, or an auditor's copy "
+        "on a machine without the signing key",
+    )
+    checkpoint_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="`ydt worker` makes one signed audit checkpoint per this many minutes "
+        "(one per period across all workers); 0 turns periodic checkpoints off",
+    )
+
+    # Staff sign-in protection (app/staff/login.py explains the design). Failed
+    # logins are counted per (username, IP), per username and per IP in fixed
+    # windows; past a limit the answer stays the one uniform 401, but a correct
+    # password from an IP the account signed in from before passes the
+    # per-username and per-IP limits, so a stranger cannot lock a cadre out.
+    login_window_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86400,
+        description="staff sign-in: failed logins are counted in windows of this many "
+        "seconds, and a limit reached blocks for one window (every answer stays the "
+        "same 401)",
+    )
+    login_max_failures_per_pair: int = Field(
+        default=5,
+        ge=1,
+        description="failed logins of one username from one IP that block that pair",
+    )
+    login_max_failures_per_user: int = Field(
+        default=20,
+        ge=1,
+        description="failed logins of one username from any IPs that block it from IPs "
+        "it never signed in from (a known IP with the right password still passes)",
+    )
+    login_max_failures_per_ip: int = Field(
+        default=30,
+        ge=1,
+        description="failed logins from one IP over all usernames that block it for "
+        "accounts that never signed in from it (password spraying)",
+    )
+    login_max_failures_per_ip_minute: int = Field(
+        default=30,
+        ge=1,
+        description="failed logins from one IP within a minute after which its attempts "
+        "are refused for a minute without hashing (flood cap; successes never count)",
+    )
+    login_known_ip_days: int = Field(
+        default=90,
+        ge=1,
+        description="an IP an account signed in from within this many days is known to it",
+    )
+    # X-Forwarded-For / X-Real-IP are believed only when the direct peer is one
+    # of these (IPs or CIDRs, comma-separated); empty: never (app/core/ratelimit.py).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="reverse proxies (IPs or CIDRs, comma-separated) whose "
+        "X-Forwarded-For / X-Real-IP are believed; the client is then the right-most "
+        "address that is not one of them. Empty: the TCP peer is the client, headers "
+        "ignored. Behind nginx on this host: 127.0.0.1,::1",
+    )
+
+    wechat_api_base: str = Field(
+        default="https://api.weixin.qq.com", description="WeChat API base URL"
+    )
+    wechat_appid: str | None = Field(
+        default=None,
+        description="mini-program AppID (login, subscribe messages, QR codes); unset: WeChat off",
+    )
+    wechat_secret: SecretStr | None = Field(default=None, description="mini-program AppSecret")
+    wechat_timeout_seconds: float = Field(
+        default=5.0, description="timeout of each WeChat API call (seconds); slower is a 503"
+    )
+    dev_login_enabled: bool = Field(
+        default=False,
+        description="POST /auth/dev-login, a login that skips WeChat; refused in production",
+    )
+
+    # Request boundary (app/core/boundary.py): routes that take files declare larger caps.
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body (bytes) of any route that does not declare its own "
+        "(media uploads: the per-kind limit; .xlsx import: 5 MB); larger is a 413",
+    )
 
     # Media limits per kind (bytes); reported by GET /media/limits.
-    media_max_image_bytes: int = 20 * 1024 * 1024
-    media_max_voice_bytes: int = 20 * 1024 * 1024
-    media_max_video_bytes: int = 500 * 1024 * 1024
-    media_max_document_bytes: int = 20 * 1024 * 1024  # PDF, staff only
-    media_ticket_seconds: int = 900
-    media_link_seconds: int = 600
-    media_grace_hours: int = 24
+    media_max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, description="largest image upload (bytes)"
+    )
+    media_max_voice_bytes: int = Field(
+        default=20 * 1024 * 1024, description="largest voice upload (bytes)"
+    )
+    media_max_video_bytes: int = Field(
+        default=500 * 1024 * 1024, description="largest video upload (bytes)"
+    )
+    media_max_document_bytes: int = Field(
+        default=20 * 1024 * 1024, description="largest PDF upload, staff only (bytes)"
+    )
+    media_ticket_seconds: int = Field(
+        default=900, description="how long an upload ticket stays valid (seconds)"
+    )
+    media_link_seconds: int = Field(
+        default=600, description="how long a media download link stays valid (seconds)"
+    )
+    media_grace_hours: int = Field(
+        default=24,
+        description="`ydt media cleanup` deletes uploads never attached after this many hours",
+    )
+    # Media content checks (app/media/probe.py): pixels are read from the
+    # header before anything decodes; voice and video must decode, within limits.
+    media_max_image_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        le=80_000_000,
+        description="largest image (width × height) accepted; checked before decoding",
+    )
+    media_max_video_pixels: int = Field(
+        default=4096 * 2304,
+        gt=0,
+        le=80_000_000,
+        description="largest video frame (width × height) accepted",
+    )
+    media_max_voice_seconds: int = Field(
+        default=600, gt=0, description="longest voice clip accepted (seconds)"
+    )
+    media_max_video_seconds: int = Field(
+        default=300, gt=0, description="longest video accepted (seconds)"
+    )
+    media_derive_attempts: int = Field(
+        default=3, ge=1, description="worker attempts to make a playable copy before giving up"
+    )
+    # Object storage calls (app/core/storage/s3.py): a frozen server must not
+    # hold a request; past the deadline the answer is 503 with Retry-After.
+    storage_deadline_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="overall deadline of one object-storage call (seconds); transfers get "
+        "one more second per YDT_STORAGE_MIN_BYTES_PER_SECOND bytes moved",
+    )
+    storage_min_bytes_per_second: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="slowest transfer rate to object storage treated as alive (bytes/s)",
+    )
+    storage_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="connecting to the S3 server, and sending one request body (one part)",
+    )
+    storage_read_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="waiting for each read from the S3 server (seconds)"
+    )
 
     # QR posters: the mini-program page the code opens, and a CJK font for the
     # village name printed under it (found automatically when installed).
-    wechat_qr_page: str = "pages/index/index"
-    qr_font: Path | None = None
+    wechat_qr_page: str = Field(
+        default="pages/index/index", description="mini-program page a village QR code opens"
+    )
+    qr_font: Path | None = Field(
+        default=None,
+        description="CJK font file for QR posters (unset: found automatically when installed)",
+    )
 
     # Workflow: warning-card thresholds (fraction of allowed time left), the
     # signatures that close a case, notification retries.
-    card_yellow_fraction: float = Field(default=1 / 3, gt=0, lt=1)
-    card_orange_fraction: float = Field(default=1 / 6, gt=0, lt=1)
-    signoff_slots: list[str] = ["complainant", "handler", "supervising_leader", "principal_leader"]
-    notify_max_attempts: int = 5
-    notify_backoff_seconds: int = 60
-    wechat_templates: dict[str, str] = {}
+    card_yellow_fraction: float = Field(
+        default=1 / 3,
+        gt=0,
+        lt=1,
+        description="yellow card when at most this share of the allowed time is left",
+    )
+    card_orange_fraction: float = Field(
+        default=1 / 6,
+        gt=0,
+        lt=1,
+        description="orange card when at most this share of the allowed time is left",
+    )
+    signoff_slots: list[str] = Field(
+        default=["complainant", "handler", "supervising_leader", "principal_leader"],
+        description="the signatures (会签) that close a case, as a JSON list",
+    )
+    notify_max_attempts: int = Field(
+        default=5, description="delivery attempts of a resident notice before it is dead-lettered"
+    )
+    notify_backoff_seconds: int = Field(
+        default=60, description="first retry delay of a notice (seconds); doubles each attempt"
+    )
+    wechat_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="WeChat subscribe-message template id per notice kind, as a JSON object, "
+        'e.g. {"accepted": "TEMPLATE_ID"}',
+    )
     # Satisfaction and callbacks (issue 6).
     reopen_on_unsatisfied: int = Field(
         default=1, ge=0, description="times an unsatisfied verdict reopens a case"
     )
-    callback_fraction: float = Field(default=0.2, gt=0, le=1)
+    callback_fraction: float = Field(
+        default=0.2, gt=0, le=1, description="share of a quarter's closed cases drawn for callbacks"
+    )
 
-    redis_url: str | None = None
-    public_base_url: str = "http://127.0.0.1:8000"
-    timezone: str = "Asia/Shanghai"
-    tracking_prefix: str = "DZ"
-    log_level: str = "INFO"
-    log_json: bool = True
+    redis_url: str | None = Field(
+        default=None,
+        description="shared store for several processes (rate limits, caches); unset: the database",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="public base URL of this service (QR codes, local media links); on the "
+        "embedded default, unset means the host and port `ydt serve` binds",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai", description="local time zone of deadlines and days"
+    )
+    tracking_prefix: str = Field(
+        default="DZ", description="prefix of tracking numbers (DZ20261124-000001)"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(default=True, description="log one JSON object per line")
 
     # Working-day calendar: warn in /readyz from this month of the year before
     # a year that neither the admin table nor chinese-calendar knows.
-    calendar_warn_from_month: int = Field(default=12, ge=1, le=12)
+    calendar_warn_from_month: int = Field(
+        default=12,
+        ge=1,
+        le=12,
+        description="from this month on, /readyz warns when next year's holidays are missing",
+    )
+
+    # Staff console (/console): a browser session ends after this much
+    # inactivity, and in any case this long after sign-in.
+    console_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="a staff console session ends after this many minutes of inactivity",
+    )
+    console_absolute_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24 * 30,
+        description="a staff console session ends this many hours after sign-in in any case",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        """``10.0.0.0/8, 127.0.0.1`` in the environment; a list in code."""
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -1,5 +1,9 @@
 """A disclosure series' audit trail: every change appends an event carrying
-its predecessor's hash, so an edited or removed event breaks the chain."""
+its predecessor's hash, so an edited or removed event breaks the chain.
+
+Format 2 links are keyed with the chain key (``app/core/chain.py``); the
+actors are staff, whose ids are no secret, so the fields are as in format 1
+plus the version. Format 1 rows still verify as written."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ GENESIS = chain.GENESIS
 
 
 def fields(e: DisclosureEvent) -> dict[str, Any]:
-    return {
+    legacy = chain.version_of(e) == chain.LEGACY
+    return ({} if legacy else {"v": chain.CURRENT}) | {
         "series_id": e.series_id,
         "seq": e.seq,
         "disclosure_id": e.disclosure_id,
@@ -29,7 +34,9 @@ def fields(e: DisclosureEvent) -> dict[str, Any]:
 
 
 def event_hash(prev: str, e: DisclosureEvent) -> str:
-    return chain.link(prev, fields(e))
+    if chain.version_of(e) == chain.LEGACY:
+        return chain.link(prev, fields(e))
+    return chain.keyed(prev, fields(e))
 
 
 async def append(
@@ -56,6 +63,7 @@ async def append(
         disclosure_id=d.id,
         kind=kind,
         actor_id=actor.id,
+        hash_version=chain.CURRENT,
         note=note,
         data=data or {},
         created_at=now.astimezone(UTC),

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import OptionalCitizen
+from app.core.boundary import FORM_OVERHEAD_BYTES, body_limit
 from app.core.config import Settings
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
 from app.core.errors import BadRequest, PayloadTooLarge
 from app.core.pagination import PageParams, page_params
+from app.core.schemas import DB_INT_MAX, DbId
 from app.core.storage import MediaStore
 from app.disclosures import service, views
 from app.disclosures.schemas import (
@@ -25,16 +27,21 @@ from app.disclosures.schemas import (
     StaffDisclosureRead,
     Withdraw,
 )
+from app.disclosures.xlsx import MAX_XLSX_BYTES
 from app.models import Disclosure
 from app.models.enums import DisclosureCategory, DisclosureStatus
 from app.staff.dependencies import CurrentStaff
 
 router = APIRouter(tags=["disclosures"])
-MAX_XLSX_BYTES = 5 * 1024 * 1024
-DisclosureId = Annotated[int, Path(ge=1, le=2_000_000_000)]
+DisclosureId = Annotated[DbId, Path()]
 
 
-@router.get("/disclosures", response_model=DisclosurePage)
+@router.get(
+    "/disclosures",
+    response_model=DisclosurePage,
+    # A token is optional here (it only picks the village): say so to clients.
+    openapi_extra={"security": [{}]},
+)
 async def list_disclosures(
     session: SessionDep,
     citizen: OptionalCitizen,
@@ -193,13 +200,14 @@ async def correct(
 
 
 @router.post("/staff/disclosures/{disclosure_id}/rows.xlsx", response_model=StaffDisclosureRead)
+@body_limit(lambda _: MAX_XLSX_BYTES + FORM_OVERHEAD_BYTES)
 async def import_rows(
     disclosure_id: DisclosureId,
     user: CurrentStaff,
     session: SessionDep,
     view: ViewDep,
     file: Annotated[UploadFile, File(description="the rows as an .xlsx sheet, header in row 1")],
-    expected_version: Annotated[int, Form(ge=1)],
+    expected_version: Annotated[int, Form(ge=1, le=DB_INT_MAX)],
     opening_balance: Annotated[Decimal | None, Form(max_digits=14, decimal_places=2)] = None,
     closing_balance: Annotated[Decimal | None, Form(max_digits=14, decimal_places=2)] = None,
 ) -> StaffDisclosureRead:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.schemas import DB_INT_MAX, RequestModel
 from app.models.enums import DisclosureCategory, DisclosureStatus, PeriodKind
 
 PERIOD_PATTERNS = {
@@ -17,7 +18,7 @@ PERIOD_PATTERNS = {
 Money = Decimal
 
 
-class DisclosureFields(BaseModel):
+class DisclosureFields(RequestModel):
     """What a clerk writes; rows are checked per category by app.disclosures.rows."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
@@ -44,10 +45,10 @@ class DisclosureCreate(DisclosureFields):
     category: DisclosureCategory
 
 
-class DisclosurePatch(BaseModel):
+class DisclosurePatch(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=DB_INT_MAX)
     title: str | None = Field(default=None, min_length=2, max_length=100)
     body: str | None = Field(default=None, max_length=20_000)
     period_kind: PeriodKind | None = None
@@ -58,21 +59,21 @@ class DisclosurePatch(BaseModel):
     media_ids: list[str] | None = Field(default=None, max_length=20)
 
 
-class Withdraw(BaseModel):
+class Withdraw(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=DB_INT_MAX)
     reason: str = Field(min_length=4, max_length=500)
 
 
-class Publish(BaseModel):
+class Publish(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=DB_INT_MAX)
     note: str = Field(default="", max_length=500, description="the committee's review opinion")
 
 
-class Correct(BaseModel):
+class Correct(RequestModel):
     """Opens a correction draft: the new version starts as a copy, changed here."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import state as audit_state
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.disclosures import events, permissions, xlsx
 from app.disclosures import rows as rowlib
@@ -164,8 +165,16 @@ async def create(
     d.series_id = d.id
     d.attachment_ids = await _attachments(session, user, d, body.media_ids, now)
     await session.flush()
-    await events.append(session, d, "created", user, now, data={"rows": len(content.rows)})
+    await events.append(
+        session, d, "created", user, now, data={"rows": len(content.rows), **_audited(d)}
+    )
     return d
+
+
+def _audited(d: Disclosure) -> dict[str, Any]:
+    """What the version says, per field (digests), in the event that sets or
+    publishes it: `ydt audit verify` replays it against the row."""
+    return {"content": audit_state.disclosure_content(d)}
 
 
 def _content_values(c: Content) -> dict[str, Any]:
@@ -244,7 +253,9 @@ async def patch(
         values["attachment_ids"] = await _attachments(session, user, d, body.media_ids, now)
     values.update(last_editor_id=user.id, updated_at=now)
     await _save(session, d, body.expected_version, values)
-    await events.append(session, d, "edited", user, now, data={"fields": sorted(set(changed))})
+    await events.append(
+        session, d, "edited", user, now, data={"fields": sorted(set(changed)), **_audited(d)}
+    )
     return d
 
 
@@ -270,7 +281,7 @@ async def import_rows(
     _require_draft(d, "导入")
     if d.lock_version != expected_version:  # before parsing: a stale form is the first thing to say
         raise DisclosureStale("公开内容已被他人修改，请刷新后重试")
-    raw = xlsx.parse_xlsx(data, d.category)
+    raw = await xlsx.read_xlsx(data, d.category)
     content = check_content(
         d.category,
         raw,
@@ -280,7 +291,9 @@ async def import_rows(
     )
     values = {**_content_values(content), "last_editor_id": user.id, "updated_at": now}
     await _save(session, d, expected_version, values)
-    await events.append(session, d, "rows_imported", user, now, data={"rows": len(content.rows)})
+    await events.append(
+        session, d, "rows_imported", user, now, data={"rows": len(content.rows), **_audited(d)}
+    )
     return d
 
 
@@ -313,7 +326,7 @@ async def publish(
         await events.append(
             session, old, "superseded", user, now, note=d.correction_reason or "", data={"by": d.id}
         )
-    await events.append(session, d, "published", user, now, note=body.note)
+    await events.append(session, d, "published", user, now, note=body.note, data=_audited(d))
     return d
 
 
@@ -405,7 +418,13 @@ async def correct(
     session.add(new)
     await session.flush()
     await events.append(
-        session, new, "correction_drafted", user, now, note=body.reason, data={"of": d.id}
+        session,
+        new,
+        "correction_drafted",
+        user,
+        now,
+        note=body.reason,
+        data={"of": d.id, **_audited(new)},
     )
     return new
 

@@ -3,11 +3,16 @@
 A retry with the same key and body returns the first answer and creates
 nothing; the same key with a different body is a 409. The record is written
 inside the request's transaction, so it exists exactly when the work does.
+
+A record must not tie a resident to what they filed (issue 13): the stored
+owner is a keyed digest of (scope, owner, key), one per record, so records of
+one resident cannot be linked to each other or to the resident, and the
+stored answer (which names the case, and an anonymous filer's query code) is
+sealed under the identity keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import crypto, keys
 from app.core.errors import BadRequest, Conflict
 from app.models import IdempotencyRecord
 
@@ -37,9 +43,36 @@ class Replay:
 
 
 def request_hash(payload: Any) -> str:
-    return hashlib.sha256(
-        json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
-    ).hexdigest()
+    """Keyed: a filing's body holds the filer's name and phone, and everything
+    else in it is on the case row, so a plain hash could be brute-forced."""
+    return crypto.blind(
+        keys.current(),
+        "idempotency-request",
+        json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str),
+    )
+
+
+OWNER_CHARS = 40  # the column's width: 160 bits of HMAC
+
+
+def owner_digest(scope: str, owner: str, key: str) -> str:
+    return crypto.blind(keys.current(), "idempotency-owner", f"{scope}\x00{owner}\x00{key}")[
+        :OWNER_CHARS
+    ]
+
+
+def _aad(scope: str, owner: str, key: str) -> str:
+    return f"idempotency:{scope}:{owner}:{key}"
+
+
+def _open(scope: str, owner: str, key: str, stored: dict[str, Any]) -> dict[str, Any]:
+    sealed = stored.get("sealed")
+    if not crypto.is_sealed(sealed) or len(stored) != 1:
+        return stored  # written before answers were sealed
+    body: dict[str, Any] = crypto.unseal_json(
+        keys.current(), str(sealed), aad=_aad(scope, owner, key)
+    )
+    return body
 
 
 def check_key(key: str | None) -> str | None:
@@ -61,6 +94,7 @@ async def begin(
     attempt makes the insert wait for it, then do nothing; its committed
     answer is read below, as before.
     """
+    owner = owner_digest(scope, owner, key)
     values = {
         "scope": scope,
         "owner": owner,
@@ -94,17 +128,22 @@ async def begin(
         raise IdempotencyMismatch("同一个 Idempotency-Key 已用于内容不同的请求")
     if found.response is None:
         raise IdempotencyInFlight("相同的请求正在处理中，请稍后查看结果")
-    return Replay(found.status_code, found.response)
+    return Replay(found.status_code, _open(scope, owner, key, found.response))
 
 
 async def complete(
     session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
 ) -> None:
+    sealed = {
+        "sealed": crypto.seal_json(
+            keys.current(), body, aad=_aad(record.scope, record.owner, record.key)
+        )
+    }
     record.status_code = status_code
-    record.response = body
+    record.response = sealed
     await session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record.id)
-        .values(status_code=status_code, response=body)
+        .values(status_code=status_code, response=sealed)
         .execution_options(synchronize_session=False)
     )

@@ -28,7 +28,7 @@ from app.core.config import Settings
 from app.core.storage import MediaStore
 from app.models import Callback, Complaint, ComplaintEvent, Media, Rating, StaffUser
 from app.models.enums import Channel
-from app.workflow import queue, scope
+from app.workflow import queue
 from app.workflow.machine import Card
 
 HEADERS = [
@@ -68,9 +68,9 @@ def _local(at: datetime | None, tz: ZoneInfo) -> str:
 def _reporter(user: StaffUser, c: Complaint) -> str:
     if c.anonymous:
         return "匿名"
-    if not scope.sees_identity(user, c):
-        return "（保密）"
     r = queue.reporter_for(user, c, full=False)
+    if not r.visible:  # out of this role's sight, or an accuser (case file only)
+        return "（保密）"
     return " ".join(p for p in (r.name, r.phone) if p)
 
 
@@ -247,6 +247,7 @@ async def write_dossier(
         .scalars()
         .all()
     )
+    shown = {e.seq for e in case.events}
     tmp = scratch_file("dossier-", ".zip")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -275,6 +276,7 @@ async def write_dossier(
                     )
                     + "\n"
                     for e in events
+                    if e.seq in shown  # the case file's choice (reads of identity: commission)
                 ),
             )
             zf.writestr(

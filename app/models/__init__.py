@@ -1,5 +1,6 @@
 """Every ORM model, imported here so Alembic and the app see one metadata."""
 
+from app.models.audit import AuditCheckpoint, AuditHead
 from app.models.citizen import Citizen, SharedState
 from app.models.complaint import (
     Complaint,
@@ -21,7 +22,8 @@ from app.models.reference import (
     TaxonomyVersion,
 )
 from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
-from app.models.staff import StaffUser
+from app.models.session import AuthSession, SessionKind, SessionSubject
+from app.models.staff import LoginOutcome, StaffLoginAttempt, StaffUser
 from app.models.stats import (
     StatsDaily,
     StatsItemMonth,
@@ -31,6 +33,9 @@ from app.models.stats import (
 )
 
 __all__ = [
+    "AuditCheckpoint",
+    "AuditHead",
+    "AuthSession",
     "CalendarDay",
     "Callback",
     "CallbackDraw",
@@ -44,13 +49,17 @@ __all__ = [
     "DisclosureEvent",
     "IdempotencyRecord",
     "Item",
+    "LoginOutcome",
     "Media",
     "Notification",
     "Rating",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
+    "SessionKind",
+    "SessionSubject",
     "SharedState",
+    "StaffLoginAttempt",
     "StaffUser",
     "StatsDaily",
     "StatsItemMonth",

@@ -32,6 +32,10 @@ class Complaint(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tracking_no: Mapped[str] = mapped_column(String(24), unique=True)
     channel: Mapped[Channel] = mapped_column(str_enum(Channel, "complaint_channel"))
+    # The filer. On a protected case (accusation or anonymous, see
+    # identity_protected) this and the contact columns stay NULL: who filed is
+    # in identity_sealed only, found again through the blind indexes
+    # (app/complaints/identity.py).
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     item_code: Mapped[str] = mapped_column(String(8))
@@ -87,9 +91,27 @@ class Complaint(Base):
     disclosure_id: Mapped[int | None] = mapped_column(ForeignKey("disclosures.id"))
     disclosure_row: Mapped[int | None] = mapped_column(Integer)
     open_due_day: Mapped[date | None] = mapped_column(Date)
+    # Identity at rest (issue 13). identity_sealed: the filer's citizen id,
+    # openid, name and phone, envelope-encrypted (app/core/crypto.py), on
+    # protected cases only. owner_index / phone_index: keyed blind indexes of
+    # the citizen and the phone, on protected cases only (never beside the plain
+    # value, or a dump could pair them). identity_commitment: keyed commitment
+    # to the contact fields, on every case, also carried by the filing event.
+    identity_sealed: Mapped[str | None] = mapped_column(Text)
+    owner_index: Mapped[str | None] = mapped_column(String(64))
+    phone_index: Mapped[str | None] = mapped_column(String(64))
+    identity_commitment: Mapped[str | None] = mapped_column(String(64))
+
+    @property
+    def identity_protected(self) -> bool:
+        """Whose identity no dump, hash or department may reveal: accusers and
+        anonymous filers."""
+        return bool(self.anonymous or self.accusation)
 
     __table_args__ = (
         Index("ix_complaints_citizen_created", "citizen_id", "created_at"),
+        Index("ix_complaints_owner_created", "owner_index", "created_at"),
+        Index("ix_complaints_phone_index", "phone_index"),
         Index("ix_complaints_unit_status_due", "unit_id", "status", "due_at"),
         Index("ix_complaints_cadre_status", "cadre_id", "status"),
         Index("ix_complaints_region", "region_code"),
@@ -136,7 +158,9 @@ class ComplaintEvent(Base):
     kind: Mapped[str] = mapped_column(String(24))
     public: Mapped[bool] = mapped_column(Boolean)
     actor_kind: Mapped[str] = mapped_column(String(16))
+    # NULL for a resident acting on a protected case; actor_commitment binds it.
     actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_commitment: Mapped[str | None] = mapped_column(String(64))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
@@ -144,6 +168,8 @@ class ComplaintEvent(Base):
     created_at: Mapped[datetime]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Chain format (app/core/chain.py): rows written before keyed links are 1.
+    hash_version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (UniqueConstraint("complaint_id", "seq"),)
 
@@ -155,7 +181,9 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient_kind: Mapped[str] = mapped_column(String(16))
-    recipient_id: Mapped[int] = mapped_column(Integer)
+    # NULL for the resident of a protected case: delivery finds the openid in
+    # the case's sealed identity, so no row ties the case to the citizen.
+    recipient_id: Mapped[int | None] = mapped_column(Integer)
     complaint_id: Mapped[str | None] = mapped_column(ForeignKey("complaints.id"))
     kind: Mapped[str] = mapped_column(String(24))
     title: Mapped[str] = mapped_column(String(64))

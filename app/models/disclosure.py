@@ -81,5 +81,7 @@ class DisclosureEvent(Base):
     created_at: Mapped[datetime]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Chain format (app/core/chain.py): rows written before keyed links are 1.
+    hash_version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (UniqueConstraint("series_id", "seq"),)

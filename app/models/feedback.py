@@ -27,7 +27,9 @@ class Rating(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
     round: Mapped[int] = mapped_column(Integer)
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    # NULL on a protected case (accusation, anonymous): the rater is the case's
+    # sealed filer, and no row may tie the case to the citizen.
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
     score: Mapped[int] = mapped_column(Integer)
     satisfaction: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str] = mapped_column(Text, default="")

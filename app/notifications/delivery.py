@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.complaints import identity
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.models import Citizen, Complaint, Notification
@@ -83,6 +84,27 @@ async def claim(
         return mine
 
 
+async def _openid(
+    session: AsyncSession, n: Notification, complaint: Complaint | None
+) -> str | None:
+    """Where the message goes. A protected case's notice names no recipient:
+    the openid comes from the case's sealed identity, unsealed only here."""
+    if n.recipient_id is not None:
+        citizen = await session.get(Citizen, n.recipient_id)
+        return citizen.openid if citizen else None
+    if complaint is None:
+        return None
+    try:
+        filer = identity.of(complaint)
+    except AppError:  # a key this worker lacks: logged by the caller as no recipient
+        logger.error("sealed identity does not open", extra={"notification": n.id})
+        return None
+    if filer.openid:
+        return filer.openid
+    citizen = await session.get(Citizen, filer.citizen_id) if filer.citizen_id else None
+    return citizen.openid if citizen else None
+
+
 async def deliver(
     sessionmaker: async_sessionmaker[AsyncSession],
     wechat: WeChatClient,
@@ -100,21 +122,21 @@ async def deliver(
             n = await s.get(Notification, nid)
             if n is None or n.claimed_by != worker_id:
                 continue
-            citizen = await s.get(Citizen, n.recipient_id)
             complaint = await s.get(Complaint, n.complaint_id) if n.complaint_id else None
+            openid = await _openid(s, n, complaint)
             template = settings.wechat_templates.get(n.kind)
             n.claimed_by, n.claimed_until = None, None
-            if citizen is None or template is None or not wechat.configured:
+            if openid is None or template is None or not wechat.configured:
                 n.status, n.last_error = (
                     "skipped",
-                    "未配置订阅消息模板或微信" if citizen else "收件人不存在",
+                    "未配置订阅消息模板或微信" if openid else "收件人不存在",
                 )
                 stats.skipped += 1
             else:
                 try:
                     await send_subscribe(
                         wechat,
-                        openid=citizen.openid,
+                        openid=openid,
                         template_id=template,
                         page=f"pages/complaint/detail?id={n.complaint_id}",
                         data={

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.complaints import identity
 from app.models import Complaint, Notification, StaffUser
 from app.models.enums import StaffRole
 from app.workflow import scope
@@ -17,13 +18,17 @@ def to_citizen(
     session: AsyncSession, complaint: Complaint, *, kind: str, title: str, body: str, now: datetime
 ) -> None:
     """A WeChat subscribe message to the resident (anonymous residents too: it goes
-    to their own WeChat, not to staff)."""
-    if complaint.citizen_id is None:
+    to their own WeChat, not to staff).
+
+    On a protected case the row names no recipient: delivery finds the openid
+    in the case's sealed identity, so the outbox does not tie case to citizen.
+    """
+    if not identity.has_citizen(complaint):
         return
     session.add(
         Notification(
             recipient_kind="citizen",
-            recipient_id=complaint.citizen_id,
+            recipient_id=complaint.citizen_id,  # NULL on a protected case
             complaint_id=complaint.id,
             kind=kind,
             title=title[:64],

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 
 from app.core.deps import ClockDep, SessionDep, SettingsDep
-from app.core.errors import BadRequest
 from app.core.pagination import PageParams, page_params
+from app.core.schemas import DATE_MAX, DATE_MIN, DbId
 from app.models import CalendarDay, SupervisionUnit
 from app.regions import repository as regions_repository
 from app.regions import service as regions_service
@@ -119,7 +119,7 @@ async def create_override(
 
 @router.delete("/routing/overrides/{override_id}", response_model=OverrideRead)
 async def revoke_override(
-    override_id: Annotated[int, Path(ge=1)], admin: AdminStaff, session: SessionDep, clock: ClockDep
+    override_id: Annotated[DbId, Path()], admin: AdminStaff, session: SessionDep, clock: ClockDep
 ) -> OverrideRead:
     rule = await admin_service.revoke_override(
         session, override_id, actor=admin.username, now=clock.now()
@@ -152,7 +152,7 @@ async def designate(
 
 @router.delete("/routing/designated-cadres/{designation_id}", response_model=DesignationRead)
 async def revoke_designation(
-    designation_id: Annotated[int, Path(ge=1)],
+    designation_id: Annotated[DbId, Path()],
     admin: AdminStaff,
     session: SessionDep,
     clock: ClockDep,
@@ -163,14 +163,12 @@ async def revoke_designation(
     return DesignationRead.model_validate(row)
 
 
-def _check_year(year: int) -> None:
-    if not 2000 <= year <= 2100:
-        raise BadRequest("年份须在 2000–2100 之间")
+# The years any date in this service may fall in (app.core.schemas).
+Year = Annotated[int, Path(ge=DATE_MIN.year, le=DATE_MAX.year, description="e.g. 2027")]
 
 
 @router.get("/calendar/{year}", response_model=CalendarYearRead)
-async def get_calendar(year: int, _: CurrentStaff, session: SessionDep) -> CalendarYearRead:
-    _check_year(year)
+async def get_calendar(year: Year, _: CurrentStaff, session: SessionDep) -> CalendarYearRead:
     admin_rows = {
         r.day: r
         for r in (
@@ -201,10 +199,9 @@ async def get_calendar(year: int, _: CurrentStaff, session: SessionDep) -> Calen
 
 @router.put("/calendar/{year}", response_model=CalendarYearRead)
 async def put_calendar(
-    year: int, body: CalendarYearImport, admin: AdminStaff, session: SessionDep, clock: ClockDep
+    year: Year, body: CalendarYearImport, admin: AdminStaff, session: SessionDep, clock: ClockDep
 ) -> CalendarYearRead:
     """Replace a year's schedule with the State Council's published one."""
-    _check_year(year)
     entries = calendar_service.parse_schedule(
         {"year": year, "holidays": body.holidays, "workdays": body.workdays}
     )

@@ -4,6 +4,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.schemas import BoundedDatetime, RequestModel
 from app.models.enums import RegionLevel, Tier, UnitKind
 
 
@@ -26,7 +27,7 @@ class UnitPage(BaseModel):
     next_cursor: str | None = None
 
 
-class OverrideCreate(BaseModel):
+class OverrideCreate(RequestModel):
     item_code: str = Field(pattern=r"^\d{4}$")
     region_code: str = Field(pattern=r"^\d{12}$")
     unit_code: str = Field(min_length=1, max_length=40)
@@ -47,7 +48,7 @@ class OverrideRead(BaseModel):
     revoked_at: datetime | None
 
 
-class DesignationCreate(BaseModel):
+class DesignationCreate(RequestModel):
     unit_code: str = Field(min_length=1, max_length=40)
     item_code: str = Field(pattern=r"^\d{4}$")
     username: str = Field(min_length=1, max_length=64)
@@ -66,12 +67,12 @@ class DesignationRead(BaseModel):
     revoked_at: datetime | None
 
 
-class RoutePreviewRequest(BaseModel):
+class RoutePreviewRequest(RequestModel):
     item_code: str = Field(pattern=r"^\d{4}$")
     region_code: str = Field(pattern=r"^\d{12}$")
     accusation: bool | None = None
     accused_level: RegionLevel | None = None
-    received_at: datetime | None = None
+    received_at: BoundedDatetime | None = None
 
 
 class RouteDecisionRead(BaseModel):
@@ -101,6 +102,6 @@ class CalendarYearRead(BaseModel):
     days: list[CalendarDayRead] = Field(description="holidays and make-up working days only")
 
 
-class CalendarYearImport(BaseModel):
+class CalendarYearImport(RequestModel):
     holidays: list[str | dict[str, str]] = Field(default_factory=list)
     workdays: list[str | dict[str, str]] = Field(default_factory=list)

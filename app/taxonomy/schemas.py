@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.core.schemas import RequestModel
 from app.models.enums import ItemClass, RegionLevel, Tier
 
 
@@ -43,7 +44,7 @@ class ItemSearchResult(BaseModel):
     next_cursor: str | None = None
 
 
-class SuggestRequest(BaseModel):
+class SuggestRequest(RequestModel):
     text: str = Field(min_length=1, max_length=2000)
 
     @field_validator("text")

@@ -152,8 +152,8 @@ async def test_bad_drafts_are_refused(
     p = await people(client, connection)
     r = await client.post(STAFF, headers=p.clerk, json=finance(**change))
     assert r.status_code == status, r.text
-    if error is None:  # payload validation: FastAPI's list of field errors
-        assert isinstance(r.json()["detail"], list) and r.json()["detail"]
+    if error is None:  # payload validation: a Chinese summary and the list of field errors
+        assert r.json()["error"] == "validation_error" and r.json()["errors"]
     else:
         assert r.json()["error"] == error
     assert (await client.get(STAFF, headers=p.clerk)).json()["items"] == []
