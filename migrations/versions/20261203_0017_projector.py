@@ -1,7 +1,7 @@
 """console: browser sessions
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02 18:10:00+00:00
 """
 
@@ -12,14 +12,14 @@ from alembic import op  # noqa: F401
 
 import app.core.db  # noqa: F401
 
-revision: str = '0014'
-down_revision: str | None = '0013'
+revision: str = '0017'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # placeholder: console
+    # placeholder: projector
     pass
 
 
