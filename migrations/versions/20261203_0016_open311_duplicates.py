@@ -1,4 +1,4 @@
-"""console: browser sessions
+"""open311 and duplicates: integrator api keys, merges, follows, suggestion corrections
 
 Revision ID: 0016
 Revises: 0015

@@ -1,4 +1,4 @@
-"""console: browser sessions
+"""projector: high-water marks and city item-month rollups
 
 Revision ID: 0017
 Revises: 0016
