@@ -1,4 +1,4 @@
-"""console: browser sessions
+"""resident access: query codes for offline intake, historical cases, pending notices
 
 Revision ID: 0014
 Revises: 0013
