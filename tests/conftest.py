@@ -160,6 +160,45 @@ async def seeded(engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
+_committing: dict[int, AsyncEngine] = {}
+
+
+@pytest.fixture(scope="session")
+async def _committing_registry(tmp_root: Path) -> AsyncIterator[dict[int, AsyncEngine]]:
+    yield _committing
+    for e in _committing.values():
+        name = e.url.database if e.dialect.name == "postgresql" else None
+        await e.dispose()
+        if name:
+            await support.drop_pg_database(name)
+
+
+@pytest.fixture
+async def committing_engine(
+    engine: AsyncEngine, tmp_root: Path, _committing_registry: dict[int, AsyncEngine]
+) -> AsyncEngine:
+    """A second database of the engine's kind, migrated and seeded, for tests whose
+    requests really commit (races, live servers, two workers). What they leave
+    behind must never show up in the counts of the rolled-back tests that share
+    ``engine``: a committed case in the shared database broke the statistics
+    invariants and the key-rotation tally whenever the suites ran in one order."""
+    key = id(engine)
+    if key not in _committing_registry:
+        if engine.dialect.name == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_root / 'committing.db'}"
+        else:
+            _, url = await support.create_pg_database()
+        await asyncio.to_thread(support.alembic_upgrade, url)
+        other = create_engine(make_settings(database_url=url), url=url)
+        async with other.connect() as conn:
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            await reference_service.seed(session, now=DEFAULT_NOW)
+            await session.commit()
+            await conn.commit()
+        _committing_registry[key] = other
+    return _committing_registry[key]
+
+
 @pytest.fixture
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as conn:
@@ -223,7 +262,7 @@ async def app(
         wechat_api_base=wechat.url,
         wechat_appid="wx-test-app",
         wechat_secret="wx-test-secret",
-        wechat_timeout_seconds=0.5,
+        wechat_timeout_seconds=1.5,
         dev_login_enabled=True,
     )
     application = create_app(

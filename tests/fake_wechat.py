@@ -29,7 +29,7 @@ class FakeWeChat:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.token_counter = 0
         self.subscribe_failures = 0
-        self.slow_seconds = 2.0
+        self.slow_seconds = 5.0
         # (body, content type) getwxacodeunlimit answers instead of a PNG, when set.
         self.wxacode_reply: tuple[bytes, str] | None = None
         outer = self

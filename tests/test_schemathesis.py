@@ -149,7 +149,7 @@ def server(
         wechat_api_base=wechat_server.url,
         wechat_appid="wx-test-app",
         wechat_secret="wx-test-secret",
-        wechat_timeout_seconds=0.5,
+        wechat_timeout_seconds=1.5,
         dev_login_enabled=True,
         log_level="CRITICAL",
     )

@@ -113,8 +113,11 @@ def test_a_forged_export_is_refused_or_reported() -> None:
         exported.load(json.dumps({"format": exported.FORMAT, "checkpoints": [{}]}).encode())
 
 
-async def test_two_workers_make_exactly_one_checkpoint_per_period(engine: AsyncEngine) -> None:
+async def test_two_workers_make_exactly_one_checkpoint_per_period(
+    committing_engine: AsyncEngine,
+) -> None:
     """Committed, on separate connections, as two `ydt worker` processes would."""
+    engine = committing_engine
     settings = make_settings(checkpoint_minutes=60)
     makers = [async_sessionmaker(engine, expire_on_commit=False) for _ in range(2)]
     now = DEFAULT_NOW + timedelta(days=3650)  # a period no other test uses

@@ -1,9 +1,9 @@
-"""A live app on the run's real database, whose requests really commit.
+"""A live app on a database of its own (``committing_engine``), whose requests really commit.
 
 Race tests need it: two requests racing inside one rolled-back test
 transaction would share a connection and could not race. What these tests
-write stays in the run's database, so they use their own village (立信社区,
-青花镇) and unique names. Import the fixtures (``live``, ``http``) into the
+write stays in that database for the run, so they use their own village
+(立信社区, 青花镇) and unique names. Import the fixtures (``live``, ``http``) into the
 test module that uses them.
 """
 
@@ -36,8 +36,12 @@ TEMPLATES = {k: f"tmpl-{k}" for k in ("filed", "accepted", "rejected", "replied"
 
 @pytest.fixture
 async def live(
-    engine: AsyncEngine, clock: FixedClock, local_store: LocalMediaStore, wechat: FakeWeChat
+    committing_engine: AsyncEngine,
+    clock: FixedClock,
+    local_store: LocalMediaStore,
+    wechat: FakeWeChat,
 ) -> AsyncIterator[FastAPI]:
+    engine = committing_engine
     settings = make_settings(
         database_url=engine.url.render_as_string(hide_password=False),
         wechat_api_base=wechat.url,
