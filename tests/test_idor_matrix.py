@@ -197,7 +197,7 @@ ROWS: tuple[Row, ...] = (
     Row("agent's case file", "GET", "/staff/complaints/{case_g}", CASE_FILE_G, key="case_g"),
     Row("dossier", "GET", "/staff/complaints/{case_a}/dossier.zip", CASE_FILE_A, key="case_a"),
     Row("dossier pdf", "GET", "/staff/complaints/{case_a}/dossier.pdf", CASE_FILE_A, key="case_a"),
-    Row("agent's dossier", "GET", "/staff/complaints/{case_g}/dossier.pdf", CASE_FILE_G, key="case_g"),
+    Row("agent's pdf", "GET", "/staff/complaints/{case_g}/dossier.pdf", CASE_FILE_G, key="case_g"),
     Row(
         "action",
         "POST",

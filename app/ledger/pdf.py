@@ -43,7 +43,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from app.ledger.dossier import MAX_THUMBS, Dossier, MediaEntry
+from app.ledger.dossier import MAX_THUMBS, Dossier, MediaEntry, SignoffSlot
 from app.ledger.service import CARD_CN, CHANNEL_CN, VERDICT_CN
 from app.models.enums import ComplaintStatus
 
@@ -222,13 +222,21 @@ def _signoff(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> Table:
         rows.append(
             [
                 Paragraph(_t(slot.label), p),
-                Paragraph(_t(slot.signer) if slot.signer else "（待签）", p),
+                Paragraph(_signer(slot), p),
                 Paragraph(_t(_when(slot.at, d)), p),
             ]
         )
     table = _grid(rows, [40 * mm, width - 90 * mm, 50 * mm], header=True)
     table.setStyle(TableStyle([("BOTTOMPADDING", (0, 1), (-1, -1), 10)]))
     return table
+
+
+def _signer(slot: SignoffSlot) -> str:
+    if slot.signer is None:
+        return "（待签）"
+    if slot.slot == "complainant":  # the resident confirms; staff record it
+        return f"群众已确认（{_t(slot.signer)} 记录）"
+    return _t(slot.signer)
 
 
 def _ratings(d: Dossier, s: dict[str, ParagraphStyle]) -> list[Flowable]:
@@ -240,7 +248,7 @@ def _ratings(d: Dossier, s: dict[str, ParagraphStyle]) -> list[Flowable]:
         again = "，申请重新办理" if r["reopened"] else ""
         out.append(
             Paragraph(
-                f"第 {r['round']} 轮　{_t(_when(r['created_at'], d))}　{_t(verdict)}"
+                f"第 {r['round'] + 1} 轮　{_t(_when(r['created_at'], d))}　{_t(verdict)}"
                 f"（{r['score']} 分）{again}",
                 s["event"],
             )
@@ -328,7 +336,7 @@ def _media_list(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[
                 Paragraph(_t(_verdict(m)), p if m.check.ok else s["bad"]),
             ]
         )
-    return [_grid(rows, [10 * mm, 20 * mm, 18 * mm, width - 88 * mm, 40 * mm], header=True)]
+    return [_grid(rows, [10 * mm, 18 * mm, 17 * mm, width - 77 * mm, 32 * mm], header=True)]
 
 
 def _verdict(m: MediaEntry) -> str:

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
-from app.ledger import dossier, service
+from app.ledger import dossier as dossier_files
+from app.ledger import service
 from app.staff.dependencies import CurrentStaff
 from app.workflow.queue import QueueFilter, queue_filter
 
@@ -60,7 +61,7 @@ async def dossier_pdf(
 ) -> FileResponse:
     """One case, one file, printable (A4, Chinese): identity masked for the
     reader's role, media checked against their sha256, verification block."""
-    path, tracking_no = await dossier.write_pdf(
+    path, tracking_no = await dossier_files.write_pdf(
         session, user, complaint_id, store, now=clock.now(), settings=settings
     )
     return _file(path, "application/pdf", f"一案一卷-{tracking_no}.pdf")
@@ -71,7 +72,7 @@ async def dossier_pdf(
     response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
-async def dossier_zip(
+async def dossier(
     complaint_id: DossierId,
     user: CurrentStaff,
     session: SessionDep,
@@ -80,7 +81,7 @@ async def dossier_zip(
     clock: ClockDep,
 ) -> FileResponse:
     """The PDF beside the machine-readable files and the checked media."""
-    path, tracking_no = await dossier.write_dossier(
+    path, tracking_no = await dossier_files.write_dossier(
         session, user, complaint_id, store, now=clock.now(), settings=settings
     )
     return _file(path, "application/zip", f"一案一卷-{tracking_no}.zip")
