@@ -99,6 +99,7 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
             textColor=ACCENT,
             spaceBefore=10,
             spaceAfter=5,
+            keepWithNext=1,  # never a heading alone at the foot of a page
         ),
         "event": ParagraphStyle("event", parent=base, spaceBefore=5),
         "body": ParagraphStyle("body", parent=base, leftIndent=14),
@@ -194,13 +195,13 @@ def _summary(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[Flo
 
 def _timeline(d: Dossier, s: dict[str, ParagraphStyle]) -> Iterable[Flowable]:
     slot_labels = {x.slot: x.label for x in d.signoff}
-    for e in d.case.events:
+    for n, e in enumerate(d.case.events, 1):  # numbered as shown (seq: events.jsonl)
         move = ""
         if e.to_status and e.to_status != e.from_status:
             move = f"（{_status(e.from_status) or '—'} → {_status(e.to_status)}）"
         scope = "" if e.public else " · 内部"
         head = (
-            f"<b>{e.seq}.</b> {_t(_when(e.at, d))}　<font color='#9b1c1c'>{_t(e.label)}</font>"
+            f"<b>{n}.</b> {_t(_when(e.at, d))}　<font color='#9b1c1c'>{_t(e.label)}</font>"
             f"　{_t(d.actor(e.actor_kind, e.actor_id))}{_t(move)}{scope}"
         )
         lines = [Paragraph(head, s["event"])]
@@ -296,16 +297,16 @@ def _orders(d: Dossier, s: dict[str, ParagraphStyle]) -> list[Flowable]:
 
 
 def _thumbs(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[Flowable]:
-    shown = [m for m in d.media if m.thumbnail][:MAX_THUMBS]
+    shown = [(i, m) for i, m in enumerate(d.media, 1) if m.thumbnail][:MAX_THUMBS]
     if not shown:
         return []
     cols, cell = 3, width / 3
     cells: list[Any] = []
-    for i, m in enumerate(shown, 1):
+    for i, m in shown:
         w, h = ImageReader(io.BytesIO(m.thumbnail or b"")).getSize()
         scale = min((cell - 8 * mm) / w, 55 * mm / h)
         img = Image(io.BytesIO(m.thumbnail or b""), width=w * scale, height=h * scale)
-        cells.append([img, Paragraph(f"图 {i}（{_t(m.id[:8])}）", s["small"])])
+        cells.append([img, Paragraph(f"第 {i} 项（{_t(m.id[:8])}）", s["small"])])
     rows = [cells[i : i + cols] for i in range(0, len(cells), cols)]
     rows[-1] += [""] * (cols - len(rows[-1]))
     table = Table(rows, colWidths=[cell] * cols, hAlign="LEFT")
@@ -384,7 +385,8 @@ def _verification(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> lis
         "二维码内容为本卷的案件编号、哈希链最新事件及所在检查点（JSON）。完整的 Merkle 证明、"
         "检查点签名与事件哈希见压缩包 verification.json、events.jsonl，可用 ydt audit verify 核验。"
     )
-    return [KeepTogether([block, Spacer(1, 2 * mm), Paragraph(note, p)])]
+    heading = Paragraph("九、验证信息", s["h"])  # kept with the block it titles
+    return [KeepTogether([heading, block, Spacer(1, 2 * mm), Paragraph(note, p)])]
 
 
 def _on_page(d: Dossier, font: str) -> Any:
@@ -448,7 +450,6 @@ def render(d: Dossier, out: Path) -> None:
         *_thumbs(d, s, width),
         Spacer(1, 3 * mm),
         *_media_list(d, s, width),
-        Paragraph("九、验证信息", s["h"]),
         *_verification(d, s, width),
     ]
     page = _on_page(d, font)

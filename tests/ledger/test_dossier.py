@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.core.storage.local import LocalMediaStore
 from app.models import ComplaintEvent, Media
 from app.models.enums import StaffRole
+from tests import mediafiles
 from tests.audit.helpers import make_checkpoint
 from tests.factories import login, make_staff
 from tests.identity.helpers import accuse, anonymous, resident
@@ -88,9 +89,11 @@ def zip_text(data: bytes) -> str:
     return "\n".join(parts)
 
 
-async def upload(client: AsyncClient, h: dict[str, str], data: bytes, name: str) -> str:
+async def upload(
+    client: AsyncClient, h: dict[str, str], data: bytes, name: str, kind: str = "image"
+) -> str:
     r = await client.post(
-        "/api/v1/media", headers=h, data={"kind": "image"}, files={"file": (name, data)}
+        "/api/v1/media", headers=h, data={"kind": kind}, files={"file": (name, data)}
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -290,22 +293,28 @@ async def test_a_tampered_media_object_is_reported_not_packed(
     r = await citizen(client, "dz.tamper")
     good_id = await upload(client, r, photo(), "good.jpg")
     bad_id = await upload(client, r, photo(sun=(240, 120, 40)), "bad.jpg")
-    filed = await file_case(client, r, media_ids=[good_id, bad_id])
-    row = await session.get(Media, bad_id)
-    assert row is not None
+    voice_id = await upload(client, r, mediafiles.wav(), "v.wav", "voice")
+    gone_id = await upload(client, r, photo(sun=(20, 20, 20)), "gone.jpg")
+    filed = await file_case(client, r, media_ids=[good_id, bad_id, voice_id, gone_id])
+    row, gone = await session.get(Media, bad_id), await session.get(Media, gone_id)
+    assert row is not None and gone is not None
     local_store.path_for(row.storage_key).write_bytes(photo()[:-40] + b"\x00" * 40)
+    local_store.path_for(gone.storage_key).unlink()
     base = f"/api/v1/staff/complaints/{filed['id']}/dossier"
     pdf = await client.get(f"{base}.pdf", headers=s.zhang)
     assert pdf.status_code == 200
     text = pdf_text(pdf.content)
     render(pdf.content, "tampered")
     assert "哈希不符" in text and "未装卷" in text and "校验一致" in text
+    assert "文件缺失" in text and "语音" in text
     z = zipfile.ZipFile(io.BytesIO((await client.get(f"{base}.zip", headers=s.zhang)).content))
     manifest = {m["id"]: m for m in json.loads(z.read("media_manifest.json"))}
     assert manifest[good_id]["check"] == "ok" and manifest[good_id]["file"] in z.namelist()
     assert manifest[bad_id]["check"] == "mismatch" and manifest[bad_id]["file"] is None
     assert manifest[bad_id]["actual_sha256"] != manifest[bad_id]["recorded_sha256"]
-    assert not [n for n in z.namelist() if bad_id in n]
+    assert not [n for n in z.namelist() if bad_id in n or gone_id in n]
+    assert manifest[gone_id]["check"] == "missing" and manifest[gone_id]["file"] is None
+    assert manifest[voice_id]["check"] == "ok" and manifest[voice_id]["file"] in z.namelist()
     await session.refresh(row)
     assert row.integrity_failed_at is not None  # flagged: it can no longer be attached
 
