@@ -40,6 +40,7 @@ from app.console import lookups
 from app.console.forms import SLOT_LABELS
 from app.core.config import Settings
 from app.core.storage import MediaStore
+from app.feedback import service as feedback_service
 from app.ledger.service import scratch_file
 from app.media import integrity
 from app.models import (
@@ -308,9 +309,14 @@ async def collect(
             select(Rating).where(Rating.complaint_id == case.id).order_by(Rating.round)
         )
     ).scalars()
-    callbacks = list(
-        (await session.execute(select(Callback).where(Callback.complaint_id == case.id))).scalars()
-    )
+    callbacks = [
+        cb
+        for cb in (
+            await session.execute(select(Callback).where(Callback.complaint_id == case.id))
+        ).scalars()
+        # a pending sample is the commission's working paper, hidden from the unit
+        if cb.status == "done" or await feedback_service.may_see_draw(session, user, cb.draw_id)
+    ]
     orders = list(
         (
             await session.execute(

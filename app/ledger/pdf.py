@@ -261,7 +261,7 @@ def _ratings(d: Dossier, s: dict[str, ParagraphStyle]) -> list[Flowable]:
 
 def _callbacks(d: Dossier, s: dict[str, ParagraphStyle]) -> list[Flowable]:
     if not d.callbacks:
-        return [Paragraph("（未抽中回访）", s["body"])]
+        return [Paragraph("（无回访记录）", s["body"])]
     out: list[Flowable] = []
     for cb in d.callbacks:
         if cb["done_at"] is None:

@@ -335,3 +335,23 @@ async def test_a_case_outside_the_readers_scope_is_404(
             await client.get(f"{base}{'f' * 32}/dossier.{ext}", headers=s.zhang)
         ).status_code == 404
         assert (await client.get(f"{base}{filed['id']}/dossier.{ext}")).status_code == 401
+
+
+async def test_a_pending_callback_is_shown_to_the_drawing_commission_only(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """A unit that knew its case was drawn could coach the resident."""
+    s = await staff(client, connection)
+    filed = await file_case(client, await citizen(client, "dz.drawn"))
+    await close(client, s, filed["id"])
+    d = await client.post("/api/v1/staff/callbacks/draw?quarter=2026Q4", headers=s.county)
+    assert d.status_code == 201, d.text
+    base = f"/api/v1/staff/complaints/{filed['id']}/dossier"
+    unit = zipfile.ZipFile(io.BytesIO((await client.get(f"{base}.zip", headers=s.zhang)).content))
+    assert json.loads(unit.read("callbacks.json")) == []
+    unit_pdf = pdf_text((await client.get(f"{base}.pdf", headers=s.zhang)).content)
+    assert "（无回访记录）" in unit_pdf and "待回访" not in unit_pdf
+    drawn = await client.get(f"{base}.zip", headers=s.county)
+    drawer = zipfile.ZipFile(io.BytesIO(drawn.content))
+    assert [cb["done_at"] for cb in json.loads(drawer.read("callbacks.json"))] == [None]
+    assert "已抽取，待回访" in pdf_text((await client.get(f"{base}.pdf", headers=s.county)).content)
