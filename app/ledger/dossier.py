@@ -7,31 +7,28 @@ reader is a recorded read, exactly as on the case page, and everything else
 the PDF prints (the timeline, the actors) comes from that same masked view.
 
 Every media file is checked against its recorded sha256 as it is read
-(``integrity.verify_object``), streamed into a scratch file so memory holds
-one chunk whatever the files weigh. Only bytes that match go into the zip;
-a mismatch or a missing object is named in the PDF and in
-``media_manifest.json`` instead of being packed as if it were the evidence.
-Thumbnails, the PDF and the zip are CPU work and run in a worker thread.
+(``evidence.check``). Only bytes that match go into the zip; a mismatch or a
+missing object is named in the PDF and in ``media_manifest.json`` instead of
+being packed as if it were the evidence. Thumbnails, the PDF and the zip are
+CPU work and run in a worker thread; the zip is written to disk member by
+member and sent from there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,8 +38,9 @@ from app.console.forms import SLOT_LABELS
 from app.core.config import Settings
 from app.core.storage import MediaStore
 from app.feedback import service as feedback_service
+from app.ledger import evidence
+from app.ledger.evidence import MediaEntry
 from app.ledger.service import scratch_file
-from app.media import integrity
 from app.models import (
     AuditCheckpoint,
     Callback,
@@ -54,48 +52,11 @@ from app.models import (
     StaffUser,
     SupervisionOrder,
 )
-from app.models.enums import MediaKind
 from app.qrcodes import service as qrcodes_service
 from app.workflow import queue
 from app.workflow.schemas import CaseFile
 
 logger = logging.getLogger(__name__)
-
-THUMB_SIDE = 360  # pixels: sharp at about 6 cm on paper
-MAX_THUMBS = 48  # the PDF shows this many; the zip holds every file
-
-
-@dataclass(slots=True)
-class MediaEntry:
-    """One file of the case and what its check found."""
-
-    id: str
-    kind: str
-    content_type: str
-    size: int
-    attached_at: datetime | None
-    check: integrity.MediaCheck
-    arcname: str | None = None  # where it sits in the zip; None: not packed
-    scratch: Path | None = None  # the checked bytes, until packed
-    thumbnail: bytes | None = None  # JPEG, for the PDF
-
-    @property
-    def packable(self) -> bool:
-        """The bytes are the recorded ones (or nothing was recorded to compare)."""
-        return self.check.ok or self.check.problem == "unrecorded"
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "content_type": self.content_type,
-            "size": self.size,
-            "recorded_sha256": self.check.expected_sha256,
-            "actual_sha256": self.check.actual_sha256,
-            "check": self.check.problem or "ok",
-            "check_text": self.check.describe(),
-            "file": self.arcname,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,53 +201,6 @@ async def _verification(
     )
 
 
-def _thumbnail(path: Path) -> bytes | None:
-    """A small JPEG of a stored image; None if it does not decode (the list
-    still names the file). Pillow's global pixel ceiling applies."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at reduced scale
-            img.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            out = img.convert("RGB")
-        buf = io.BytesIO()
-        out.save(buf, "JPEG", quality=80)
-        return buf.getvalue()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-async def _check_media(
-    store: MediaStore, m: Media, workdir: Path, *, keep: bool, now: datetime
-) -> MediaEntry:
-    """Read the object once through the sha256 check; keep a scratch copy when
-    it is to be packed or thumbnailed. A mismatch is recorded on the row (as
-    ``integrity.unchanged`` does) and logged by media id only."""
-    image = m.kind is MediaKind.image
-    kind = m.kind.value
-    ext = m.storage_key.rsplit(".", 1)[-1] if "." in m.storage_key else "bin"
-    scratch = workdir / f"{m.id}.{ext}" if (keep or image) else None
-    with ExitStack() as stack:
-        sink = stack.enter_context(scratch.open("wb")).write if scratch else None
-        check = await integrity.verify_object(store, m, sink=sink)
-    entry = MediaEntry(m.id, kind, m.content_type, m.size, m.attached_at, check)
-    if not check.ok and check.problem != "unrecorded":
-        if m.integrity_failed_at is None:
-            m.integrity_failed_at = now
-        logger.error(
-            "dossier: stored media does not match its recorded sha256",
-            extra={"media_id": m.id, "problem": check.problem},
-        )
-    if scratch is None:
-        return entry
-    if entry.packable and image:
-        entry.thumbnail = await asyncio.to_thread(_thumbnail, scratch)
-    if keep and entry.packable:
-        entry.scratch, entry.arcname = scratch, f"media/{kind}-{m.id}.{ext}"
-    else:
-        scratch.unlink(missing_ok=True)
-    return entry
-
-
 async def collect(
     session: AsyncSession,
     user: StaffUser,
@@ -401,7 +315,7 @@ async def collect(
         font=qrcodes_service.find_cjk_font(settings.qr_font),
     )
     for m in media:
-        dossier.media.append(await _check_media(store, m, workdir, keep=keep_media, now=now))
+        dossier.media.append(await evidence.check(store, m, workdir, keep=keep_media, now=now))
     return dossier
 
 

@@ -43,7 +43,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from app.ledger.dossier import MAX_THUMBS, Dossier, MediaEntry, SignoffSlot
+from app.ledger.dossier import Dossier, SignoffSlot
+from app.ledger.evidence import MAX_THUMBS, MediaEntry
 from app.ledger.service import CARD_CN, CHANNEL_CN, VERDICT_CN
 from app.models.enums import ComplaintStatus
 

@@ -294,8 +294,9 @@ async def test_a_tampered_media_object_is_reported_not_packed(
     good_id = await upload(client, r, photo(), "good.jpg")
     bad_id = await upload(client, r, photo(sun=(240, 120, 40)), "bad.jpg")
     voice_id = await upload(client, r, mediafiles.wav(), "v.wav", "voice")
+    video_id = await upload(client, r, mediafiles.mp4(), "v.mp4", "video")
     gone_id = await upload(client, r, photo(sun=(20, 20, 20)), "gone.jpg")
-    filed = await file_case(client, r, media_ids=[good_id, bad_id, voice_id, gone_id])
+    filed = await file_case(client, r, media_ids=[good_id, bad_id, voice_id, video_id, gone_id])
     row, gone = await session.get(Media, bad_id), await session.get(Media, gone_id)
     assert row is not None and gone is not None
     local_store.path_for(row.storage_key).write_bytes(photo()[:-40] + b"\x00" * 40)
@@ -306,7 +307,10 @@ async def test_a_tampered_media_object_is_reported_not_packed(
     text = pdf_text(pdf.content)
     render(pdf.content, "tampered")
     assert "哈希不符" in text and "未装卷" in text and "校验一致" in text
-    assert "文件缺失" in text and "语音" in text
+    assert "文件缺失" in text and "语音" in text and "视频" in text
+    pictures = [i for p in PdfReader(io.BytesIO(pdf.content)).pages for i in p.images]
+    thumbs = [i for i in pictures if i.name.endswith(".jpg")]  # the QR code is a PNG
+    assert len(thumbs) == 2  # the good photo and the video's poster: nothing of the tampered one
     z = zipfile.ZipFile(io.BytesIO((await client.get(f"{base}.zip", headers=s.zhang)).content))
     manifest = {m["id"]: m for m in json.loads(z.read("media_manifest.json"))}
     assert manifest[good_id]["check"] == "ok" and manifest[good_id]["file"] in z.namelist()
@@ -314,7 +318,8 @@ async def test_a_tampered_media_object_is_reported_not_packed(
     assert manifest[bad_id]["actual_sha256"] != manifest[bad_id]["recorded_sha256"]
     assert not [n for n in z.namelist() if bad_id in n or gone_id in n]
     assert manifest[gone_id]["check"] == "missing" and manifest[gone_id]["file"] is None
-    assert manifest[voice_id]["check"] == "ok" and manifest[voice_id]["file"] in z.namelist()
+    for ok in (voice_id, video_id):
+        assert manifest[ok]["check"] == "ok" and manifest[ok]["file"] in z.namelist()
     await session.refresh(row)
     assert row.integrity_failed_at is not None  # flagged: it can no longer be attached
 

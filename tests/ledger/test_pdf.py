@@ -16,7 +16,8 @@ from PIL import Image
 from pypdf import PdfReader
 
 from app.complaints.schemas import ItemBrief, UnitBrief
-from app.ledger.dossier import Dossier, MediaEntry, SignoffSlot, Verification
+from app.ledger.dossier import Dossier, SignoffSlot, Verification
+from app.ledger.evidence import MediaEntry
 from app.ledger.pdf import render
 from app.media.integrity import MediaCheck
 from app.models.enums import Channel, ComplaintStatus
