@@ -307,7 +307,8 @@ def _thumbs(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[Flow
         w, h = ImageReader(io.BytesIO(m.thumbnail or b"")).getSize()
         scale = min((cell - 8 * mm) / w, 55 * mm / h)
         img = Image(io.BytesIO(m.thumbnail or b""), width=w * scale, height=h * scale)
-        cells.append([img, Paragraph(f"第 {i} 项（{_t(m.id[:8])}）", s["small"])])
+        what = "（视频首帧）" if m.kind == "video" else ""
+        cells.append([img, Paragraph(f"第 {i} 项{what}", s["small"])])
     rows = [cells[i : i + cols] for i in range(0, len(cells), cols)]
     rows[-1] += [""] * (cols - len(rows[-1]))
     table = Table(rows, colWidths=[cell] * cols, hAlign="LEFT")
