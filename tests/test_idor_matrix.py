@@ -196,6 +196,8 @@ ROWS: tuple[Row, ...] = (
     Row("case file", "GET", "/staff/complaints/{case_a}", CASE_FILE_A, key="case_a"),
     Row("agent's case file", "GET", "/staff/complaints/{case_g}", CASE_FILE_G, key="case_g"),
     Row("dossier", "GET", "/staff/complaints/{case_a}/dossier.zip", CASE_FILE_A, key="case_a"),
+    Row("dossier pdf", "GET", "/staff/complaints/{case_a}/dossier.pdf", CASE_FILE_A, key="case_a"),
+    Row("agent's pdf", "GET", "/staff/complaints/{case_g}/dossier.pdf", CASE_FILE_G, key="case_g"),
     Row(
         "action",
         "POST",

@@ -60,6 +60,10 @@ EVENT_LABELS = {
     "supplemented": "群众补充材料",
     "rated": "满意度评价",
     "identity_viewed": "查看反映人身份",
+    "routed": "系统分流",
+    "supervision_order": "下发督办单",
+    "extension_requested": "申请延期",
+    "callback": "回访",
 }
 
 

@@ -278,7 +278,8 @@ class Settings(BaseSettings):
     )
     qr_font: Path | None = Field(
         default=None,
-        description="CJK font file for QR posters (unset: found automatically when installed)",
+        description="CJK TrueType font for QR posters and dossier PDFs "
+        "(unset: found automatically when installed)",
     )
 
     # Workflow: warning-card thresholds (fraction of allowed time left), the

@@ -235,6 +235,17 @@ async def _visible_draw(session: AsyncSession, user: StaffUser, draw_id: int) ->
     return d
 
 
+async def may_see_draw(session: AsyncSession, user: StaffUser, draw_id: int) -> bool:
+    """Whether ``user`` may know that a draw sampled a case: the dossier asks
+    before showing a callback that is still pending (a done one is in the
+    case's chain, which the unit reads anyway)."""
+    try:
+        await _visible_draw(session, user, draw_id)
+    except NotFound:
+        return False
+    return True
+
+
 async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
     """A draw's callbacks, for the commission that drew it: a sample names
     cases, reached residents and their verdicts."""

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.ledger import dossier as dossier_files
 from app.ledger import service
 from app.staff.dependencies import CurrentStaff
 from app.workflow.queue import QueueFilter, queue_filter
@@ -42,20 +43,45 @@ async def ledger(
     return _file(path, XLSX, f"台账-{now:%Y%m%d}.xlsx")
 
 
+DossierId = Annotated[str, PathParam(min_length=1, max_length=64)]
+
+
 @router.get(
-    "/complaints/{complaint_id}/dossier.zip",
+    "/complaints/{complaint_id}/dossier.pdf",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}},
 )
-async def dossier(
-    complaint_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+async def dossier_pdf(
+    complaint_id: DossierId,
     user: CurrentStaff,
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
     clock: ClockDep,
 ) -> FileResponse:
-    path, tracking_no = await service.write_dossier(
+    """One case, one file, printable (A4, Chinese): identity masked for the
+    reader's role, media checked against their sha256, verification block."""
+    path, tracking_no = await dossier_files.write_pdf(
+        session, user, complaint_id, store, now=clock.now(), settings=settings
+    )
+    return _file(path, "application/pdf", f"一案一卷-{tracking_no}.pdf")
+
+
+@router.get(
+    "/complaints/{complaint_id}/dossier.zip",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def dossier(
+    complaint_id: DossierId,
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    clock: ClockDep,
+) -> FileResponse:
+    """The PDF beside the machine-readable files and the checked media."""
+    path, tracking_no = await dossier_files.write_dossier(
         session, user, complaint_id, store, now=clock.now(), settings=settings
     )
     return _file(path, "application/zip", f"一案一卷-{tracking_no}.zip")

@@ -1,4 +1,4 @@
-"""The case register (台账) as .xlsx, and one case's file (一案一卷) as .zip.
+"""The case register (台账) as .xlsx (one case's file, 一案一卷: ``dossier.py``).
 
 The ledger is written with openpyxl's write-only mode into a temporary file,
 reading cases in batches, so a 100k-row ledger never sits in memory. It has
@@ -8,10 +8,8 @@ the queue's scope, filters and order, and masks identity per role.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.storage import MediaStore
-from app.models import Callback, Complaint, ComplaintEvent, Media, Rating, StaffUser
+from app.models import Callback, Complaint, Rating, StaffUser
 from app.models.enums import Channel
 from app.workflow import queue
 from app.workflow.machine import Card
@@ -199,129 +196,3 @@ async def _category_names(session: AsyncSession) -> list[Any]:
 
     snap = await taxonomy_service.snapshot(session)
     return list(snap.document.categories)
-
-
-async def write_dossier(
-    session: AsyncSession,
-    user: StaffUser,
-    complaint_id: str,
-    store: MediaStore,
-    *,
-    now: datetime,
-    settings: Settings,
-) -> tuple[Path, str]:
-    """One case, one file: the case, its full event log with hashes, ratings,
-    callbacks and every media file, in a zip."""
-    case = await queue.case_file(session, user, complaint_id, now=now, settings=settings)
-    events = (
-        (
-            await session.execute(
-                select(ComplaintEvent)
-                .where(ComplaintEvent.complaint_id == complaint_id)
-                .order_by(ComplaintEvent.seq)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    ratings = (
-        (
-            await session.execute(
-                select(Rating).where(Rating.complaint_id == complaint_id).order_by(Rating.round)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    callbacks = (
-        (await session.execute(select(Callback).where(Callback.complaint_id == complaint_id)))
-        .scalars()
-        .all()
-    )
-    media = (
-        (
-            await session.execute(
-                select(Media).where(Media.attached_to == f"complaint:{complaint_id}")
-            )
-        )
-        .scalars()
-        .all()
-    )
-    shown = {e.seq for e in case.events}
-    tmp = scratch_file("dossier-", ".zip")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("case.json", case.model_dump_json(indent=2))
-            zf.writestr(
-                "events.jsonl",
-                "".join(
-                    json.dumps(
-                        {
-                            "seq": e.seq,
-                            "kind": e.kind,
-                            "public": e.public,
-                            "actor_kind": e.actor_kind,
-                            "actor_id": None
-                            if (not case.reporter.visible and e.actor_kind == "citizen")
-                            else e.actor_id,
-                            "from_status": e.from_status,
-                            "to_status": e.to_status,
-                            "note": e.note,
-                            "data": e.data,
-                            "created_at": e.created_at.isoformat(),
-                            "prev_hash": e.prev_hash,
-                            "hash": e.hash,
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                    for e in events
-                    if e.seq in shown  # the case file's choice (reads of identity: commission)
-                ),
-            )
-            zf.writestr(
-                "ratings.json",
-                json.dumps(
-                    [
-                        {
-                            "round": r.round,
-                            "score": r.score,
-                            "satisfaction": r.satisfaction,
-                            "comment": r.comment,
-                            "reopened": r.reopened,
-                            "created_at": r.created_at.isoformat(),
-                        }
-                        for r in ratings
-                    ],
-                    ensure_ascii=False,
-                    indent=2,
-                ),
-            )
-            zf.writestr(
-                "callbacks.json",
-                json.dumps(
-                    [
-                        {
-                            "method": cb.method,
-                            "reached": cb.reached,
-                            "resolved": cb.resolved,
-                            "satisfaction": cb.satisfaction,
-                            "fake_closure": cb.fake_closure,
-                            "note": cb.note,
-                            "done_at": cb.done_at.isoformat() if cb.done_at else None,
-                        }
-                        for cb in callbacks
-                    ],
-                    ensure_ascii=False,
-                    indent=2,
-                ),
-            )
-            for m in media:
-                ext = m.storage_key.rsplit(".", 1)[-1]
-                with zf.open(f"media/{m.kind.value}-{m.id}.{ext}", "w", force_zip64=True) as out:
-                    async for chunk in store.iter_object(m.storage_key):
-                        out.write(chunk)
-        return tmp, case.tracking_no
-    except BaseException:  # nothing half-written is left behind
-        tmp.unlink(missing_ok=True)
-        raise

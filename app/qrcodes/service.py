@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import shutil
+import subprocess
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -57,10 +59,34 @@ def decode_wxacode(raw: bytes) -> Image.Image:
 
 @lru_cache(maxsize=4)
 def find_cjk_font(configured: Path | None) -> Path | None:
+    """The configured font, a known TrueType CJK font, or what fontconfig
+    offers for Chinese (posters and the dossier PDF share it)."""
     for candidate in ([configured] if configured else []) + [Path(p) for p in FONT_CANDIDATES]:
         if candidate is not None and candidate.is_file():
             return candidate
-    return None
+    return _fontconfig_cjk()
+
+
+def _fontconfig_cjk() -> Path | None:
+    fc_match = shutil.which("fc-match")
+    if fc_match is None:
+        return None
+    try:
+        found = subprocess.run(  # noqa: S603 (fixed arguments, no shell)
+            [fc_match, "-f", "%{file}", ":lang=zh-cn:fontformat=TrueType"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(found) if found else None
+    return (
+        path
+        if path is not None and path.suffix.lower() in (".ttf", ".ttc") and path.is_file()
+        else None
+    )
 
 
 def qr_image(data: str) -> Image.Image:
