@@ -107,3 +107,16 @@ async def test_new_links_are_rate_limited_per_address(app: FastAPI, wechat: Fake
     assert statuses[:-1] == [303] * LINKS_PER_MINUTE_PER_IP
     assert statuses[-1] == 429
     assert len(link_calls(wechat)) == LINKS_PER_MINUTE_PER_IP
+
+
+async def test_an_expired_access_token_is_refreshed_once(
+    app: FastAPI, client: AsyncClient, wechat: FakeWeChat, clock: FixedClock
+) -> None:
+    await app.state.shared_store.set(
+        "wechat:access_token", "stale", ttl_seconds=3600, now=clock.now()
+    )
+    r = await client.get(f"{HOME}/open")
+    assert r.status_code == 303 and r.headers["location"].startswith("https://wxaurl.cn/")
+    tokens = [body for _, path, body in wechat.requests if path == "/cgi-bin/stable_token"]
+    assert [t["force_refresh"] for t in tokens] == [True]
+    assert link_calls(wechat) == ["/wxa/generate_urllink", "/wxa/generate_urllink"]
