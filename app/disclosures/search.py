@@ -47,21 +47,26 @@ async def public_list(
     if not q:
         return list((await session.execute(stmt.offset(offset).limit(limit))).scalars())
     needle = q.casefold()
+    # Nearly every candidate is a match (the SQL saw the words): fetch what
+    # the page needs, and more only when masks or keys caused false hits.
+    batch = max(1, min(offset + limit, SEARCH_BATCH))
     found: list[Disclosure] = []
     skipped = start = 0
-    while len(found) < limit:
-        batch = list((await session.execute(stmt.offset(start).limit(SEARCH_BATCH))).scalars())
-        for d in batch:
+    while True:
+        chunk = list((await session.execute(stmt.offset(start).limit(batch))).scalars())
+        for d in chunk:
             if not public_match(d, needle):
                 continue
             if skipped < offset:
                 skipped += 1
-            elif len(found) < limit:
-                found.append(d)
-        if len(batch) < SEARCH_BATCH:
-            break
-        start += SEARCH_BATCH
-    return found
+                continue
+            found.append(d)
+            if len(found) == limit:
+                return found
+        if len(chunk) < batch:
+            return found
+        start += batch
+        batch = SEARCH_BATCH
 
 
 SEARCH_BATCH = 100
@@ -98,15 +103,20 @@ def list_filter(
     if q:
         # Rows are stored as JSON text, Chinese \u-escaped (json.dumps'
         # default): look for both spellings. A superset on purpose:
-        # public_match() has the last word.
+        # public_match() has the last word. Folding case over the rows' text
+        # costs more than the scan (PostgreSQL, 1000 disclosures of 51 rows,
+        # 9 MB of JSON: LIKE 90 ms, lower() LIKE 230 ms, ILIKE 440 ms), and only
+        # ASCII letters have case: words without any take the plain LIKE.
         rows = cast(Disclosure.rows, Text)
-        escaped = json.dumps(q)[1:-1]
+        fold = any(c.isascii() and c.isalpha() for c in q)
         spellings = [
             Disclosure.title.icontains(q, autoescape=True),
             Disclosure.body.icontains(q, autoescape=True),
-            rows.icontains(q, autoescape=True),
         ]
-        if escaped != q:
-            spellings.append(rows.icontains(escaped, autoescape=True))
+        for spelling in dict.fromkeys((q, json.dumps(q)[1:-1])):
+            if fold:
+                spellings.append(rows.icontains(spelling, autoescape=True))
+            else:
+                spellings.append(rows.contains(spelling, autoescape=True))
         conds.append(or_(*spellings))
     return and_(*conds)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("seeded")
 def hospitality() -> dict[str, object]:
     rows = finance_rows()
     rows[2]["subject"] = "来客招待用餐"  # only this row says 招待
+    rows[2]["note"] = "付ABC酒店"
     return finance(rows=rows)
 
 
@@ -41,6 +42,7 @@ async def test_a_word_only_in_a_row_finds_its_disclosure(
     assert await titles(client, "来客招待") == [d["title"]]
     assert await titles(client, "记-003") == [d["title"]]  # a voucher number, ASCII
     assert await titles(client, "村道维修") == [d["title"]]
+    assert await titles(client, "abc酒店") == [d["title"]]  # case does not matter
     assert await titles(client, "不存在的词") == []
 
 
