@@ -101,7 +101,6 @@ def _bounded(lines: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             )
         yield line
 
-
 # --- xlsx import -------------------------------------------------------------------
 
 
