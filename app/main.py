@@ -28,6 +28,7 @@ from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
 from app.openapi import install_openapi
+from app.public_site.router import router as public_site_router
 from app.routing import service as routing_service
 from app.wechat.client import WeChatClient
 
@@ -101,5 +102,6 @@ def create_app(
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(apidocs_router)
     app.include_router(console_router)
+    app.include_router(public_site_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -235,6 +235,7 @@ def wechat_server() -> Iterator[FakeWeChat]:
 def wechat(wechat_server: FakeWeChat) -> FakeWeChat:
     wechat_server.requests.clear()
     wechat_server.subscribe_failures = 0
+    wechat_server.link_mode = "ok"
     return wechat_server
 
 

@@ -32,6 +32,9 @@ class FakeWeChat:
         self.slow_seconds = 5.0
         # (body, content type) getwxacodeunlimit answers instead of a PNG, when set.
         self.wxacode_reply: tuple[bytes, str] | None = None
+        # URL Link / URL Scheme answers: "ok", "down" (HTTP 500) or an errcode.
+        self.link_mode: str | int = "ok"
+        self.link_counter = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +76,8 @@ class FakeWeChat:
                         self._send(200, *outer.wxacode_reply)
                     else:
                         self._send(200, _png(), "image/png")
+                elif url.path in ("/wxa/generate_urllink", "/wxa/generatescheme"):
+                    outer._link(self, url.path, q, body)
                 elif url.path == "/cgi-bin/message/subscribe/send":
                     if outer.subscribe_failures > 0:
                         outer.subscribe_failures -= 1
@@ -112,6 +117,28 @@ class FakeWeChat:
             handler._send(500, b"oops", "text/plain")
         else:
             handler._json({"errcode": 40029, "errmsg": "invalid code"})
+
+    def _link(self, handler: Any, path: str, q: dict[str, str], body: dict[str, Any]) -> None:
+        """Links like WeChat's: an expiry time is required, one new link per call."""
+        if self.link_mode == "down":
+            handler._send(500, b"oops", "text/plain")
+            return
+        if not q.get("access_token", "").startswith("token-"):
+            handler._json({"errcode": 40001, "errmsg": "invalid credential"})
+            return
+        if isinstance(self.link_mode, int):
+            handler._json({"errcode": self.link_mode, "errmsg": "refused"})
+            return
+        expire = int(body.get("expire_time") or 0)
+        if body.get("expire_type") != 0 or expire <= 0:
+            handler._json({"errcode": 40097, "errmsg": "invalid args"})
+            return
+        self.link_counter += 1
+        if path == "/wxa/generate_urllink":
+            handler._json({"errcode": 0, "url_link": f"https://wxaurl.cn/fake{self.link_counter}"})
+        else:
+            link = f"weixin://dl/business/?t=fake{self.link_counter}"
+            handler._json({"errcode": 0, "openlink": link})
 
     def start(self) -> FakeWeChat:
         self._thread.start()

@@ -44,6 +44,7 @@ from tests.workflow.helpers import TOWN_UNIT, VILLAGE, act, case, citizen, file_
 pytestmark = pytest.mark.usefixtures("seeded")
 
 API = "/api/v1"
+SITE = "/q/"
 OTHER_UNIT = "XZ-511702001"  # 东城街道纪工委, a sibling township unit
 OTHER_VILLAGE = "511702001001"  # 大北街社区, under OTHER_UNIT
 COMMISSION = "JW-511702"  # 通川区纪委监委, above both
@@ -285,6 +286,18 @@ ROWS: tuple[Row, ...] = (
     # --- disclosures -------------------------------------------------------------
     Row("published disclosure", "GET", "/disclosures/{pub_id}", everyone(200)),
     Row("draft, public", "GET", "/disclosures/{draft_id}", everyone(404), key="draft_id"),
+    # The resident site (pages, no token): a village's site shows its own only.
+    Row("site: disclosure", "GET", "/q/{village1}/disclosures/{pub_id}", everyone(200)),
+    Row(
+        "site: draft", "GET", "/q/{village1}/disclosures/{draft_id}", everyone(404), key="draft_id"
+    ),
+    Row(
+        "site: another village's disclosure",
+        "GET",
+        "/q/" + OTHER_VILLAGE + "/disclosures/{pub_id}",
+        everyone(404),
+        key="pub_id",
+    ),
     Row(
         "draft disclosure, staff",
         "GET",
@@ -523,14 +536,23 @@ def _fill(value: Any, values: Mapping[str, Any]) -> Any:
 async def send(
     client: AsyncClient, row: Row, headers: Mapping[str, str], values: Mapping[str, Any]
 ) -> Response:
+    # Resident-site pages live outside /api/v1.
+    prefix = "" if row.path.startswith(SITE) else API
     return await client.request(
         row.method,
-        API + _fill(row.path, values),
+        prefix + _fill(row.path, values),
         headers=dict(headers),
         json=_fill(row.json, values) if row.json is not None else None,
         files=row.files() if row.files else None,
         data=_fill(dict(row.data), values) if row.data else None,
     )
+
+
+def _body(resp: Response) -> Any:
+    """JSON from the API, the page itself from the resident site."""
+    if resp.headers.get("content-type", "").startswith("text/html"):
+        return resp.text
+    return resp.json()
 
 
 def shows(resp: Response, needle: str) -> bool:
@@ -565,7 +587,7 @@ async def test_every_route_answers_every_caller_as_the_table_says(
                 wrong.append(f"{cell}: {resp.status_code}, expected {row.expect[actor]}")
                 continue
             if resp.status_code == 404 and (
-                missing is None or (missing.status_code, missing.json()) != (404, resp.json())
+                missing is None or (missing.status_code, _body(missing)) != (404, _body(resp))
             ):
                 wrong.append(f"{cell}: its 404 differs from a missing object's")
             if row.marker is not None and resp.status_code == 200:

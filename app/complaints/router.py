@@ -23,7 +23,6 @@ router = APIRouter(tags=["complaints"])
 
 FILINGS_PER_HOUR_PER_RESIDENT = 10
 FILINGS_PER_HOUR_PER_IP = 60
-TRACKS_PER_MINUTE_PER_IP = 20
 ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -139,12 +138,5 @@ async def track(
     shared: SharedDep,
 ) -> ComplaintDetail:
     now = clock.now()
-    await enforce(
-        shared,
-        f"track:ip:{ip_bucket(client_ip(request, settings))}",
-        limit=TRACKS_PER_MINUTE_PER_IP,
-        window_seconds=60,
-        now=now,
-        what="查询",
-    )
+    await service.limit_tracking(shared, client_ip(request, settings), now=now)
     return await service.track(session, tracking_no, query_code, store, settings, now=now)

@@ -29,6 +29,8 @@ from app.complaints.schemas import (
 )
 from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.ratelimit import enforce, ip_bucket
+from app.core.shared import SharedStore
 from app.core.storage import MediaStore
 from app.disclosures import service as disclosures_service
 from app.disclosures import views as disclosure_views
@@ -468,6 +470,23 @@ async def detail(
     return await _detail(session, row, store, settings, now=now, with_media=True)
 
 
+TRACKS_PER_MINUTE_PER_IP = 20
+
+
+async def limit_tracking(shared: SharedStore, ip: str, *, now: datetime) -> None:
+    """One budget per address for every way of tracking a case (the API and
+    the resident site's form count together), so guessing query codes gains
+    nothing from switching doors."""
+    await enforce(
+        shared,
+        f"track:ip:{ip_bucket(ip)}",
+        limit=TRACKS_PER_MINUTE_PER_IP,
+        window_seconds=60,
+        now=now,
+        what="查询",
+    )
+
+
 async def track(
     session: AsyncSession,
     tracking_no: str,
@@ -476,12 +495,21 @@ async def track(
     settings: Settings,
     *,
     now: datetime,
+    region_code: str | None = None,
 ) -> ComplaintDetail:
+    """The public progress of a case for whoever holds its number and query code.
+
+    Every failure (unknown number, wrong code, no code issued, a case of
+    another village when ``region_code`` is given) is the same answer after
+    the same work, so the answer cannot tell which numbers exist."""
     complaint = await repository.by_tracking_no(session, tracking_no.strip().upper())
+    expected = complaint.query_code_hash if complaint is not None else None
+    given = _hash_code(complaint.id if complaint is not None else "-" * 32, query_code)
     ok = (
-        complaint is not None
-        and complaint.query_code_hash is not None
-        and hmac.compare_digest(complaint.query_code_hash, _hash_code(complaint.id, query_code))
+        hmac.compare_digest(expected or "", given)
+        and complaint is not None
+        and expected is not None
+        and (region_code is None or complaint.region_code == region_code)
     )
     if not ok or complaint is None:
         raise ComplaintNotFound("编号或查询码不正确")

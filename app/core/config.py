@@ -276,6 +276,18 @@ class Settings(BaseSettings):
     wechat_qr_page: str = Field(
         default="pages/index/index", description="mini-program page a village QR code opens"
     )
+    wechat_link_env: Literal["release", "trial", "develop"] = Field(
+        default="release",
+        description="mini-program version the resident site's open-in-WeChat link opens "
+        "(URL Link env_version: release, trial or develop)",
+    )
+    miniprogram_name: str = Field(
+        default="监督一点通",
+        min_length=1,
+        max_length=32,
+        description="the mini-program's name as residents search for it in WeChat "
+        "(the resident site's fallback text when no link can be made)",
+    )
     qr_font: Path | None = Field(
         default=None,
         description="CJK TrueType font for QR posters and dossier PDFs "

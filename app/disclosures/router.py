@@ -16,7 +16,7 @@ from app.core.errors import BadRequest, PayloadTooLarge
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DB_INT_MAX, DbId
 from app.core.storage import MediaStore
-from app.disclosures import service, views
+from app.disclosures import search, service, views
 from app.disclosures.schemas import (
     Correct,
     DisclosureCreate,
@@ -55,7 +55,7 @@ async def list_disclosures(
     code = region_code or (citizen.region_code if citizen else None)
     if code is None:
         raise BadRequest("请先扫描本村二维码或选择村（社区）")
-    found = await service.public_list(
+    found = await search.public_list(
         session,
         region_code=code,
         category=category,

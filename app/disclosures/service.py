@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import state as audit_state
@@ -448,52 +448,6 @@ async def get_public(session: AsyncSession, disclosure_id: int, *, count_view: b
         )
         await session.refresh(d)
     return d
-
-
-async def public_list(
-    session: AsyncSession,
-    *,
-    region_code: str,
-    category: DisclosureCategory | None,
-    period: str | None,
-    q: str | None,
-    limit: int,
-    offset: int,
-) -> list[Disclosure]:
-    """Published versions in a region, newest first."""
-    stmt = (
-        select(Disclosure)
-        .where(list_filter(region_code=region_code, category=category, period=period, q=q))
-        .order_by(Disclosure.published_at.desc(), Disclosure.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list((await session.execute(stmt)).scalars())
-
-
-def list_filter(
-    *,
-    region_code: str,
-    category: DisclosureCategory | None,
-    period: str | None,
-    q: str | None,
-) -> ColumnElement[bool]:
-    conds: list[ColumnElement[bool]] = [Disclosure.status == DisclosureStatus.published]
-    from app.regions.repository import prefix_of
-
-    conds.append(Disclosure.region_code.startswith(prefix_of(region_code)))
-    if category is not None:
-        conds.append(Disclosure.category == category)
-    if period:
-        conds.append(Disclosure.period.startswith(period, autoescape=True))
-    if q:
-        conds.append(
-            or_(
-                Disclosure.title.contains(q, autoescape=True),
-                Disclosure.body.contains(q, autoescape=True),
-            )
-        )
-    return and_(*conds)
 
 
 async def history(session: AsyncSession, d: Disclosure, *, public: bool) -> list[Disclosure]:

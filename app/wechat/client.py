@@ -1,4 +1,5 @@
-"""WeChat server APIs over httpx: login (jscode2session), access token, QR codes.
+"""WeChat server APIs over httpx: login (jscode2session), access token, QR codes,
+links that open the mini-program from a browser (URL Link, URL Scheme).
 
 Every call has a timeout; WeChat being slow or down is a 503 for our caller,
 an invalid login code a 401, both with a Chinese message a resident can act on.
@@ -33,6 +34,13 @@ class WeChatBadResponse(BadGateway):
     """WeChat answered, but not with what the API promises (e.g. a QR code that is no image)."""
 
     code = "wechat_bad_response"
+
+
+class WeChatRefused(WeChatUnavailable):
+    """WeChat answered with an error code (e.g. this mini-program may not make URL
+    Links): another kind of request may still work, a retry will not."""
+
+    code = "wechat_refused"
 
 
 class WeChatLoginRejected(Unauthorized):
@@ -166,6 +174,67 @@ class WeChatClient:
                 continue  # token expired early: refresh once
             raise WeChatUnavailable(f"生成小程序码失败（{body.get('errcode')}）")
         raise WeChatUnavailable("生成小程序码失败")
+
+    async def _post_api(
+        self, url: str, payload: dict[str, Any], *, now: datetime
+    ) -> dict[str, Any]:
+        """POST a JSON API with the access token; an expired token is refreshed once."""
+        for attempt in range(2):
+            token = await self.access_token(now=now, force_refresh=attempt > 0)
+            resp = await self._request("POST", url, params={"access_token": token}, json=payload)
+            body = self._json(resp)
+            errcode = int(body.get("errcode") or 0)
+            if errcode in (40001, 42001) and attempt == 0:
+                continue
+            if errcode != 0:
+                logger.warning("wechat api refused", extra={"url": url, "errcode": errcode})
+                raise WeChatRefused(f"微信接口暂不可用（{errcode}）")
+            return body
+        raise WeChatUnavailable("微信接口暂不可用")
+
+    async def url_link(
+        self, *, page: str, query: str, env_version: str, expire_at: datetime, now: datetime
+    ) -> str:
+        """urllink.generate: an https link (wxaurl.cn) that opens the mini-program
+        from a browser. WeChat caps its life at 30 days, and the first WeChat
+        user who opens it owns it (others are refused), so callers cache a link
+        per browser, not per village."""
+        body = await self._post_api(
+            "/wxa/generate_urllink",
+            {
+                "path": page,
+                "query": query,
+                "env_version": env_version,
+                "expire_type": 0,
+                "expire_time": int(expire_at.timestamp()),
+            },
+            now=now,
+        )
+        link = body.get("url_link")
+        if not isinstance(link, str) or not link.startswith("https://"):
+            raise WeChatBadResponse("微信返回的小程序链接无法识别")
+        return link
+
+    async def url_scheme(
+        self, *, page: str, query: str, env_version: str, expire_at: datetime, now: datetime
+    ) -> str:
+        """urlscheme.generate (/wxa/generatescheme): a ``weixin://dl/business/``
+        link, the same rules as a URL Link; for mini-programs that may not
+        issue URL Links."""
+        body = await self._post_api(
+            "/wxa/generatescheme",
+            {
+                "jump_wxa": {"path": page, "query": query, "env_version": env_version},
+                "is_expire": True,
+                "expire_type": 0,
+                "expire_time": int(expire_at.timestamp()),
+            },
+            now=now,
+        )
+        link = body.get("openlink")
+        if not isinstance(link, str) or not link.startswith("weixin://"):
+            raise WeChatBadResponse("微信返回的小程序链接无法识别")
+        return link
 
 
 class SubscribeRefused(WeChatUnavailable):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,8 +126,9 @@ async def prepare(url: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(scope="module")
-async def live_server() -> AsyncIterator[Live]:
+@asynccontextmanager
+async def serve(**extra_env: str) -> AsyncIterator[Live]:
+    """A migrated, seeded server with the demo accounts; ``extra_env`` adds settings."""
     var = Path(tempfile.mkdtemp(prefix="ydt-console-live-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -139,6 +141,7 @@ async def live_server() -> AsyncIterator[Live]:
         "YDT_DEV_LOGIN_ENABLED": "true",
         "YDT_PUBLIC_BASE_URL": base,
         "YDT_LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     await prepare(url)
     log = (var / "server.log").open("wb")
@@ -152,13 +155,19 @@ async def live_server() -> AsyncIterator[Live]:
     try:
         await asyncio.to_thread(wait_for_port, port, 60)
         shots = screenshot_dir()
-        print(f"\nconsole screenshots: {shots}")
+        print(f"\nscreenshots: {shots}")
         yield Live(base=base, shots=shots)
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
         shutil.rmtree(var, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def live_server() -> AsyncIterator[Live]:
+    async with serve() as live:
+        yield live
 
 
 def require_chromium() -> str:

@@ -1,0 +1,1 @@
+"""The resident site: the pages a village QR poster opens outside WeChat."""
