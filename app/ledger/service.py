@@ -28,6 +28,7 @@ from app.core.config import Settings
 from app.core.storage import MediaStore
 from app.models import Callback, Complaint, ComplaintEvent, Media, Rating, StaffUser
 from app.models.enums import Channel
+from app.moderation import checks as moderation_checks
 from app.workflow import queue
 from app.workflow.machine import Card
 
@@ -317,6 +318,8 @@ async def write_dossier(
                 ),
             )
             for m in media:
+                if not moderation_checks.staff_may_see(m):
+                    continue  # still being checked by WeChat, or found risky: withheld
                 ext = m.storage_key.rsplit(".", 1)[-1]
                 with zf.open(f"media/{m.kind.value}-{m.id}.{ext}", "w", force_zip64=True) as out:
                     async for chunk in store.iter_object(m.storage_key):
