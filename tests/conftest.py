@@ -204,6 +204,7 @@ def wechat(wechat_server: FakeWeChat) -> FakeWeChat:
     wechat_server.media_checks.clear()
     wechat_server.pending_pushes.clear()
     wechat_server.push_url = None
+    wechat_server.fetch_media = False
     return wechat_server
 
 

@@ -54,6 +54,8 @@ class FakeWeChat:
         self.pending_pushes: list[dict[str, Any]] = []
         self.push_url: str | None = None
         self.push_token = ""
+        self.push_delay = 1.0  # WeChat answers in seconds to minutes, never at once
+        self.fetch_media = False  # GET each media_url, as WeChat does, before answering
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -179,6 +181,12 @@ class FakeWeChat:
         trace = uuid.uuid4().hex
         suggest = self.media_verdicts.pop(0) if self.media_verdicts else "pass"
         self.media_checks[trace] = {**body, "suggest": suggest}
+        if self.fetch_media:
+            try:
+                with urllib.request.urlopen(str(body["media_url"]), timeout=5) as got:
+                    self.media_checks[trace]["fetched"] = got.read()
+            except OSError as exc:
+                self.media_checks[trace]["fetched"] = repr(exc)
         event = self.push_event(trace, suggest)
         self.pending_pushes.append(event)
         if self.push_url:
@@ -226,6 +234,7 @@ class FakeWeChat:
 
     def _push_now(self, event: dict[str, Any]) -> None:
         assert self.push_url is not None
+        time.sleep(self.push_delay)
         query, body, ctype = self.signed_push(event, self.push_token)
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         req = urllib.request.Request(

@@ -303,12 +303,8 @@ async def file(
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
     media = await _check_media(session, body.media_ids, citizen)
     # WeChat content security, before anything is written: risky is a 422.
-    text = (
-        await gate.check(
-            body.content, openid=citizen.openid, scene=SCENE_FORUM, what="反映内容", now=now
-        )
-        if gate
-        else None
+    text = await moderation.check_text(
+        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
     )
     # Naming the accused's level makes it an accusation, whatever the item.
     accusation = item.klass.value == "accusation" or body.accused_level is not None
@@ -519,12 +515,8 @@ async def supplement(
         raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
     existing = await repository.attached_media(session, complaint.id)
     media = await _check_media(session, body.media_ids, citizen, already=existing)
-    text = (
-        await gate.check(
-            body.content, openid=citizen.openid, scene=SCENE_FORUM, what="补充内容", now=now
-        )
-        if gate
-        else None
+    text = await moderation.check_text(
+        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="补充内容", now=now
     )
     event = await events.append(
         session,

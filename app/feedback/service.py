@@ -68,12 +68,8 @@ async def rate(
         raise Conflict(ALREADY_RATED)
     comment = (body.comment or "").strip()
     # WeChat content security before anything is written: a risky comment is a 422.
-    text = (
-        await gate.check(
-            comment, openid=citizen.openid, scene=SCENE_COMMENT, what="评价内容", now=now
-        )
-        if gate
-        else None
+    text = await moderation.check_text(
+        gate, comment, citizen=citizen, scene=SCENE_COMMENT, what="评价内容", now=now
     )
     # Claim the case before writing anything: of twenty taps on "submit" the
     # first holds the row, the others find its version moved and get 409.

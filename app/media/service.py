@@ -498,6 +498,7 @@ async def cleanup(
         .limit(1000)
     )
     stale = (await session.execute(stmt)).scalars().all()
+    await moderation_checks.forget_media(session, [m.id for m in stale])
     for media in stale:
         for key in object_keys(media):
             await store.delete(key)

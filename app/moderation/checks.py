@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import crypto, keys
@@ -105,3 +106,11 @@ def staff_may_see(media: Media) -> bool:
     passed it (or flagged it for their review); unchecked rows (NULL) predate
     content security or are staff uploads."""
     return media.moderation in (None, Verdict.pass_.value, Verdict.review.value)
+
+
+async def forget_media(session: AsyncSession, media_ids: list[str]) -> None:
+    """Drop the checks of media rows being deleted (``ydt media cleanup``)."""
+    if media_ids:
+        await session.execute(
+            delete(ContentCheck).where(ContentCheck.target.in_([f"media:{m}" for m in media_ids]))
+        )

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import AppError, BadGateway, ServiceUnavailable
-from app.models import Complaint, ContentCheck, Media
+from app.models import Citizen, Complaint, ContentCheck, Media
 from app.models.moderation import CheckState, Verdict, worst
 from app.moderation import checks
 from app.wechat import client as wechat
@@ -90,6 +90,21 @@ class ContentGate:
                 f"{what}含有违法违规或不宜发布的内容，未能提交。请删改相关表述后重新提交。"
             )
         return TextCheck(verdict, found.label, openid)
+
+
+async def check_text(
+    gate: ContentGate | None,
+    text: str | None,
+    *,
+    citizen: Citizen,
+    scene: int,
+    what: str,
+    now: datetime,
+) -> TextCheck | None:
+    """The services' one call: no gate (a caller outside a request) checks nothing."""
+    if gate is None or not text:
+        return None
+    return await gate.check(text, openid=citizen.openid, scene=scene, what=what, now=now)
 
 
 def record_text(

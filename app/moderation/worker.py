@@ -31,7 +31,7 @@ from app.core.config import Settings
 from app.core.errors import BadGateway, ServiceUnavailable
 from app.core.storage import MediaStore, StorageError
 from app.media import ingest
-from app.models import ComplaintEvent, ContentCheck, Media, Rating
+from app.models import Complaint, ComplaintEvent, ContentCheck, Media, Rating
 from app.models.enums import MediaKind
 from app.models.moderation import CheckState, Verdict
 from app.moderation import checks, frames, service
@@ -299,8 +299,6 @@ async def _submit(
 async def _text_of(s: AsyncSession, target: str) -> str | None:
     kind, _, ident = target.partition(":")
     if kind == "complaint":
-        from app.models import Complaint
-
         c = await s.get(Complaint, ident)
         return c.content if c else None
     if kind in ("event", "rating") and ident.isdecimal() and len(ident) < 12:
