@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.clock import FixedClock
 from app.core.storage.local import LocalMediaStore
 from tests import mediafiles
+from tests.console.helpers import signed_in
 from tests.fake_wechat import FakeWeChat
 from tests.moderation.helpers import (
     checks_of,
@@ -291,3 +292,29 @@ async def test_staff_uploads_and_content_security_off_are_not_held(
     up = await upload(client, r, mediafiles.png(), "image")  # content security off
     assert up["moderation"] is None and up["moderation_note"] is None
     assert await checks_of(connection) == []
+
+
+async def test_the_console_flags_review_and_counts_what_it_withholds(
+    app: FastAPI,
+    client: AsyncClient,
+    connection: AsyncConnection,
+    wechat: FakeWeChat,
+    local_store: LocalMediaStore,
+    clock: FixedClock,
+) -> None:
+    await enable(app)
+    await staff(client, connection)
+    r = await citizen(client, "m.console")
+    held = await upload(client, r, mediafiles.png(), "image")
+    flagged = await upload(client, r, mediafiles.png((32, 32)), "image")
+    body = {"media_ids": [held["id"], flagged["id"]], "content": "村务公开栏空了半年 #review#"}
+    cid = str((await file_case(client, r, **body))["id"])
+    wechat.media_verdicts[:] = ["risky", "review"]
+    await tick(app, local_store, clock)
+    await deliver_all(client, wechat)
+    await signed_in(client, "st.zhang")
+    page = (await client.get(f"/console/complaints/{cid}")).text
+    assert page.count("内容需复核") == 2  # the case's text and one image
+    assert "另有 1 个附件正在进行内容安全检测或未通过检测" in page
+    queue = (await client.get("/console/queue")).text
+    assert "内容需复核" in queue
