@@ -318,3 +318,35 @@ async def test_the_console_flags_review_and_counts_what_it_withholds(
     assert "另有 1 个附件正在进行内容安全检测或未通过检测" in page
     queue = (await client.get("/console/queue")).text
     assert "内容需复核" in queue
+
+
+async def test_a_direct_upload_is_held_once_completed(
+    app: FastAPI,
+    client: AsyncClient,
+    connection: AsyncConnection,
+    wechat: FakeWeChat,
+    local_store: LocalMediaStore,
+    clock: FixedClock,
+) -> None:
+    await enable(app)
+    r = await citizen(client, "m.direct")
+    data = mediafiles.png()
+    t = (
+        await client.post(
+            "/api/v1/media/upload-tickets",
+            headers=r,
+            json={"kind": "image", "content_type": "image/png", "size": len(data)},
+        )
+    ).json()
+    sent = await client.post(
+        t["url"].replace("http://testserver", ""), data=t["fields"], files={"file": ("i", data)}
+    )
+    assert sent.status_code == 204, sent.text
+    done = await client.post(f"/api/v1/media/{t['media_id']}/complete", headers=r)
+    assert done.status_code == 200 and done.json()["moderation"] == "checking", done.text
+    again = await client.post(f"/api/v1/media/{t['media_id']}/complete", headers=r)
+    assert again.status_code == 200
+    assert len(await checks_of(connection, f"media:{t['media_id']}")) == 1  # held once
+    assert (await tick(app, local_store, clock)).submitted == 1
+    await deliver_all(client, wechat)
+    assert (await media_row(connection, t["media_id"])).moderation == "pass"
