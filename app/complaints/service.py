@@ -38,11 +38,13 @@ from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import Citizen, Complaint, ComplaintEvent, Item, Media, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, RegionLevel
+from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.routing.engine import RouteDecision
 from app.stats import rollup
+from app.wechat.client import SCENE_FORUM
 from app.workflow.machine import CardThresholds
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
@@ -290,6 +292,7 @@ async def file(
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
+    gate: moderation.ContentGate | None = None,
 ) -> ComplaintFiled:
     item_code, region_code = body.item_code, body.region_code
     if body.disclosure_id is not None:
@@ -305,6 +308,10 @@ async def file(
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
     media = await _check_media(session, body.media_ids, citizen)
+    # WeChat content security, before anything is written: risky is a 422.
+    text = await moderation.check_text(
+        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
+    )
     # Naming the accused's level makes it an accusation, whatever the item.
     accusation = item.klass.value == "accusation" or body.accused_level is not None
     decision = await routing_service.decide(
@@ -345,6 +352,9 @@ async def file(
         ),
         settings=settings,
         now=now,
+    )
+    moderation.record_text(
+        session, text, target=f"complaint:{complaint.id}", complaint=complaint, now=now
     )
     tz = ZoneInfo(settings.timezone)
     # The acceptance notice the resident is owed (三个100%: 受理100%告知).
@@ -432,6 +442,8 @@ async def _detail(
                     url=u.url,
                     play_url=u.play_url,
                     poster_url=u.poster_url,
+                    moderation=m.moderation,
+                    moderation_note=moderation.resident_note(m),
                 )
             )
     return ComplaintDetail(
@@ -527,6 +539,7 @@ async def supplement(
     settings: Settings,
     *,
     now: datetime,
+    gate: moderation.ContentGate | None = None,
 ) -> ComplaintDetail:
     row = await _owned_row(session, complaint_id, citizen)
     complaint = row[0]
@@ -534,7 +547,10 @@ async def supplement(
         raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
     existing = await repository.attached_media(session, complaint.id)
     media = await _check_media(session, body.media_ids, citizen, already=existing)
-    await events.append(
+    text = await moderation.check_text(
+        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="补充内容", now=now
+    )
+    event = await events.append(
         session,
         complaint,
         kind="supplemented",
@@ -548,6 +564,8 @@ async def supplement(
     media_service.attach(
         media, f"complaint:{complaint.id}", now, forget_owner=complaint.identity_protected
     )
+    await session.flush()
+    moderation.record_text(session, text, target=f"event:{event.id}", complaint=complaint, now=now)
     complaint.updated_at = now
     await session.flush()
     return await _detail(session, row, store, settings, now=now, with_media=True)

@@ -70,6 +70,12 @@ def _environment() -> jinja2.Environment:
     env.filters["local"] = _local
     env.globals["static"] = static_url
     env.globals["role_label"] = lambda role: navigation.ROLE_LABELS.get(role, str(role))
+    # A case's WeChat content-security flag (app/moderation/); pass shows nothing.
+    env.globals["moderation_labels"] = {
+        "checking": "内容待检测",
+        "review": "内容需复核",
+        "risky": "内容未通过检测",
+    }
     return env
 
 

@@ -190,6 +190,48 @@ class Settings(BaseSettings):
     wechat_timeout_seconds: float = Field(
         default=5.0, description="timeout of each WeChat API call (seconds); slower is a 503"
     )
+    # Content security (WeChat msgSecCheck / mediaCheckAsync v2, app/moderation/).
+    content_security_enabled: bool = Field(
+        default=True,
+        description="check residents' text and media with WeChat content security before "
+        "staff see them; takes effect only when YDT_WECHAT_APPID is set (embedded default: off)",
+    )
+    wechat_message_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the mini-program's message push (消息推送, plaintext or "
+        "compatible mode): signs WeChat's calls to /api/v1/wechat/events; unset: every call "
+        "there is refused",
+    )
+    content_check_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="timeout of a synchronous text check (msgSecCheck); slower is retried by "
+        "the worker and the filing is accepted",
+    )
+    content_check_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="submissions of one text or media check before it is handed to staff review",
+    )
+    content_check_backoff_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="first retry delay of a failed content check (seconds); doubles each attempt",
+    )
+    content_check_result_minutes: int = Field(
+        default=40,
+        ge=31,
+        description="a submitted media check with no pushed result after this many minutes is "
+        "submitted again (WeChat promises the push within 30)",
+    )
+    content_check_video_frames: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="key frames of a video checked as images (its sound is checked as audio)",
+    )
     dev_login_enabled: bool = Field(
         default=False,
         description="POST /auth/dev-login, a login that skips WeChat; refused in production",
@@ -392,6 +434,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def content_security(self) -> bool:
+        """Whether residents' content goes through WeChat content security."""
+        return self.content_security_enabled and bool(self.wechat_appid and self.wechat_secret)
 
     @property
     def is_embedded(self) -> bool:

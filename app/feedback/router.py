@@ -10,6 +10,7 @@ from app.core.schemas import DbId
 from app.feedback import service
 from app.feedback.schemas import CallbackRead, CallbackRecord, DrawRead, RatingCreate, RatingRead
 from app.models import Callback
+from app.moderation.dependencies import ContentGateDep
 from app.staff.dependencies import CurrentStaff
 
 router = APIRouter(tags=["feedback"])
@@ -23,9 +24,10 @@ async def rate(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    gate: ContentGateDep,
 ) -> RatingRead:
     return await service.rate(
-        session, citizen, complaint_id, body, now=clock.now(), settings=settings
+        session, citizen, complaint_id, body, now=clock.now(), settings=settings, gate=gate
     )
 
 

@@ -33,8 +33,10 @@ from app.models import (
     SupervisionUnit,
 )
 from app.models.enums import ComplaintStatus, StaffRole, UnitKind
+from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.regions.repository import PREFIX_LENGTH
+from app.wechat.client import SCENE_COMMENT
 from app.workflow import queue, scope
 from app.workflow import service as workflow
 
@@ -51,6 +53,7 @@ async def rate(
     *,
     now: datetime,
     settings: Settings,
+    gate: moderation.ContentGate | None = None,
 ) -> RatingRead:
     c = await session.get(Complaint, complaint_id) if len(complaint_id) == 32 else None
     if c is None or not identity.owned_by(c, citizen.id):
@@ -63,10 +66,14 @@ async def rate(
     )
     if taken.first() is not None:
         raise Conflict(ALREADY_RATED)
+    comment = (body.comment or "").strip()
+    # WeChat content security before anything is written: a risky comment is a 422.
+    text = await moderation.check_text(
+        gate, comment, citizen=citizen, scene=SCENE_COMMENT, what="评价内容", now=now
+    )
     # Claim the case before writing anything: of twenty taps on "submit" the
     # first holds the row, the others find its version moved and get 409.
     await workflow.claim(session, c, now=now, conflict=Conflict(ALREADY_RATED))
-    comment = (body.comment or "").strip()
     rating = Rating(
         complaint_id=c.id,
         round=round_,
@@ -79,6 +86,9 @@ async def rate(
         created_at=now,
     )
     session.add(rating)
+    if text is not None:
+        await session.flush()
+        moderation.record_text(session, text, target=f"rating:{rating.id}", complaint=c, now=now)
     await events.append(
         session,
         c,

@@ -12,6 +12,7 @@ from app.models.complaint import (
 from app.models.disclosure import Disclosure, DisclosureEvent
 from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.media import IdempotencyRecord, Media
+from app.models.moderation import ContentCheck
 from app.models.reference import (
     Category,
     Department,
@@ -43,6 +44,7 @@ __all__ = [
     "Citizen",
     "Complaint",
     "ComplaintEvent",
+    "ContentCheck",
     "Department",
     "DesignatedCadre",
     "Disclosure",

@@ -101,6 +101,10 @@ class Complaint(Base):
     owner_index: Mapped[str | None] = mapped_column(String(64))
     phone_index: Mapped[str | None] = mapped_column(String(64))
     identity_commitment: Mapped[str | None] = mapped_column(String(64))
+    # The resident's text (content, supplements, comments) as WeChat content
+    # security judged it so far: NULL/pass, checking (WeChat was unreachable;
+    # the worker retries), review or risky (flagged for staff).
+    moderation: Mapped[str | None] = mapped_column(String(16))
 
     @property
     def identity_protected(self) -> bool:

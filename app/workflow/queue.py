@@ -34,6 +34,7 @@ from app.core.schemas import DB_INT_MAX, DbId
 from app.disclosures import views as disclosure_views
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import Channel, ComplaintStatus, StaffRole
+from app.moderation import checks as moderation_checks
 from app.regions.repository import prefix_of
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
@@ -271,6 +272,7 @@ def to_item(
         due_at=c.due_at,
         version=c.version,
         reporter=reporter_for(user, c, full=full),
+        moderation=c.moderation,
     )
 
 
@@ -530,7 +532,15 @@ async def case_file(
             for e in evs
         ],
         media=[
-            {"id": m.id, "kind": m.kind.value, "content_type": m.content_type, "size": m.size}
+            {
+                "id": m.id,
+                "kind": m.kind.value,
+                "content_type": m.content_type,
+                "size": m.size,
+                "moderation": m.moderation,
+            }
             for m in media
+            if moderation_checks.staff_may_see(m)
         ],
+        media_withheld=sum(1 for m in media if not moderation_checks.staff_may_see(m)),
     )

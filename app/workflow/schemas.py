@@ -65,6 +65,12 @@ class QueueItem(BaseModel):
     due_at: datetime
     version: int
     reporter: Reporter
+    moderation: str | None = Field(
+        default=None,
+        description="WeChat content security of the resident's text: null or pass; "
+        "checking (WeChat unreachable at filing, the worker retries); review or risky "
+        "(flagged: read with care before acting or quoting it)",
+    )
 
 
 class QueuePage(BaseModel):
@@ -104,7 +110,13 @@ class CaseFile(QueueItem):
     signatures: list[str]
     signatures_needed: list[str]
     events: list[EventRead]
-    media: list[dict[str, Any]]
+    media: list[dict[str, Any]] = Field(
+        description="attached files staff may see: not those WeChat content security is "
+        "still checking or found risky (``moderation`` says review when flagged)"
+    )
+    media_withheld: int = Field(
+        default=0, description="attached files withheld: still being checked, or found risky"
+    )
     disclosure: DisclosureRef | None = None
 
 
