@@ -35,6 +35,7 @@ from app.disclosures import views as disclosure_views
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import Channel, ComplaintStatus, StaffRole
 from app.regions.repository import prefix_of
+from app.workflow import cohort as cohort_filter
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
 from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
@@ -130,6 +131,9 @@ class QueueFilter:
     channel: Channel | None = None
     cadre_id: int | None = None  # "assigned to me" (the console)
     signer: StaffUser | None = None  # "waiting for my signature" (the console)
+    category_code: str | None = None  # two digits: the items of one category
+    name: str | None = None  # the filer's name: ordinary cases only (protected ones are sealed)
+    cohort: cohort_filter.Cohort | None = None  # the cases behind a statistics figure
 
 
 def queue_filter(
@@ -180,6 +184,8 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
         stmt = stmt.where(Complaint.unit_id == f.unit_id)
     if f.item_code:
         stmt = stmt.where(Complaint.item_code == f.item_code)
+    if f.category_code:
+        stmt = stmt.where(Complaint.item_code.startswith(f.category_code))
     if f.region_code:
         stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
     if f.q:
@@ -236,9 +242,7 @@ def reporter_for(user: StaffUser, c: Complaint, *, full: bool) -> Reporter:
         return Reporter(anonymous=c.anonymous, visible=False)
     filer = identity.of(c)
     # Lists show a masked phone; the supervision side sees it whole in the case file.
-    phone = (
-        filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
-    )
+    phone = filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
     return Reporter(anonymous=False, name=filer.display_name, phone=phone, visible=True)
 
 
@@ -292,10 +296,18 @@ class QueueResult:
     next_cursor: str | None
 
 
-async def _scoped(session: AsyncSession, user: StaffUser, f: QueueFilter) -> ColumnElement[bool]:
-    """The user's scope, narrowed to the filer's phone when searching by it:
-    only among the cases whose filer this role may see."""
+async def _scoped(
+    session: AsyncSession, user: StaffUser, f: QueueFilter, now: datetime
+) -> ColumnElement[bool]:
+    """The user's scope, narrowed to the filer's phone or name when searching
+    by them: only among the cases whose filer this role may see."""
     visible = await scope.visible(session, user)
+    if f.cohort is not None:
+        visible = and_(visible, cohort_filter.condition(f.cohort, now))
+    if f.name:
+        visible = and_(
+            visible, identity.visible_condition(user), Complaint.contact_name == f.name.strip()
+        )
     if not f.phone:
         return visible
     return and_(visible, identity.visible_condition(user), identity.phone_condition(f.phone))
@@ -319,7 +331,7 @@ async def queue(
     same at a thousand cases or a million; a cursor resumes each bucket by a
     range condition instead of skipping rows.
     """
-    visible = await _scoped(session, user, f)
+    visible = await _scoped(session, user, f, now)
     take = limit + offset
     # Open buckets are read per priority value, so each is a true index range
     # ((-priority) = p AND due_at from now): a page then never walks past the
@@ -411,7 +423,7 @@ async def card_counts(
     branches = [(card, cond) for card, open_, cond in card_branches(now) if open_]
     stmt = _filtered(
         select(*[func.count().filter(cond) for _, cond in branches]).where(
-            await _scoped(session, user, f), IS_OPEN
+            await _scoped(session, user, f, now), IS_OPEN
         ),
         f,
     )
@@ -419,6 +431,16 @@ async def card_counts(
     for (card, _), n in zip(branches, row, strict=True):
         counts[card] += int(n or 0)
     return counts
+
+
+async def total(session: AsyncSession, user: StaffUser, f: QueueFilter, *, now: datetime) -> int:
+    """How many cases the queue holds under these filters, open and closed
+    (the console shows it beside a statistics figure the list stands for)."""
+    where = await _scoped(session, user, f, now)
+    if f.card is not None:
+        where = and_(where, or_(*[c for card, _, c in card_branches(now) if card is f.card]))
+    stmt = _filtered(select(func.count()).select_from(Complaint).where(where), f)
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def load_visible(session: AsyncSession, user: StaffUser, complaint_id: str) -> Row:
@@ -483,9 +505,7 @@ async def case_file(
     if base.reporter.visible and c.identity_protected:
         await identity.record_read(session, user, c, via=read_via, at=now)
     shows_reads = await identity.sees_reads(session, user)
-    evs = [
-        e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED
-    ]
+    evs = [e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED]
     media = (
         (
             await session.execute(
