@@ -19,6 +19,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from app.console import lookups
 from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
 from app.console.routing import console_router
 from app.console.templating import redirect, render
@@ -100,31 +101,13 @@ async def draw_page(request: Request, ctx: Ctx, session: SessionDep, draw_id: Db
         )
         cases = {c.id: c for c in found.scalars()}
     unit_ids = {cb.unit_id for cb in rows} | {c.unit_id for c in cases.values()}
-    units = (
-        dict(
-            (
-                await session.execute(
-                    select(SupervisionUnit.id, SupervisionUnit.name).where(
-                        SupervisionUnit.id.in_(unit_ids)
-                    )
-                )
-            ).tuples()
+    units: dict[int, str] = {}
+    if unit_ids:
+        found_units = await session.execute(
+            select(SupervisionUnit.id, SupervisionUnit.name).where(SupervisionUnit.id.in_(unit_ids))
         )
-        if unit_ids
-        else {}
-    )
-    staff_ids = {cb.staff_id for cb in rows if cb.staff_id}
-    staff = (
-        dict(
-            (
-                await session.execute(
-                    select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(staff_ids))
-                )
-            ).tuples()
-        )
-        if staff_ids
-        else {}
-    )
+        units = {int(i): str(n) for i, n in found_units.all()}
+    staff = await lookups.staff_names(session, (cb.staff_id for cb in rows))
     items: list[dict[str, Any]] = [
         {
             "cb": cb,

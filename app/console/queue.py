@@ -218,10 +218,7 @@ async def _full(
         categories=await lookups.categories(session),
         may_sign=ctx.user.role in SIGNERS,
         may_search_identity=ctx.user.role in IDENTITY_SEARCHERS,
-        search={"name": "", "phone": ""},
-        searched=False,
-        **values,
-        **extra,
+        **{"search": {"name": "", "phone": ""}, "searched": False, **values, **extra},
     )
 
 

@@ -109,3 +109,128 @@ async def test_every_figure_equals_the_api_and_links_to_exactly_its_cases(
     tracking = {row[0] for row in rows[1:]}
     want_tracking = {(await case(client, s.county, cid))["tracking_no"] for cid in ids.values()}
     assert tracking == want_tracking
+
+
+CB_FORM = re.compile(r'action="/console/callbacks/(\d+)/(\d+)"')
+
+
+async def test_a_commission_draws_a_sample_and_records_a_call(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    s = await staff(client, connection)
+    cid = (await file_case(client, await citizen(client, "dash.cb")))["id"]
+    await close(client, s, cid)
+    await make_staff(connection, "dash.jw", StaffRole.supervisor, unit_code="JW-511702")
+    csrf = await signed_in(client, "dash.jw")
+    listing = await client.get("/console/callbacks")
+    assert listing.status_code == 200 and "抽取样本" in listing.text
+    drawn = await client.post(
+        "/console/callbacks/draw", data={"csrf_token": csrf, "quarter": "2026Q4"}
+    )
+    assert drawn.status_code == 303, drawn.text
+    page = await client.get(drawn.headers["location"])
+    assert page.status_code == 200
+    forms = CB_FORM.findall(page.text)
+    assert forms, page.text
+    draw_id, cb_id = forms[0]
+    # A form mistake is named and nothing is written.
+    bad = await client.post(
+        f"/console/callbacks/{draw_id}/{cb_id}",
+        data={"csrf_token": csrf, "method": "phone", "reached": "no", "resolved": "yes"},
+    )
+    assert bad.status_code == 303
+    assert "未联系上群众时" in unescape((await client.get(bad.headers["location"])).text)
+    done = await client.post(
+        f"/console/callbacks/{draw_id}/{cb_id}",
+        data={
+            "csrf_token": csrf,
+            "method": "phone",
+            "reached": "yes",
+            "resolved": "yes",
+            "satisfaction": "satisfied",
+            "note": "群众表示公示栏已更新",
+        },
+    )
+    assert done.status_code == 303
+    after = await client.get(f"/console/callbacks/{draw_id}")
+    assert "已记录回访结果" in after.text and "群众表示公示栏已更新" in after.text
+    assert f'action="/console/callbacks/{draw_id}/{cb_id}"' not in after.text
+    api = await client.get(f"/api/v1/staff/callbacks?draw_id={draw_id}", headers=s.county)
+    assert {cb["status"] for cb in api.json() if cb["id"] == int(cb_id)} == {"done"}
+    # Without the CSRF token: refused.
+    no_token = await client.post("/console/callbacks/draw", data={"quarter": "2026Q4"})
+    assert no_token.status_code == 403
+
+    # The audited unit's supervisor: no menu entry, 403 for the list, 404 for
+    # the draw (as from the API) and for recording; no form anywhere.
+    client.cookies.clear()
+    csrf = await signed_in(client, "st.zhang")
+    inbox = await client.get("/console/inbox")
+    assert "/console/callbacks" not in inbox.text
+    assert (await client.get("/console/callbacks")).status_code == 403
+    theirs = await client.get(f"/console/callbacks/{draw_id}")
+    assert theirs.status_code == 404 and "/console/callbacks/" not in theirs.text.split("<main")[1]
+    record = await client.post(
+        f"/console/callbacks/{draw_id}/{cb_id}",
+        data={"csrf_token": csrf, "method": "phone", "reached": "yes"},
+    )
+    assert record.status_code == 404
+
+
+async def test_identity_search_is_for_the_supervision_side_and_never_in_a_url(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    s = await staff(client, connection)
+    r = await citizen(client, "dash.search")
+    plain = (await file_case(client, r, contact_name="钱七", contact_phone="13611112222"))["id"]
+    accused = (
+        await file_case(
+            client, r, contact_name="孙八", contact_phone="13633334444", accused_level="village"
+        )
+    )["id"]
+    other = (await file_case(client, r, contact_name="周九", contact_phone="13655556666"))["id"]
+    csrf = await signed_in(client, "st.zhang")
+    queue = await client.get("/console/queue")
+    assert 'action="/console/queue/search"' in queue.text
+    by_name = await client.post("/console/queue/search", data={"csrf_token": csrf, "name": "钱七"})
+    assert by_name.status_code == 200
+    assert set(TRACKING.findall(by_name.text)) == {plain}
+    by_phone = await client.post(
+        "/console/queue/search", data={"csrf_token": csrf, "phone": "13633334444"}
+    )
+    assert set(TRACKING.findall(by_phone.text)) == {accused}
+    # The accuser's name is sealed: a name finds ordinary cases only.
+    sealed = await client.post("/console/queue/search", data={"csrf_token": csrf, "name": "孙八"})
+    assert TRACKING.findall(sealed.text) == []
+    assert other not in by_name.text
+    bad = await client.post("/console/queue/search", data={"csrf_token": csrf, "phone": "abc\x00"})
+    assert bad.status_code == 400
+    # Finding an accusation by phone is recorded as a read of its filer's identity.
+    events = (await case(client, s.county, accused))["events"]
+    assert any(e["kind"] == "identity_viewed" for e in events)
+
+    v = (await case(client, s.zhang, plain))["version"]
+    await act(client, s.zhang, plain, "accept", v)
+    v += 1
+    moved = await act(
+        client,
+        s.zhang,
+        plain,
+        "transfer",
+        v,
+        department_code="D001",
+        department_region_code=COUNTY,
+    )
+    assert moved.status_code == 200, moved.text
+    await make_staff(
+        connection, "dash.edu", StaffRole.handler, department_code="D001", region_code=COUNTY
+    )
+    client.cookies.clear()
+    csrf = await signed_in(client, "dash.edu")
+    queue = await client.get("/console/queue")
+    assert queue.status_code == 200 and "/console/queue/search" not in queue.text
+    refused = await client.post(
+        "/console/queue/search", data={"csrf_token": csrf, "phone": "13611112222"}
+    )
+    assert refused.status_code == 403
+    assert "13611112222" not in refused.text
