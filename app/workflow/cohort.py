@@ -32,7 +32,7 @@ from app.models.enums import ComplaintStatus
 from app.stats import rollup
 
 METRIC_LABELS = {
-    "received": "受理（收到）",
+    "received": "收到",
     "accepted": "已受理",
     "closed": "已办结",
     "closed_on_time": "按期办结",

@@ -185,6 +185,7 @@ async def test_identity_search_for_a_supervisor_absent_for_a_handler(
     case = live.resident_files("dash-browser-4", contact_name="钱多多", contact_phone="13822223333")
     page = await open_page(browser, live)
     await sign_in(page, "fengbei.zhang")
+    await page.click("summary:has-text('按反映人姓名或电话查找')")
     await page.fill("#s-phone", "13822223333")
     async with page.expect_navigation():
         await page.click("form[aria-label='按反映人查找'] button[type=submit]")
@@ -192,6 +193,7 @@ async def test_identity_search_for_a_supervisor_absent_for_a_handler(
     assert await queue_tracking(page) == {case["tracking_no"]}
     await both_widths(live, page, "queue-identity-search")
     await page.goto("/console/queue")
+    await page.click("summary:has-text('按反映人姓名或电话查找')")
     await page.fill("#s-name", "钱多多")
     async with page.expect_navigation():
         await page.click("form[aria-label='按反映人查找'] button[type=submit]")

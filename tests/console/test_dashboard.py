@@ -234,3 +234,42 @@ async def test_identity_search_is_for_the_supervision_side_and_never_in_a_url(
     )
     assert refused.status_code == 403
     assert "13611112222" not in refused.text
+
+
+MARK = re.compile(
+    r'href="/console/complaints/([0-9a-f]{32})">[^<]*</a> <span class="mark mark-(new|changed)">'
+)
+
+
+async def test_new_and_changed_cases_are_marked_since_the_last_visit(
+    client: AsyncClient, connection: AsyncConnection, clock: FixedClock
+) -> None:
+    s = await staff(client, connection)
+    r = await citizen(client, "dash.marks")
+    old = (await file_case(client, r))["id"]
+    touched = (await file_case(client, r))["id"]
+    await signed_in(client, "st.zhang")
+    first = await client.get("/console/queue")
+    assert MARK.findall(first.text) == []  # a first session has nothing to compare with
+    client.cookies.clear()
+
+    clock.set(clock.now() + timedelta(hours=1))
+    s = await relogin(client)
+    r = await citizen(client, "dash.marks")
+    new = (await file_case(client, r))["id"]
+    v = (await case(client, s.wang, touched))["version"]
+    assert (await act(client, s.wang, touched, "accept", v)).status_code == 200
+    csrf = await signed_in(client, "st.zhang")
+    page = await client.get("/console/queue")
+    marks = dict(MARK.findall(page.text))
+    assert marks == {new: "new", touched: "changed"}
+    assert old not in marks
+    # The marks stay while the user works, until they clear them.
+    assert dict(MARK.findall((await client.get("/console/queue")).text)) == marks
+    cleared = await client.post("/console/queue/seen", data={"csrf_token": csrf})
+    assert cleared.status_code == 303
+    clock.set(clock.now() + timedelta(minutes=1))
+    assert MARK.findall((await client.get("/console/queue")).text) == []
+    # A forged "seen" cookie is ignored: the marks come back.
+    client.cookies.set("ydt_seen", "9999999999.forged")
+    assert dict(MARK.findall((await client.get("/console/queue")).text)) == marks
