@@ -214,4 +214,3 @@ def test_api_answers_as_documented(
         checks=CHECKS,
         timeout=30,
     )
-
