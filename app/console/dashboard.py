@@ -33,7 +33,7 @@ from app.core.deps import SessionDep
 from app.core.errors import BadRequest
 from app.ledger import service as ledger_service
 from app.ledger.router import XLSX
-from app.models import Complaint
+from app.models import Complaint, Region
 from app.models.enums import RegionLevel
 from app.stats import ranking, rollup
 from app.stats import service as stats_service
@@ -129,13 +129,16 @@ class Bar:
     extra: str = ""
 
 
-def bars(rows: list[Breakdown], link: Any, *, limit: int = 15) -> list[Bar]:
-    """Horizontal bars of "received", largest first, each linked to its cases."""
+def bars(
+    rows: list[Breakdown], link: Any, *, limit: int = 15, names: dict[str, str] | None = None
+) -> list[Bar]:
+    """Horizontal bars of "received", largest first, each linked to its cases
+    (``names``: shorter labels than the breakdown's, e.g. a township's own name)."""
     top = sorted(rows, key=lambda b: (-b.figures.received, b.key))[:limit]
     peak = max((b.figures.received for b in top), default=0) or 1
     return [
         Bar(
-            b.label,
+            (names or {}).get(b.key, b.label),
             b.figures.received,
             round(100 * b.figures.received / peak, 1),
             link(b.key),
@@ -199,6 +202,14 @@ async def alert_cases(session: SessionDep, ctx: Ctx, ids: set[str]) -> dict[str,
     return {str(i): (str(t), s.label) for i, t, s in rows}
 
 
+async def short_names(session: SessionDep, codes: list[str]) -> dict[str, str]:
+    """Townships by their own name (the breakdown carries the full one)."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(Region.code, Region.name).where(Region.code.in_(codes)))
+    return {str(c): str(n) for c, n in rows.all()}
+
+
 @router.get("/dashboard")
 async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response:
     today = rollup.local_date(ctx.now)
@@ -234,7 +245,11 @@ async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response
         chart_h=CHART_H,
         by_unit=bars(overview.by_unit, lambda k: period.queue_link(unit_id=k)),
         by_category=bars(overview.by_category, lambda k: period.queue_link(category=k)),
-        by_town=bars(overview.by_region, lambda k: period.queue_link(region_code=k)),
+        by_town=bars(
+            overview.by_region,
+            lambda k: period.queue_link(region_code=k),
+            names=await short_names(session, [b.key for b in overview.by_region]),
+        ),
         ranks=ranks,
         alert_kinds=ALERT_KINDS,
         cases=cases,
