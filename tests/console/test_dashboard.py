@@ -326,3 +326,27 @@ async def test_bad_form_input_is_refused_without_500(
         data={"csrf_token": csrf, "method": "phone", "reached": "yes"},
     )
     assert resp.status_code == 404
+
+
+async def test_the_queue_exports_its_current_filter(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    s = await staff(client, connection)
+    r = await citizen(client, "dash.export")
+    kept = {(await file_case(client, r, item_code="0101"))["id"] for _ in range(2)}
+    other = (await file_case(client, r, item_code="0102"))["id"]
+    v = (await case(client, s.zhang, other))["version"]
+    assert (await act(client, s.zhang, other, "accept", v)).status_code == 200
+    await signed_in(client, "st.zhang")
+    page = await client.get("/console/queue", params={"status": "submitted", "item_code": "0101"})
+    assert page.status_code == 200
+    shown = set(TRACKING.findall(page.text))
+    assert kept <= shown and other not in shown
+    link = unescape(re.search(r'href="(/console/ledger\.xlsx[^"]*)"', page.text).group(1))
+    assert "status=submitted" in link and "item_code=0101" in link
+    xlsx = await client.get(link)
+    assert xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(xlsx.content), read_only=True).active
+    exported = {row[0] for row in list(sheet.iter_rows(values_only=True))[1:]}
+    want = {(await case(client, s.zhang, cid))["tracking_no"] for cid in shown}
+    assert exported == want
