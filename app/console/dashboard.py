@@ -93,6 +93,13 @@ class Period:
             params.pop("metric")
         return "/console/queue?" + urlencode(params)
 
+    def whole_months(self) -> Period:
+        """The period widened to whole months: what the unit and category
+        breakdowns count in a region-wide view (``stats.service.whole_months``)."""
+        start = self.date_from.replace(day=1)
+        end = (self.date_to.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        return Period(self.region_code, start, end)
+
     def month_link(self, month: str, metric: str) -> str:
         start = date.fromisoformat(month + "-01")
         end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
@@ -226,6 +233,11 @@ async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response
     ranks = await ranking.rankings(
         session, scope=scope, date_from=period.date_from, date_to=period.date_to, now=ctx.now
     )
+    # Unit and category breakdowns may count whole months: their links too.
+    coarse = stats_service.whole_months(
+        scope, stats_service.counted_prefix(scope, period.region_code or None)
+    )
+    months_period = period.whole_months() if coarse else period
     cases = await alert_cases(session, ctx, {i for a in ranks.alerts for i in a.complaint_ids})
     regions = [
         r
@@ -243,8 +255,11 @@ async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response
         rates=RATES,
         months=month_columns(period, overview.by_month),
         chart_h=CHART_H,
-        by_unit=bars(overview.by_unit, lambda k: period.queue_link(unit_id=k)),
-        by_category=bars(overview.by_category, lambda k: period.queue_link(category=k)),
+        by_unit=bars(overview.by_unit, lambda k: months_period.queue_link(unit_id=k)),
+        by_category=bars(overview.by_category, lambda k: months_period.queue_link(category=k)),
+        months_period=months_period,
+        ranks_period=period.whole_months(),  # rankings read the month table
+        coarse=coarse,
         by_town=bars(
             overview.by_region,
             lambda k: period.queue_link(region_code=k),

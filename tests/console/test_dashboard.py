@@ -99,6 +99,30 @@ async def test_every_figure_equals_the_api_and_links_to_exactly_its_cases(
         queue = await client.get(shown[metric][0])
         assert set(TRACKING.findall(queue.text)) == want, metric
 
+    # Breakdown rows: each "received" figure leads to that many cases, the
+    # unit and category rows over whole months as the API counts them there.
+    for table, rows in (("t-unit", "by_unit"), ("t-cat", "by_category"), ("t-town", "by_region")):
+        section = page.text.split(f'id="{table}"')[1].split("</table>")[0]
+        links = re.findall(r'data-label="收到"><a href="([^"]+)">(\d+)</a>', section)
+        assert [int(n) for _, n in links] == [b["figures"]["received"] for b in api.json()[rows]]
+        for link, n in links:
+            found = TOTAL.search((await client.get(unescape(link))).text)
+            assert found and int(found.group(1)) == int(n), (table, link)
+
+    # From the day after every receipt, in the same month: nothing received in
+    # the period, yet the unit breakdown (whole months) counts them all, and
+    # its link shows them all.
+    late = {"region_code": COUNTY, "from": "2026-11-25", "to": end}
+    page2 = await client.get("/console/dashboard", params=late)
+    api2 = (await client.get("/api/v1/staff/stats/overview", params=late, headers=s.county)).json()
+    assert api2["totals"]["received"] == 0 and api2["by_unit"][0]["figures"]["received"] == 4
+    section = page2.text.split('id="t-unit"')[1].split("</table>")[0]
+    link, n = re.findall(r'data-label="收到"><a href="([^"]+)">(\d+)</a>', section)[0]
+    assert int(n) == 4 and "from=2026-11-01" in unescape(link)
+    found = TOTAL.search((await client.get(unescape(link))).text)
+    assert found and int(found.group(1)) == 4
+    assert "按整月计" in page2.text
+
     # The ledger button exports exactly the dashboard's filter: the cases received.
     ledger_link = unescape(re.search(r'href="(/console/ledger\.xlsx[^"]*)"', page.text).group(1))
     xlsx = await client.get(ledger_link)
