@@ -374,3 +374,22 @@ async def test_the_queue_exports_its_current_filter(
     exported = {row[0] for row in list(sheet.iter_rows(values_only=True))[1:]}
     want = {(await case(client, s.zhang, cid))["tracking_no"] for cid in shown}
     assert exported == want
+
+
+async def test_alerts_show_the_cases_behind_them(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    await staff(client, connection)
+    filed = [
+        (await file_case(client, await citizen(client, f"dash.cluster{i}")))["id"] for i in range(5)
+    ]
+    await make_staff(connection, "dash.lead2", StaffRole.leader, unit_code="JW-511702")
+    await signed_in(client, "dash.lead2")
+    page = await client.get("/console/dashboard")
+    assert page.status_code == 200
+    alerts = page.text.split('id="h-alerts"')[1]
+    assert "类案预警" in alerts
+    assert set(TRACKING.findall(alerts)) == set(filed)
+    # Red and black lists explain themselves: every unit with its reasons.
+    lists = page.text.split('id="h-lists"')[1].split('id="h-alerts"')[0]
+    assert "综合得分" in lists and "凤北街道纪工委" in lists
