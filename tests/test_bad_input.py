@@ -373,7 +373,9 @@ async def test_hostile_input_is_refused_cleanly(
     params = [p for p in op.get("parameters", []) if p["in"] in ("path", "query")]
     path_vals = {p["name"]: path_value(p["name"], w) for p in params if p["in"] == "path"}
     query = {
-        p["name"]: QUERY[p["name"]](w) for p in params if p["in"] == "query" and p["name"] in QUERY
+        p["name"]: QUERY[p["name"]](w)
+        for p in params
+        if p["in"] == "query" and p["name"] in QUERY
     }
     body_schema: dict[str, Any] = {}
     media_type = None

@@ -214,3 +214,4 @@ def test_api_answers_as_documented(
         checks=CHECKS,
         timeout=30,
     )
+

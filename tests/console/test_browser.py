@@ -203,10 +203,9 @@ async def test_handler_replies_and_asks_for_an_extension_that_a_supervisor_appro
     assert "办理期限延长" in timeline and "阶段性答复" in timeline
     await shot(live, supervisor, "case-extension-approved")
     await supervisor.goto("/console/inbox")
-    assert (
-        case["tracking_no"]
-        not in await supervisor.locator("section[aria-labelledby=h-ext]").inner_text()
-    )
+    assert case["tracking_no"] not in await supervisor.locator(
+        "section[aria-labelledby=h-ext]"
+    ).inner_text()
 
 
 async def test_two_different_leaders_sign_and_the_case_closes(

@@ -269,7 +269,7 @@ async def test_offline_intake_and_its_receipt(client: AsyncClient, team: Team) -
     assert again.status_code == 303 and again.headers["location"].endswith("/receipt")
     reprint = await client.get(again.headers["location"])
     assert tracking.group(0) in reprint.text and "已经提交过" in reprint.text
-    listed = await client.get("/api/v1/staff/complaints", headers=await login(client, "c.agent"))
+    listed = (await client.get("/api/v1/staff/complaints", headers=await login(client, "c.agent")))
     assert [i["tracking_no"] for i in listed.json()["items"]].count(tracking.group(0)) == 1
     # A handler may not register.
     client.cookies.clear()

@@ -42,7 +42,9 @@ async def test_two_overlapping_draws_never_draw_a_case_twice(
     assert drawn == 1
 
 
-async def test_two_cadres_recording_one_callback_one_wins(live: FastAPI, http: AsyncClient) -> None:
+async def test_two_cadres_recording_one_callback_one_wins(
+    live: FastAPI, http: AsyncClient
+) -> None:
     cid = await closed_live_case(live, http)
     a = await new_staff(live, http, unit=COMMISSION)
     b = await new_staff(live, http, StaffRole.leader, unit=COMMISSION)

@@ -26,14 +26,8 @@ def test_verify_names_a_tampered_file_and_cleanup_sweeps_orphans(tmp_path: Path)
     }
     assert ydt(env, "migrate").returncode == 0
     made = ydt(
-        env,
-        "create-staff",
-        "--username",
-        "auditor",
-        "--password",
-        "Qm7!vRt2#zLp9wXc",
-        "--role",
-        "admin",
+        env, "create-staff", "--username", "auditor", "--password", "Qm7!vRt2#zLp9wXc",
+        "--role", "admin",
     )
     assert made.returncode == 0, made.stderr
     day = f"{datetime.now(UTC):%Y/%m/%d}"

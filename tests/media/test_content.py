@@ -205,7 +205,9 @@ class TestImageBomb:
         assert stored_files(local_store) == []
 
     async def test_the_per_kind_limit_is_a_setting(self, app: FastAPI, client: AsyncClient) -> None:
-        app.state.settings = app.state.settings.model_copy(update={"media_max_image_pixels": 1000})
+        app.state.settings = app.state.settings.model_copy(
+            update={"media_max_image_pixels": 1000}
+        )
         h = await citizen(client)
         status, body = await upload(client, h, mediafiles.png((64, 48)), "image")
         assert status == 413 and "0.001 百万像素" in str(body["detail"]), body

@@ -143,7 +143,9 @@ class TestServedOnlyWhileUnchanged:
         _, body = await upload(client, h, mediafiles.png(), "image")
         media = await load(connection, str(body["id"]))
         # Someone with access to the bucket swaps the evidence.
-        await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
+        await store.put_stream(
+            media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y"
+        )
         got = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
         assert got["url"] is None and got["play_url"] is None
         assert (await load(connection, str(body["id"]))).integrity_failed_at is not None
@@ -158,7 +160,9 @@ class TestServedOnlyWhileUnchanged:
         _, body = await upload(client, h, mediafiles.wav(), "voice")
         media = await load(connection, str(body["id"]))
         same = await read_all(store, media.storage_key)
-        await store.put_stream(media.storage_key, once(same), content_type="a/b")
+        await store.put_stream(
+            media.storage_key, once(same), content_type="a/b"
+        )
         got = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
         assert got["url"] is not None
         after = await load(connection, str(body["id"]))

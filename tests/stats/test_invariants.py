@@ -98,7 +98,9 @@ class World:
         }
         for unit, (sup, lead1, lead2) in names.items():
             if create:
-                user = await make_staff(self.connection, sup, StaffRole.supervisor, unit_code=unit)
+                user = await make_staff(
+                    self.connection, sup, StaffRole.supervisor, unit_code=unit
+                )
                 self.cadres[unit] = user.id
                 for leader in (lead1, lead2):
                     await make_staff(self.connection, leader, StaffRole.leader, unit_code=unit)
@@ -164,7 +166,9 @@ async def file(w: World, pick: int) -> None:
     w.cases.append(resp.json()["id"])
 
 
-async def act_on(w: World, cid: str, cf: dict[str, Any], action: str, pick: int, n: int) -> None:
+async def act_on(
+    w: World, cid: str, cf: dict[str, Any], action: str, pick: int, n: int
+) -> None:
     if action == "file":
         await file(w, pick)
         return
@@ -345,3 +349,4 @@ async def test_rates_stay_within_bounds_and_the_rebuild_agrees(
         await check_world(w)
     finally:
         await example.rollback()
+

@@ -76,7 +76,9 @@ async def test_internal_notes_never_reach_the_resident(
 ) -> None:
     sup = await supervisor(client, connection)
     resident = await citizen(client, "notes.anon")
-    filed = await file_case(client, resident, anonymous=True, contact_name=None, contact_phone=None)
+    filed = await file_case(
+        client, resident, anonymous=True, contact_name=None, contact_phone=None
+    )
     cid, v = filed["id"], 1
     for step in setup:
         extra = {"public_reply": "已核实并整改"} if step == "resolve" else {}
