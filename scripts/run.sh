@@ -7,6 +7,8 @@
 # WORKER_INTERVAL the seconds between the worker's rounds (30).
 # SKIP_SETUP=1 skips install/migrate/seed/demo (an already prepared ./var),
 # and VENV names another virtualenv that has the package installed.
+# Once serving, it prints the console's address and the demo accounts
+# (DEMO_PASSWORD, default Demo#2026, is the password `ydt demo` gives them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ if [ "${SKIP_SETUP:-0}" != 1 ]; then
 
   "$VENV/bin/ydt" migrate
   "$VENV/bin/ydt" seed
-  "$VENV/bin/ydt" demo
+  "$VENV/bin/ydt" demo --password "${DEMO_PASSWORD:-Demo#2026}"
 fi
 
 # Two processes, one command: the server and the worker. Whichever ends first
@@ -45,6 +47,8 @@ worker=$!
 "$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
 server=$!
 echo "serving on http://${HOST:-127.0.0.1}:${PORT:-8000} (pid $server), worker pid $worker; Ctrl-C stops both"
+"$VENV/bin/python" -c 'import sys; from app.reference.demo import guide; print(guide(sys.argv[1], sys.argv[2]))' \
+  "http://${HOST:-127.0.0.1}:${PORT:-8000}" "${DEMO_PASSWORD:-Demo#2026}" || true
 
 status=0
 wait -n "$server" "$worker" || status=$?

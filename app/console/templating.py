@@ -99,7 +99,7 @@ def render(
         "ctx": ctx,
         "user": ctx.user if ctx else None,
         "csrf": ctx.csrf if ctx else values.pop("csrf", ""),
-        "nav": navigation.entries_for(ctx.user) if ctx else [],
+        "nav": navigation.entries_for(ctx.user, ctx.unit) if ctx else [],
         "flash": flash or pending,
         "large_text": request.cookies.get(TEXT_COOKIE) == "large",
         "tz": ZoneInfo(settings.timezone),

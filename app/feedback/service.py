@@ -256,6 +256,16 @@ async def may_see_draw(session: AsyncSession, user: StaffUser, draw_id: int) -> 
     return True
 
 
+async def list_draws(session: AsyncSession, user: StaffUser) -> list[CallbackDraw]:
+    """The draws of the user's commission, newest first (the console's list);
+    the same rule as drawing: only a commission (or an administrator) has any."""
+    prefix = await _draw_scope(session, user)
+    stmt = select(CallbackDraw).order_by(CallbackDraw.id.desc())
+    if user.role is not StaffRole.admin:
+        stmt = stmt.where(CallbackDraw.scope_region == prefix.ljust(12, "0"))
+    return list((await session.execute(stmt)).scalars())
+
+
 async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
     """A draw's callbacks, for the commission that drew it: a sample names
     cases, reached residents and their verdicts."""

@@ -194,6 +194,25 @@ def in_period(
     return and_(true(), *conds)
 
 
+def counted_prefix(scope: Scope, region_code: str | None) -> str:
+    """The region asked for, intersected with what the caller may count."""
+    prefix = scope.prefix
+    if region_code:
+        asked = rollup_prefix(region_code)
+        if asked.startswith(prefix):
+            prefix = asked
+        elif not prefix.startswith(asked):
+            raise Forbidden("该区域不在本单位的统计范围内")
+    return prefix
+
+
+def whole_months(scope: Scope, prefix: str) -> bool:
+    """Whether the unit and item breakdowns read the month tables, and so count
+    whole months of receipt (a region-wide view); the totals, months and
+    townships always count the days of the period."""
+    return scope.unit_id is None and len(prefix) <= 6
+
+
 async def overview(
     session: AsyncSession,
     *,
@@ -212,15 +231,8 @@ async def overview(
     """
     if date_from and date_to and date_from > date_to:
         raise BadRequest("开始日期不能晚于结束日期")
-    prefix = scope.prefix
-    if region_code:
-        # The region asked for, intersected with what the caller may count.
-        asked = rollup_prefix(region_code)
-        if asked.startswith(prefix):
-            prefix = asked
-        elif not prefix.startswith(asked):
-            raise Forbidden("该区域不在本单位的统计范围内")
-    fine = scope.unit_id is not None or len(prefix) > 6
+    prefix = counted_prefix(scope, region_code)
+    fine = not whole_months(scope, prefix)
     if fine:
         where = and_(
             StatsDaily.township_code.startswith(prefix),

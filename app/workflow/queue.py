@@ -36,6 +36,7 @@ from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser
 from app.models.enums import Channel, ComplaintStatus, StaffRole
 from app.moderation import checks as moderation_checks
 from app.regions.repository import prefix_of
+from app.workflow import cohort as cohort_filter
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
 from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
@@ -131,6 +132,9 @@ class QueueFilter:
     channel: Channel | None = None
     cadre_id: int | None = None  # "assigned to me" (the console)
     signer: StaffUser | None = None  # "waiting for my signature" (the console)
+    category_code: str | None = None  # two digits: the items of one category
+    name: str | None = None  # the filer's name: ordinary cases only (protected ones are sealed)
+    cohort: cohort_filter.Cohort | None = None  # the cases behind a statistics figure
 
 
 def queue_filter(
@@ -181,6 +185,8 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
         stmt = stmt.where(Complaint.unit_id == f.unit_id)
     if f.item_code:
         stmt = stmt.where(Complaint.item_code == f.item_code)
+    if f.category_code:
+        stmt = stmt.where(Complaint.item_code.startswith(f.category_code))
     if f.region_code:
         stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
     if f.q:
@@ -294,10 +300,18 @@ class QueueResult:
     next_cursor: str | None
 
 
-async def _scoped(session: AsyncSession, user: StaffUser, f: QueueFilter) -> ColumnElement[bool]:
-    """The user's scope, narrowed to the filer's phone when searching by it:
-    only among the cases whose filer this role may see."""
+async def _scoped(
+    session: AsyncSession, user: StaffUser, f: QueueFilter, now: datetime
+) -> ColumnElement[bool]:
+    """The user's scope, narrowed to the filer's phone or name when searching
+    by them: only among the cases whose filer this role may see."""
     visible = await scope.visible(session, user)
+    if f.cohort is not None:
+        visible = and_(visible, cohort_filter.condition(f.cohort, now))
+    if f.name:
+        visible = and_(
+            visible, identity.visible_condition(user), Complaint.contact_name == f.name.strip()
+        )
     if not f.phone:
         return visible
     return and_(visible, identity.visible_condition(user), identity.phone_condition(f.phone))
@@ -321,7 +335,7 @@ async def queue(
     same at a thousand cases or a million; a cursor resumes each bucket by a
     range condition instead of skipping rows.
     """
-    visible = await _scoped(session, user, f)
+    visible = await _scoped(session, user, f, now)
     take = limit + offset
     # Open buckets are read per priority value, so each is a true index range
     # ((-priority) = p AND due_at from now): a page then never walks past the
@@ -413,7 +427,7 @@ async def card_counts(
     branches = [(card, cond) for card, open_, cond in card_branches(now) if open_]
     stmt = _filtered(
         select(*[func.count().filter(cond) for _, cond in branches]).where(
-            await _scoped(session, user, f), IS_OPEN
+            await _scoped(session, user, f, now), IS_OPEN
         ),
         f,
     )
@@ -421,6 +435,16 @@ async def card_counts(
     for (card, _), n in zip(branches, row, strict=True):
         counts[card] += int(n or 0)
     return counts
+
+
+async def total(session: AsyncSession, user: StaffUser, f: QueueFilter, *, now: datetime) -> int:
+    """How many cases the queue holds under these filters, open and closed
+    (the console shows it beside a statistics figure the list stands for)."""
+    where = await _scoped(session, user, f, now)
+    if f.card is not None:
+        where = and_(where, or_(*[c for card, _, c in card_branches(now) if card is f.card]))
+    stmt = _filtered(select(func.count()).select_from(Complaint).where(where), f)
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def load_visible(session: AsyncSession, user: StaffUser, complaint_id: str) -> Row:
