@@ -11,11 +11,11 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.clock import FixedClock
 from app.models.enums import StaffRole
 from tests.conftest import DEFAULT_NOW
 from tests.factories import login, make_staff
 from tests.open311.helpers import BASE, admin, filed, issue_key
-from app.core.clock import FixedClock
 from tests.workflow.helpers import TOWN_UNIT, act, case, citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
