@@ -27,7 +27,7 @@ from app.complaints import service as complaints_service
 from app.complaints.schemas import ComplaintCreate, Location
 from app.core.config import Settings
 from app.core.errors import BadRequest, validation_errors
-from app.core.schemas import CONTROL_CHARS
+from app.core.schemas import CONTROL_CHARS, CONTROL_CHARS_SINGLE_LINE
 from app.models import IntegratorKey, Open311Token
 from app.models.enums import Channel
 from app.open311 import location
@@ -52,6 +52,7 @@ FIELD_MAX = {
     "description": 4000,
     "media_url": 2000,
 }
+MULTI_LINE = frozenset({"description"})
 ATTRIBUTE = re.compile(r"attribute\[([A-Za-z0-9_]{1,32})\](\[\])?")
 MAX_ATTRIBUTE_VALUES = 20
 
@@ -81,7 +82,9 @@ class Form:
 
     @staticmethod
     def _check(name: str, value: str) -> None:
-        if CONTROL_CHARS.search(value):
+        """Only the description is multi-line text; nobody types a tab into a name."""
+        rule = CONTROL_CHARS if name in MULTI_LINE else CONTROL_CHARS_SINGLE_LINE
+        if rule.search(value):
             raise BadRequest(f"{name} 含有无法识别的控制字符")
 
     def get(self, name: str) -> str | None:
