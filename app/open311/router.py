@@ -21,6 +21,7 @@ from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep
 from app.core.errors import (
     RETRY_AFTER_SECONDS,
     AppError,
+    NotFound,
     ServiceUnavailable,
     unavailable_error,
     validation_errors,
@@ -292,3 +293,9 @@ async def file_request(
     pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     filed = await filing.file(session, key=key, pairs=pairs, settings=settings, now=now)
     return render(format, "service_requests", [f.model_dump() for f in filed])
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+async def unknown(rest: str) -> Response:
+    """Anything else under /open311/v2 is a GeoReport 404, in the format asked for."""
+    raise NotFound("没有这个 GeoReport 资源")
