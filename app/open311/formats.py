@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml; charset=utf-8"
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 # The element each list's items are written as (GeoReport's XML names them).
@@ -65,8 +66,8 @@ def _element(tag: str, value: Any) -> ET.Element:
 
 def to_xml(root: str, value: Sequence[Any] | Mapping[str, Any]) -> bytes:
     """``root`` holding ``value``: a list becomes repeated children (``ITEM_TAGS``)."""
-    body: bytes = ET.tostring(_element(root, value), encoding="utf-8", xml_declaration=True)
-    return body
+    # The specification asks for the declaration as encoding="UTF-8", in those words.
+    return XML_DECLARATION + ET.tostring(_element(root, value), encoding="unicode").encode()
 
 
 def _json_default(value: Any) -> Any:

@@ -20,7 +20,7 @@ def test_forbidden_characters_never_break_the_xml() -> None:
     assert "<&>" in text and "路灯" in text and "\U0001f600" in text
     assert not any(ch in text for ch in "\x00\x01\x1b\ud800\ufffe\uffff")
     assert root.findtext("request/lat") == "" and root.findtext("request/open") == "true"
-    assert body.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
 
 
 def test_lists_are_written_as_the_spec_names_their_items() -> None:
