@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -204,3 +205,12 @@ class TestQueries:
         ):
             resp = await client.get(url)
             assert resp.status_code == 404, url
+
+
+async def test_reads_past_the_per_address_limit_are_429(app: FastAPI, client: AsyncClient) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"open311_reads_per_minute": 2})
+    for _ in range(2):
+        assert (await client.get(f"{BASE}/services.json")).status_code == 200
+    resp = await client.get(f"{BASE}/services.xml")
+    assert resp.status_code == 429 and resp.headers["retry-after"]
+    assert _xml(resp.content).findtext("error/code") == "429"
