@@ -11,6 +11,7 @@ from app.feedback.router import router as feedback_router
 from app.ledger.router import router as ledger_router
 from app.media.router import router as media_router
 from app.moderation.router import router as moderation_router
+from app.open311.admin_router import router as integrators_router
 from app.qrcodes.router import router as qrcodes_router
 from app.regions.router import router as regions_router
 from app.routing.router import router as routing_router
@@ -34,3 +35,4 @@ api_router.include_router(stats_router)
 api_router.include_router(ledger_router)
 api_router.include_router(disclosures_router)
 api_router.include_router(moderation_router)
+api_router.include_router(integrators_router)

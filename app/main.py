@@ -27,6 +27,7 @@ from app.core.shared import SharedStore, create_shared_store
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
+from app.open311 import router as open311
 from app.openapi import install_openapi
 from app.public_site.router import router as public_site_router
 from app.routing import service as routing_service
@@ -93,6 +94,7 @@ def create_app(
     )
     routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
+    app.state.url_error_renderers = {open311.PREFIX + "/": open311.url_error}
     # Added first, so it runs inside RequestIdMiddleware: its answers carry the id.
     app.add_middleware(Boundary, settings=settings)
     app.add_middleware(RequestIdMiddleware)
@@ -100,6 +102,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(files_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(open311.router)
     app.include_router(apidocs_router)
     app.include_router(console_router)
     app.include_router(public_site_router)

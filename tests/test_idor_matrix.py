@@ -112,6 +112,7 @@ class World:
     village1: str = VILLAGE
     override_id: int = 0
     designation_id: int = 0
+    integrator_id: int = 0  # an Open311 integrator's api key
 
     def values(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "headers"}
@@ -132,6 +133,7 @@ MISSING: dict[str, Any] = {
     "sup1_id": 2**31 - 1,
     "override_id": 2**31 - 1,
     "designation_id": 2**31 - 1,
+    "integrator_id": 2**31 - 1,
 }
 
 
@@ -373,6 +375,7 @@ ROWS: tuple[Row, ...] = (
         "/staff/routing/designated-cadres/{designation_id}",
         ADMIN_ONLY,
     ),
+    Row("integrator key revoke", "POST", "/staff/integrators/{integrator_id}/revoke", ADMIN_ONLY),
 )
 
 # Object-addressed routes that need no row, and why.
@@ -499,6 +502,10 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "idor.sup1"},
     )
     assert designation.status_code == 201, designation.text
+    integrator = await client.post(
+        f"{API}/staff/integrators", headers=h["admin"], json={"name": "某市12345热线"}
+    )
+    assert integrator.status_code == 201, integrator.text
     return World(
         headers=h,
         case_a=a["id"],
@@ -520,6 +527,7 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         unit1=await unit_id(connection, TOWN_UNIT),
         override_id=override.json()["id"],
         designation_id=designation.json()["id"],
+        integrator_id=integrator.json()["id"],
     )
 
 

@@ -285,15 +285,33 @@ async def open_case(
     return complaint
 
 
+@dataclass(frozen=True, slots=True)
+class Filer:
+    """Who files through ``file``: a resident in the mini-program, or an outside
+    system (Open311) relaying a resident's report, which has no citizen account."""
+
+    channel: Channel
+    actor_kind: str
+    actor_id: int
+    citizen: Citizen | None = None
+    priority_flags: tuple[str, ...] = ()
+    priority: int = 0
+
+
 async def file(
     session: AsyncSession,
     *,
-    citizen: Citizen,
+    citizen: Citizen | None = None,
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
     gate: moderation.ContentGate | None = None,
+    filer: Filer | None = None,
 ) -> ComplaintFiled:
+    if filer is None:
+        assert citizen is not None
+        filer = Filer(Channel.online, "citizen", citizen.id, citizen)
+    citizen = filer.citizen
     item_code, region_code = body.item_code, body.region_code
     if body.disclosure_id is not None:
         # "Ask about this line": the disclosure fixes the village and suggests the item.
@@ -307,10 +325,16 @@ async def file(
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
-    media = await _check_media(session, body.media_ids, citizen)
-    # WeChat content security, before anything is written: risky is a 422.
-    text = await moderation.check_text(
-        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
+    media = await _check_media(session, body.media_ids, citizen) if citizen is not None else []
+    # WeChat content security, before anything is written: risky is a 422. It checks
+    # what a mini-program user wrote (it needs their openid); an integrator's filing
+    # (Open311) did not come through the mini-program and is not published by it.
+    text = (
+        await moderation.check_text(
+            gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
+        )
+        if citizen is not None
+        else None
     )
     # Naming the accused's level makes it an accusation, whatever the item.
     accusation = item.klass.value == "accusation" or body.accused_level is not None
@@ -332,16 +356,18 @@ async def file(
             item=item,
             path=path,
             decision=decision,
-            channel=Channel.online,
+            channel=filer.channel,
             content=body.content,
             anonymous=body.anonymous,
             accusation=accusation,
             accused_level=body.accused_level,
             received_at=now,
-            actor_kind="citizen",
-            actor_id=citizen.id,
-            citizen_id=citizen.id,
-            openid=citizen.openid,
+            actor_kind=filer.actor_kind,
+            actor_id=filer.actor_id,
+            citizen_id=citizen.id if citizen is not None else None,
+            openid=citizen.openid if citizen is not None else None,
+            priority=filer.priority,
+            priority_flags=list(filer.priority_flags),
             contact_name=body.contact_name,
             contact_phone=body.contact_phone,
             query_code=query_code,

@@ -38,7 +38,7 @@ from app.workflow.schemas import CaseFile, OfflineIntake
 
 router = console_router(prefix="/console")
 
-OFFLINE_CHANNELS: list[Channel] = [c for c in Channel if c is not Channel.online]
+OFFLINE_CHANNELS: list[Channel] = [c for c in Channel if c not in (Channel.online, Channel.open311)]
 ACCUSED_LEVELS = [
     (RegionLevel.village.value, "村（社区）干部"),
     (RegionLevel.township.value, "乡镇（街道）干部"),

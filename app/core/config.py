@@ -415,6 +415,25 @@ class Settings(BaseSettings):
         description="a staff console session ends this many hours after sign-in in any case",
     )
 
+    # Open311 GeoReport v2 facade (/open311/v2): integrators file with an api key.
+    open311_requests_per_hour: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="Open311 filings per hour per integrator api key, unless set on the key",
+    )
+    open311_reads_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="Open311 GET requests per minute per client address",
+    )
+    open311_contact: str = Field(
+        default="达州市纪委监委 监督一点通平台管理员",
+        max_length=200,
+        description="the contact line of the Open311 discovery document",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:

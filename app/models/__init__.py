@@ -11,6 +11,7 @@ from app.models.complaint import (
 )
 from app.models.disclosure import Disclosure, DisclosureEvent
 from app.models.feedback import Callback, CallbackDraw, Rating
+from app.models.integrator import IntegratorKey, Open311Token
 from app.models.media import IdempotencyRecord, Media
 from app.models.moderation import ContentCheck
 from app.models.reference import (
@@ -50,10 +51,12 @@ __all__ = [
     "Disclosure",
     "DisclosureEvent",
     "IdempotencyRecord",
+    "IntegratorKey",
     "Item",
     "LoginOutcome",
     "Media",
     "Notification",
+    "Open311Token",
     "Rating",
     "Region",
     "ResidentGroup",

@@ -34,7 +34,7 @@ async def register(
 ) -> str:
     if user.role not in (StaffRole.supervisor, StaffRole.leader, StaffRole.agent):
         raise Forbidden("只有纪检干部和代办员可以登记")
-    if body.channel is Channel.online:
+    if body.channel in (Channel.online, Channel.open311):
         raise BadRequest("线下登记请选择来访、来电、来信、走访发现或代办")
     if user.role is StaffRole.agent and body.channel is not Channel.agent:
         raise BadRequest("代办员登记的渠道应为“代办”")
