@@ -42,6 +42,16 @@ NAV: list[NavEntry] = [
     NavEntry("queue", "案件队列", "/console/queue", CASE_WORKERS),
     NavEntry("intake", "线下登记", "/console/intake", REGISTRARS),
     NavEntry("inbox", "待办消息", "/console/inbox"),
+    NavEntry(
+        "disclosures",
+        "村务公开",
+        "/console/disclosures",
+        frozenset({StaffRole.clerk, StaffRole.committee, StaffRole.admin, StaffRole.supervisor}),
+    ),
+    NavEntry(
+        "qrcodes", "二维码海报", "/console/admin/qrcodes", frozenset({StaffRole.supervisor})
+    ),
+    NavEntry("admin", "系统管理", "/console/admin", frozenset({StaffRole.admin})),
 ]
 
 
