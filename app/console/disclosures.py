@@ -447,10 +447,13 @@ async def import_rows(
         return await again(409, ("warn", STALE))
     except InvalidRows as exc:
         report = await sheet_report(data, list(exc.errors))
-        count = len({e.row for e in exc.errors})
-        return await again(
-            400, ("error", f"表格有 {count} 处问题，未导入任何一行：{exc.detail}"), report
+        rows = len({e.row for e in exc.errors if e.row > 1})
+        text = (
+            f"表格有 {rows} 行有问题，未导入任何一行；请按下表所标修改后重新导入"
+            if rows and not report.general
+            else f"表格未导入：{exc.detail}"
         )
+        return await again(400, ("error", text), report)
     except AppError as exc:
         if exc.status_code == 404:
             raise
