@@ -61,6 +61,7 @@ EVENT_LABELS = {
     "signed": "会签",
     "closed": "已销号",
     "reopened": "重新办理",
+    "reclassified": "更正事项分类",
     "supplemented": "群众补充材料",
     "rated": "满意度评价",
     "identity_viewed": "查看反映人身份",

@@ -47,6 +47,14 @@ NAV: list[NavEntry] = [
     NavEntry("inbox", "待办消息", "/console/inbox"),
     NavEntry("dashboard", "统计分析", "/console/dashboard", STATS_READERS),
     NavEntry("callbacks", "回访抽查", "/console/callbacks", STATS_READERS, commission_only=True),
+    NavEntry(
+        "disclosures",
+        "村务公开",
+        "/console/disclosures",
+        frozenset({StaffRole.clerk, StaffRole.committee, StaffRole.admin, StaffRole.supervisor}),
+    ),
+    NavEntry("qrcodes", "二维码海报", "/console/admin/qrcodes", frozenset({StaffRole.supervisor})),
+    NavEntry("admin", "系统管理", "/console/admin", frozenset({StaffRole.admin})),
 ]
 
 

@@ -5,11 +5,33 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.console import auth, callbacks, case, dashboard, inbox, intake, queue
+from app.console import (
+    admin,
+    admin_routing,
+    auth,
+    callbacks,
+    case,
+    dashboard,
+    disclosures,
+    inbox,
+    intake,
+    queue,
+)
 from app.console.routing import console_router, error_page
 
 console = APIRouter()
-for area in (auth, queue, case, intake, inbox, dashboard, callbacks):
+for area in (
+    auth,
+    queue,
+    case,
+    intake,
+    inbox,
+    dashboard,
+    callbacks,
+    disclosures,
+    admin,
+    admin_routing,
+):
     console.include_router(area.router)
 
 _fallback = console_router(prefix="/console")

@@ -34,6 +34,11 @@ class ActionRequest(RequestModel):
     )
     days: int | None = Field(default=None, ge=1, le=90, description="extend: working days")
     slot: str | None = Field(default=None, max_length=32, description="sign: which signature")
+    item_code: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}$",
+        description="reclassify: the item the case really is about (re-routes the case)",
+    )
 
 
 class Reporter(BaseModel):

@@ -31,7 +31,7 @@ from app.models import Complaint, Department, Region, StaffUser, SupervisionUnit
 from app.models.enums import ComplaintStatus, RegionLevel, StaffRole
 from app.notifications import service as notify
 from app.routing import calendar_service
-from app.workflow import queue
+from app.workflow import queue, reclassify
 from app.workflow.machine import Action, check_action, transition_to
 from app.workflow.schemas import ActionRequest, CaseFile
 
@@ -47,6 +47,7 @@ ALLOWED_ROLES: dict[Action, frozenset[StaffRole]] = {
     Action.extend: SUPERVISION | {StaffRole.handler},
     Action.sign: SUPERVISION | {StaffRole.handler},
     Action.reopen: SUPERVISION,
+    Action.reclassify: SUPERVISION,
 }
 SLOT_ROLES = {
     "complainant": SUPERVISION,  # recording the resident's confirmation (phone / on site)
@@ -65,6 +66,7 @@ EVENT_KIND = {
     Action.sign: "signed",
     Action.reopen: "reopened",
     Action.extend: "extended",
+    Action.reclassify: "reclassified",
 }
 # The internal note (staff only) these actions cannot go without.
 NOTE_REQUIRED = {
@@ -341,6 +343,17 @@ async def _effect(
             },
             event_kind="reopened",
             public_reply=reply,
+        )
+    if action is Action.reclassify:
+        found = await reclassify.effect(
+            session, c, body.item_code, now=now, settings=settings
+        )
+        return Effect(
+            values=found.values,
+            public=False,
+            public_reply=reply,
+            data=found.data,
+            staff_notice=found.staff_notice,
         )
     if action is Action.extend:
         return await _extend(session, user, c, body, note, reply, now=now, settings=settings)
