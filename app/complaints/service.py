@@ -352,6 +352,7 @@ async def file(
             f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
         ),
         now=now,
+        slots={"unit": decision.unit.name},
     )
     await session.flush()
     return ComplaintFiled(

@@ -16,6 +16,48 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_val
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/yidiantong.db"
+# Each resident notice kind's WeChat subscribe-message fields (key -> slot);
+# app/notifications/templates.py explains why each slot sits in its field type.
+DEFAULT_TEMPLATE_FIELDS: dict[str, dict[str, str]] = {
+    "filed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "time4": "at",
+    },
+    "accepted": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "date4": "due",
+    },
+    "rejected": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "replied": {"character_string1": "tracking_no", "thing2": "summary", "time3": "at"},
+    "resolved": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "closed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "time3": "at",
+        "thing4": "tip",
+    },
+    "reopened": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "rating_reminder": {"character_string1": "tracking_no", "thing2": "tip", "time3": "at"},
+}
 
 
 class ConfigurationError(RuntimeError):
@@ -46,9 +88,7 @@ class Settings(BaseSettings):
     )
     s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3 server host:port")
     s3_access_key: str = Field(default="minioadmin", description="S3 access key")
-    s3_secret_key: SecretStr = Field(
-        default=SecretStr("minioadmin"), description="S3 secret key"
-    )
+    s3_secret_key: SecretStr = Field(default=SecretStr("minioadmin"), description="S3 secret key")
     s3_bucket: str = Field(
         default="yidiantong-media", description="S3 bucket for media; created on start"
     )
@@ -307,8 +347,20 @@ class Settings(BaseSettings):
     )
     wechat_templates: dict[str, str] = Field(
         default_factory=dict,
-        description="WeChat subscribe-message template id per notice kind, as a JSON object, "
-        'e.g. {"accepted": "TEMPLATE_ID"}',
+        description="WeChat subscribe-message template id per notice kind, as a JSON object: "
+        '{"filed": "ID", "accepted": "ID", "rejected": "ID", "replied": "ID", "resolved": "ID", '
+        '"closed": "ID", "reopened": "ID", "rating_reminder": "ID"} (ids from the mini-program '
+        "console, each template with the fields of YDT_WECHAT_TEMPLATE_FIELDS). A notice whose "
+        "kind has no id here (or while WeChat is not configured) stays pending, is counted on "
+        "/readyz and in the staff inbox, and goes out once it is configured",
+    )
+    wechat_template_fields: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TEMPLATE_FIELDS.items()},
+        description="each notice kind's template fields, as a JSON object kind -> {field key: "
+        "slot}; slots: tracking_no (in a character_string: never cut), status (a phrase such "
+        "as 已受理), unit and summary and tip (thing, ≤20 characters with an ellipsis), at "
+        "(time), due (date). The default suits templates numbered as shown; change the keys "
+        "to your templates' own",
     )
     # Satisfaction and callbacks (issue 6).
     reopen_on_unsatisfied: int = Field(

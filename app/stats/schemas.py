@@ -25,6 +25,11 @@ class Figures(BaseModel):
         "counts again only when it closes again",
     )
     closed_on_time: int = Field(default=0, description="of the closed, closed by their deadline")
+    closed_untimed: int = Field(
+        default=0,
+        description="of the closed, historical cases (历史件补录): their deadline was not "
+        "watched here, so on-time rate and handling days leave them out",
+    )
     open_overdue: int = Field(
         default=0,
         description="cases open and past their deadline now, whatever their receipt day "
@@ -59,7 +64,8 @@ class Figures(BaseModel):
     )
     on_time_rate: float | None = Field(
         default=None,
-        description="按期办结率 = closed_on_time / (closed + open_overdue): a case open and "
+        description="按期办结率 = closed_on_time / (closed - closed_untimed + open_overdue): "
+        "historical cases are left out; a case open and "
         "overdue now counts as late; a case is either closed or open, never both. " + COHORT,
     )
     reopen_rate: float | None = Field(

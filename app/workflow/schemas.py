@@ -147,7 +147,12 @@ class OfflineIntake(RequestModel):
 class OrderCreate(RequestModel):
     complaint_id: str = Field(min_length=32, max_length=32)
     reason: str = Field(min_length=2, max_length=2000)
-    deadline_days: int | None = Field(default=None, ge=1, le=30)
+    deadline_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=30,
+        description="working days (like every deadline): due at the end of that working day",
+    )
 
 
 class OrderRead(BaseModel):
@@ -160,3 +165,8 @@ class OrderRead(BaseModel):
     spell_due_at: datetime | None
     deadline_at: datetime | None
     created_at: datetime
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    next_cursor: str | None = None
