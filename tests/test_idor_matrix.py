@@ -111,6 +111,7 @@ class World:
     village1: str = VILLAGE
     override_id: int = 0
     designation_id: int = 0
+    case_c: str = ""  # r1's closed case, drawn for a callback
 
     def values(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "headers"}
@@ -223,6 +224,14 @@ ROWS: tuple[Row, ...] = (
         key="case_a",
     ),
     Row(
+        "orders of every visible case",
+        "GET",
+        "/staff/supervision-orders",
+        staff_route(200),
+        marker="case_a",
+        sees=SEES_A,
+    ),
+    Row(
         "queue filtered by unit",
         "GET",
         "/staff/complaints?unit_id={unit1}",
@@ -253,6 +262,14 @@ ROWS: tuple[Row, ...] = (
         "/staff/callbacks?draw_id={draw_id}",
         staff_route(404, commission=200, admin=200),
         key="draw_id",
+    ),
+    Row(
+        "callbacks of every draw",
+        "GET",
+        "/staff/callbacks",
+        staff_route(200),
+        marker="case_c",
+        sees=frozenset({"commission", "admin"}),
     ),
     Row(
         "callback record",
@@ -428,7 +445,7 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
     assert d.status_code == 201, d.text
     draw_id = d.json()["draw_id"]
     listed = await client.get(f"{API}/staff/callbacks?draw_id={draw_id}", headers=h["commission"])
-    callback_id = next(cb["id"] for cb in listed.json() if cb["complaint_id"] == c)
+    callback_id = next(cb["id"] for cb in listed.json()["items"] if cb["complaint_id"] == c)
     # An anonymous filing, followed by its query code.
     n = await file_case(client, h["r1"], anonymous=True, contact_name=None, contact_phone=None)
     # The agent's offline filing.
@@ -445,6 +462,12 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         },
     )
     assert g.status_code == 201, g.text
+    order = await client.post(
+        f"{API}/staff/supervision-orders",
+        headers=h["sup1"],
+        json={"complaint_id": a["id"], "reason": "请加快办理"},
+    )
+    assert order.status_code == 201, order.text
     notices = (await client.get(f"{API}/staff/notices", headers=h["handler"])).json()["items"]
     notice_id = next(x["id"] for x in notices if x["complaint_id"] == a["id"])
     up = await client.post(
@@ -505,6 +528,7 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         unit1=await unit_id(connection, TOWN_UNIT),
         override_id=override.json()["id"],
         designation_id=designation.json()["id"],
+        case_c=c,
     )
 
 
