@@ -107,9 +107,7 @@ def render(
     return response
 
 
-def redirect(
-    request: Request, path: str, *, flash: tuple[str, str] | None = None
-) -> Response:
+def redirect(request: Request, path: str, *, flash: tuple[str, str] | None = None) -> Response:
     """303 to a console path (only local paths: the target comes from our code
     or from ``safe_next``), with an optional one-time message."""
     settings: Settings = request.app.state.settings

@@ -134,7 +134,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def has_control_chars_in_url(scope: Scope) -> str | None:
-    """"path" or "query" when either carries a control character, else None."""
+    """ "path" or "query" when either carries a control character, else None."""
     if CONTROL_CHARS_SINGLE_LINE.search(scope.get("path", "")):
         return "path"
     query: bytes = scope.get("query_string", b"")

@@ -383,7 +383,10 @@ class Settings(BaseSettings):
         default="Asia/Shanghai", description="local time zone of deadlines and days"
     )
     tracking_prefix: str = Field(
-        default="DZ", description="prefix of tracking numbers (DZ20261124-000001)"
+        default="DZ",
+        pattern=r"^[A-Z0-9]{1,12}$",
+        description="prefix of tracking numbers (DZ20261124-000001): 1-12 capital letters or "
+        "digits, so a tracking number always fits WeChat's 32-character field whole",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(default=True, description="log one JSON object per line")

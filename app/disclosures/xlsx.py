@@ -101,6 +101,7 @@ def _bounded(lines: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             )
         yield line
 
+
 # --- xlsx import -------------------------------------------------------------------
 
 

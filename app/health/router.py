@@ -46,7 +46,6 @@ async def readyz(
                         f"{held} 条群众通知因未配置微信订阅消息（YDT_WECHAT_APPID、"
                         "YDT_WECHAT_SECRET、YDT_WECHAT_TEMPLATES）暂未发送，配置后将自动发出"
                     )
-                    checks["notifications_waiting"] = held
         checks["database"] = "ok"
     except Exception as exc:
         logger.warning("readiness: database failed", extra={"error": repr(exc)})

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 
+from app.core import urls
 from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
@@ -19,6 +20,7 @@ from app.workflow.machine import Action
 from app.workflow.schemas import (
     ActionRequest,
     CaseFile,
+    IntakeFiled,
     OfflineIntake,
     OrderCreate,
     OrderPage,
@@ -52,17 +54,25 @@ async def list_queue(
     return QueuePage(items=result.items, next_cursor=result.next_cursor)
 
 
-@router.post("/complaints", response_model=CaseFile, status_code=201)
+@router.post("/complaints", response_model=IntakeFiled, status_code=201)
 async def offline_intake(
     body: OfflineIntake,
     user: CurrentStaff,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-) -> CaseFile:
+) -> IntakeFiled:
+    """Offline intake (来访、来电、来信、走访、代办). The reporter may be sent as
+    ``reporter_name``/``reporter_phone`` or, like online filing,
+    ``contact_name``/``contact_phone``."""
     now = clock.now()
-    cid = await intake.register(session, user, body, now=now, settings=settings)
-    return await queue.case_file(session, user, cid, now=now, settings=settings)
+    done = await intake.register(session, user, body, now=now, settings=settings)
+    case = await queue.case_file(session, user, done.complaint_id, now=now, settings=settings)
+    return IntakeFiled(
+        **case.model_dump(),
+        query_code=done.query_code,
+        tracking_url=urls.tracking_page(settings, case.tracking_no),
+    )
 
 
 @router.get("/complaints/{complaint_id}", response_model=CaseFile)

@@ -126,6 +126,11 @@ class OfflineIntake(RequestModel):
     accused_level: RegionLevel | None = None
     priority_flags: list[Priority] = Field(default_factory=list)
     media_ids: list[str] = Field(default_factory=list, max_length=13)
+    decline_query_code: bool = Field(
+        default=False,
+        description="true when the resident declines a query code; otherwise one is issued "
+        "(shown once in the answer and on the receipt) so they can follow the case at /track",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +147,15 @@ class OfflineIntake(RequestModel):
                     raise ValueError(f"{alias} 与 {name} 不一致，请只填写其中一个")
                 data[name] = value
         return data
+
+
+class IntakeFiled(CaseFile):
+    query_code: str | None = Field(
+        default=None,
+        description="shown once (stored hashed): with the tracking number, follows the case "
+        "at GET /track/{tracking_no}; null when the resident declined",
+    )
+    tracking_url: str = Field(description="the public tracking page the receipt's QR code opens")
 
 
 class OrderCreate(RequestModel):
