@@ -267,7 +267,7 @@ async def test_offline_intake_and_its_receipt(client: AsyncClient, team: Team) -
     assert tracking and "受理回执" in done.text
     # The receipt carries a query code (shown this once) and the tracking page's QR code.
     code = re.search(r'<span class="code">([2-9A-Z]{8})</span>', done.text)
-    assert code and '<svg' in done.text and "/track?no=" + tracking.group(0) in done.text
+    assert code and "<svg" in done.text and "/track?no=" + tracking.group(0) in done.text
     followed = await client.get(
         f"/api/v1/track/{tracking.group(0)}", params={"query_code": code.group(1)}
     )
