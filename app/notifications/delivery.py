@@ -100,7 +100,8 @@ async def claim(
             ).scalars()
         )
         await s.commit()
-        return mine
+        leased = set(mine)
+        return [i for i in ids if i in leased]  # in claim order: same-day kinds first
 
 
 async def _openid(

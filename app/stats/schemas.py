@@ -85,6 +85,23 @@ class Breakdown(BaseModel):
     figures: Figures
 
 
+class SameDayFeedback(BaseModel):
+    """两个当天: real-name online cases told the same day they were accepted and closed."""
+
+    accepted: int = Field(description="real-name online cases accepted in the period")
+    accepted_same_day: int = Field(
+        description="of them, whose acceptance notice reached the resident that same day"
+    )
+    closed: int = Field(description="real-name online cases closed in the period")
+    closed_same_day: int = Field(
+        description="of them, whose closure notice reached the resident that same day"
+    )
+    rate: float | None = Field(
+        description="(accepted_same_day + closed_same_day) / (accepted + closed); "
+        "null when there is nothing to measure"
+    )
+
+
 class Overview(BaseModel):
     region_code: str | None
     date_from: date | None
@@ -95,6 +112,11 @@ class Overview(BaseModel):
     by_item: list[Breakdown]
     by_unit: list[Breakdown]
     by_region: list[Breakdown]
+    same_day_feedback: SameDayFeedback | None = Field(
+        default=None,
+        description="两个当天: the share of real-name cases whose acceptance and closure "
+        "notices were delivered the same day (by acceptance / closure day in the period)",
+    )
 
 
 class PublicStats(BaseModel):

@@ -29,7 +29,7 @@ from app.models import (
 from app.models.enums import RegionLevel, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
-from app.stats import rollup
+from app.stats import rollup, same_day
 from app.stats.schemas import Breakdown, Figures, Overview, PublicStats
 from app.taxonomy import service as taxonomy_service
 
@@ -324,6 +324,13 @@ async def overview(
             Breakdown(key=k, label=names.get(k, k), figures=figures(m, overdue_town.get(k, 0)))
             for k, m in sorted(towns.items())
         ],
+        same_day_feedback=await same_day.same_day_feedback(
+            session,
+            prefix=prefix,
+            unit_id=scope.unit_id,
+            date_from=date_from,
+            date_to=date_to,
+        ),
     )
 
 
