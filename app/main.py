@@ -31,6 +31,7 @@ from app.notifications import templates as notice_templates
 from app.openapi import install_openapi
 from app.routing import service as routing_service
 from app.wechat.client import WeChatClient
+from app.wechat.standin import router as standin_router
 
 logger = logging.getLogger(__name__)
 
@@ -106,5 +107,8 @@ def create_app(
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(apidocs_router)
     app.include_router(console_router)
+    if settings.wechat_standin:  # the embedded default's demo only (see Settings)
+        app.include_router(standin_router)
+        logger.warning("WeChat stand-in at /dev/wechat: demo logins, no real WeChat")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

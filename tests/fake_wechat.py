@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlparse
 
 from PIL import Image
 
+from app.wechat.rules import subscribe_errors
+
 
 def _png() -> bytes:
     buf = io.BytesIO()
@@ -74,7 +76,10 @@ class FakeWeChat:
                     else:
                         self._send(200, _png(), "image/png")
                 elif url.path == "/cgi-bin/message/subscribe/send":
-                    if outer.subscribe_failures > 0:
+                    refused = subscribe_errors(body.get("data") or {})
+                    if refused:  # as real WeChat does: the field rules are checked
+                        self._json({"errcode": 47003, "errmsg": "argument invalid! " + refused[0]})
+                    elif outer.subscribe_failures > 0:
                         outer.subscribe_failures -= 1
                         self._json({"errcode": -1, "errmsg": "system busy"})
                     else:

@@ -7,10 +7,12 @@ With no settings at all the service runs in the *embedded default*: SQLite under
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,6 +60,16 @@ DEFAULT_TEMPLATE_FIELDS: dict[str, dict[str, str]] = {
     },
     "rating_reminder": {"character_string1": "tracking_no", "thing2": "tip", "time3": "at"},
 }
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigurationError(RuntimeError):
@@ -229,6 +241,14 @@ class Settings(BaseSettings):
     wechat_secret: SecretStr | None = Field(default=None, description="mini-program AppSecret")
     wechat_timeout_seconds: float = Field(
         default=5.0, description="timeout of each WeChat API call (seconds); slower is a 503"
+    )
+    wechat_standin: bool | None = Field(
+        default=None,
+        description="a built-in WeChat stand-in under /dev/wechat (login, subscribe messages, "
+        "QR codes) so scripts/run.sh is walkable without a mini-program. Unset: on for the "
+        "embedded default in development while WeChat is not configured and the public URL "
+        "is loopback; true anywhere else (PostgreSQL, S3, production, a public URL that is "
+        "not loopback) refuses to start",
     )
     dev_login_enabled: bool = Field(
         default=False,
@@ -429,6 +449,32 @@ class Settings(BaseSettings):
             raise ValueError(
                 "YDT_DEV_LOGIN_ENABLED must not be set in production: it skips WeChat login."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _wechat_standin(self) -> Settings:
+        """The stand-in answers any login code: only on a machine's own demo."""
+        safe = (
+            self.env != "production"
+            and self.is_embedded
+            and _loopback(self.public_base_url)
+            and ("wechat_api_base" not in self.model_fields_set or _loopback(self.wechat_api_base))
+        )
+        if self.wechat_standin is None:
+            self.wechat_standin = self.env == "development" and safe and not self.wechat_appid
+        elif self.wechat_standin and not safe:
+            raise ValueError(
+                "YDT_WECHAT_STANDIN is refused here: the built-in WeChat stand-in logs anyone "
+                "in, so it runs only on the embedded default (SQLite, local media, not "
+                "production) with a loopback YDT_PUBLIC_BASE_URL."
+            )
+        if self.wechat_standin:
+            if "wechat_api_base" not in self.model_fields_set:
+                self.wechat_api_base = self.public_base_url.rstrip("/") + "/dev/wechat"
+            self.wechat_appid = self.wechat_appid or "wx-standin"
+            self.wechat_secret = self.wechat_secret or SecretStr("standin-secret")
+            if not self.wechat_templates:
+                self.wechat_templates = {k: f"standin-{k}" for k in DEFAULT_TEMPLATE_FIELDS}
         return self
 
     @property
