@@ -60,6 +60,7 @@ EVENT_LABELS = {
     "supplemented": "群众补充材料",
     "rated": "满意度评价",
     "identity_viewed": "查看反映人身份",
+    "imported": "历史件补录",
 }
 
 
@@ -153,6 +154,8 @@ class NewCase:
     media: list[Media] = field(default_factory=list)
     disclosure_id: int | None = None
     disclosure_row: int | None = None
+    # 历史件补录: opened with ``now`` = its real receipt time; imported at this moment.
+    imported_at: datetime | None = None
 
 
 async def open_case(
@@ -206,6 +209,8 @@ async def open_case(
         reopen_count=0,
         created_at=now,
         updated_at=now,
+        historical=new.imported_at is not None,
+        imported_at=new.imported_at,
     )
     # Sealed on a protected case (accusation, anonymous), plain otherwise.
     identity.store(
@@ -240,6 +245,7 @@ async def open_case(
                 if new.disclosure_id is not None
                 else {}
             ),
+            **({"historical": True} if new.imported_at is not None else {}),
             # The row as filed, so `ydt audit verify` can replay it (app/audit/state.py).
             "state": audit_state.snapshot(complaint),
         },

@@ -505,6 +505,7 @@ async def case_file(
         handler_region_code=c.handler_region_code,
         routing_trace=list(c.routing_trace),
         result=c.result,
+        historical=c.historical,
         signatures=signed,
         signatures_needed=[s for s in settings.signoff_slots if s not in signed],
         events=[

@@ -101,6 +101,11 @@ class CaseFile(QueueItem):
     handler_region_code: str | None
     routing_trace: list[str]
     result: str | None
+    historical: bool = Field(
+        default=False,
+        description="历史件补录: entered after the fact with its real dates; "
+        "not in on-time figures",
+    )
     signatures: list[str]
     signatures_needed: list[str]
     events: list[EventRead]
