@@ -21,6 +21,7 @@ from app.auth import sessions as auth_sessions
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.storage import MediaStore, create_media_store
+from app.feedback import reminders as rating_reminders
 from app.media import maintenance as media_maintenance
 from app.notifications.delivery import DeliveryStats, deliver
 from app.staff import login as staff_login
@@ -37,6 +38,7 @@ class TickResult:
     delivery: DeliveryStats
     checkpoint: int | None = None  # number of the audit checkpoint this tick made
     media: media_maintenance.MediaTick | None = None
+    reminders: int = 0  # reminders to rate written into the outbox
 
 
 def worker_id() -> str:
@@ -55,6 +57,9 @@ async def tick(
     async with sessionmaker() as s:
         orders = await supervision.sweep_red_cards(s, now=clock.now())
         await s.commit()
+    async with sessionmaker() as s:  # before delivery, so they go out this tick
+        reminders = await rating_reminders.remind(s, now=clock.now(), settings=settings)
+        await s.commit()
     async with sessionmaker() as s:
         await rollup.compact_open_due(s, rollup.local_date(clock.now()), min_rows=200)
         await s.commit()
@@ -69,7 +74,7 @@ async def tick(
     media = await media_maintenance.tick(
         sessionmaker, store or create_media_store(settings), settings, now=clock.now()
     )
-    return TickResult(orders, stats, made.seq if made else None, media)
+    return TickResult(orders, stats, made.seq if made else None, media, reminders)
 
 
 async def run(

@@ -383,6 +383,13 @@ class Settings(BaseSettings):
         "to your templates' own",
     )
     # Satisfaction and callbacks (issue 6).
+    rating_reminder_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="days after resolution before one reminder to rate goes to a resident "
+        "who has not rated (once per handling round)",
+    )
     reopen_on_unsatisfied: int = Field(
         default=1, ge=0, description="times an unsatisfied verdict reopens a case"
     )
