@@ -49,7 +49,8 @@ async def test_a_resolved_unrated_case_gets_one_reminder_after_the_delay(
     assert ok.status_code == 201, ok.text
     settings = app.state.settings
     async with app.state.sessionmaker() as s:
-        assert await reminders.remind(s, now=clock.now() + timedelta(days=1), settings=settings) == 0
+        early = clock.now() + timedelta(days=1)
+        assert await reminders.remind(s, now=early, settings=settings) == 0
         await s.commit()
     later = clock.now() + timedelta(days=settings.rating_reminder_days, minutes=1)
     async with app.state.sessionmaker() as s:
