@@ -42,6 +42,13 @@ NAV: list[NavEntry] = [
     NavEntry("queue", "案件队列", "/console/queue", CASE_WORKERS),
     NavEntry("intake", "线下登记", "/console/intake", REGISTRARS),
     NavEntry("inbox", "待办消息", "/console/inbox"),
+    # The service admits only a commission's cadres and administrators.
+    NavEntry(
+        "historical",
+        "历史件补录",
+        "/console/historical",
+        frozenset({StaffRole.admin, StaffRole.supervisor, StaffRole.leader}),
+    ),
 ]
 
 

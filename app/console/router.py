@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.console import auth, case, inbox, intake, queue
+from app.console import auth, case, historical, inbox, intake, queue
 from app.console.routing import console_router, error_page
 
 console = APIRouter()
-for area in (auth, queue, case, intake, inbox):
+for area in (auth, queue, case, intake, historical, inbox):
     console.include_router(area.router)
 
 _fallback = console_router(prefix="/console")

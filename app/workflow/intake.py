@@ -26,7 +26,7 @@ from app.workflow.schemas import OfflineIntake
 MAX_BACKDATE = timedelta(days=30)
 TOO_OLD = (
     "受理时间不能早于 30 天前；更早的事项请按历史件补录"
-    "（POST /api/v1/staff/historical-cases，或导入 Excel）"
+    "（工作台“历史件补录”导入 Excel，或 POST /api/v1/staff/historical-cases）"
 )
 
 
