@@ -18,6 +18,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_val
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/yidiantong.db"
+WECHAT_API = "https://api.weixin.qq.com"
 # Each resident notice kind's WeChat subscribe-message fields (key -> slot);
 # app/notifications/templates.py explains why each slot sits in its field type.
 DEFAULT_TEMPLATE_FIELDS: dict[str, dict[str, str]] = {
@@ -231,9 +232,7 @@ class Settings(BaseSettings):
         "ignored. Behind nginx on this host: 127.0.0.1,::1",
     )
 
-    wechat_api_base: str = Field(
-        default="https://api.weixin.qq.com", description="WeChat API base URL"
-    )
+    wechat_api_base: str = Field(default=WECHAT_API, description="WeChat API base URL")
     wechat_appid: str | None = Field(
         default=None,
         description="mini-program AppID (login, subscribe messages, QR codes); unset: WeChat off",
@@ -465,7 +464,7 @@ class Settings(BaseSettings):
             self.env != "production"
             and self.is_embedded
             and _loopback(self.public_base_url)
-            and ("wechat_api_base" not in self.model_fields_set or _loopback(self.wechat_api_base))
+            and (self.wechat_api_base == WECHAT_API or _loopback(self.wechat_api_base))
         )
         if self.wechat_standin is None:
             self.wechat_standin = self.env == "development" and safe and not self.wechat_appid
@@ -476,7 +475,7 @@ class Settings(BaseSettings):
                 "production) with a loopback YDT_PUBLIC_BASE_URL."
             )
         if self.wechat_standin:
-            if "wechat_api_base" not in self.model_fields_set:
+            if self.wechat_api_base == WECHAT_API:  # unset (or written as the default)
                 self.wechat_api_base = self.public_base_url.rstrip("/") + "/dev/wechat"
             self.wechat_appid = self.wechat_appid or "wx-standin"
             self.wechat_secret = self.wechat_secret or SecretStr("standin-secret")

@@ -34,7 +34,7 @@ def test_on_by_default_only_for_the_embedded_demo() -> None:
         {"storage": "s3"},
         {"public_base_url": "https://ydt.example.gov.cn"},
         {"public_base_url": "http://192.168.1.20:8000"},
-        {"wechat_api_base": "https://api.weixin.qq.com"},
+        {"wechat_api_base": "https://wx-proxy.example.com"},
         {"env": "production", "jwt_secret": "x" * 40},
     ],
 )
