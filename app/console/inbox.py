@@ -97,7 +97,9 @@ async def inbox(request: Request, ctx: Ctx, session: SessionDep) -> Response:
         else []
     )
     waiting = (
-        await notify.waiting_count(session, ctx.settings) if user.role in FAILURE_READERS else 0
+        await notify.waiting_count(session, ctx.settings, user)
+        if user.role in FAILURE_READERS
+        else 0
     )
     tracking = {}
     if failures:

@@ -135,8 +135,15 @@ def waiting(settings: Settings) -> ColumnElement[bool]:
     )
 
 
-async def waiting_count(session: AsyncSession, settings: Settings) -> int:
+async def waiting_count(
+    session: AsyncSession, settings: Settings, user: StaffUser | None = None
+) -> int:
+    """All waiting notices (for /readyz), or those on the cases ``user`` may see."""
     stmt = select(func.count()).select_from(Notification).where(waiting(settings))
+    if user is not None:
+        stmt = stmt.join(Complaint, Complaint.id == Notification.complaint_id).where(
+            await scope.visible(session, user)
+        )
     return int((await session.execute(stmt)).scalar_one())
 
 

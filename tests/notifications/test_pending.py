@@ -16,6 +16,7 @@ from app.models import Notification
 from app.models.enums import StaffRole
 from app.notifications.delivery import deliver
 from tests.conftest import make_settings
+from tests.console.helpers import signed_in
 from tests.factories import login, make_staff
 from tests.fake_wechat import FakeWeChat
 from tests.workflow.helpers import TOWN_UNIT, citizen, file_case
@@ -56,6 +57,11 @@ async def test_unconfigured_notice_waits_is_counted_and_goes_out_once_configured
     listed = (await client.get("/api/v1/staff/notifications/failures", headers=sup)).json()
     mine = [x for x in listed["items"] if x["complaint_id"] == filed["id"]]
     assert len(mine) == 1 and mine[0]["status"] == "pending" and mine[0]["waiting"] is True
+    # The console's inbox counts it for the cadres who may see the case.
+    await signed_in(client, "pending.sup")
+    inbox = await client.get("/console/inbox")
+    assert inbox.status_code == 200 and "条群众通知因未配置微信订阅消息" in inbox.text
+    assert "等待配置" in inbox.text and filed["tracking_no"] in inbox.text
 
     configured = make_settings(
         wechat_api_base=wechat.url,
