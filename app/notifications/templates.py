@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.core.config import DEFAULT_TEMPLATE_FIELDS
-
-DEFAULT_FIELDS = DEFAULT_TEMPLATE_FIELDS  # the kinds a resident is notified of
+# The default layouts are app.core.config.DEFAULT_TEMPLATE_FIELDS (settings own them).
 STATUS_WORDS = {
     "filed": "已登记",
     "accepted": "已受理",
