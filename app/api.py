@@ -8,6 +8,7 @@ from app.auth.router import router as auth_router
 from app.complaints.router import router as complaints_router
 from app.disclosures.router import router as disclosures_router
 from app.feedback.router import router as feedback_router
+from app.historical.router import router as historical_router
 from app.ledger.router import router as ledger_router
 from app.media.router import router as media_router
 from app.moderation.router import router as moderation_router
@@ -31,6 +32,7 @@ api_router.include_router(staff_router)
 api_router.include_router(routing_router)
 api_router.include_router(qrcodes_router)
 api_router.include_router(workflow_router)
+api_router.include_router(historical_router)
 api_router.include_router(stats_router)
 api_router.include_router(ledger_router)
 api_router.include_router(disclosures_router)

@@ -209,9 +209,7 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
             break
     print(f"deleted {total} unattached media older than {grace}")
     orphans = _run_in_session(
-        lambda s: media_maintenance.sweep_orphans(
-            s, store, now=SystemClock().now(), days=args.days
-        )
+        lambda s: media_maintenance.sweep_orphans(s, store, now=SystemClock().now(), days=args.days)
     )
     print(f"deleted {orphans} stored objects no media row owns (last {args.days} days)")
     return 0
@@ -330,8 +328,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     latest = doc["checkpoints"][-1]
     print(
         f"wrote {args.out}: {len(doc['checkpoints'])} checkpoint(s) up to #{latest['seq']}, "
-        f"{len(doc['leaves']['items'])} chain heads, public key(s) "
-        + ", ".join(doc["public_keys"])
+        f"{len(doc['leaves']['items'])} chain heads, public key(s) " + ", ".join(doc["public_keys"])
     )
     return 0
 

@@ -23,6 +23,7 @@ from app.auth import sessions as auth_sessions
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.storage import MediaStore, create_media_store
+from app.feedback import reminders as rating_reminders
 from app.media import maintenance as media_maintenance
 from app.moderation import worker as moderation_worker
 from app.notifications.delivery import DeliveryStats, deliver
@@ -41,6 +42,7 @@ class TickResult:
     checkpoint: int | None = None  # number of the audit checkpoint this tick made
     media: media_maintenance.MediaTick | None = None
     moderation: moderation_worker.ModerationTick | None = None
+    reminders: int = 0  # reminders to rate written into the outbox
 
 
 def worker_id() -> str:
@@ -59,6 +61,9 @@ async def tick(
     async with sessionmaker() as s:
         orders = await supervision.sweep_red_cards(s, now=clock.now())
         await s.commit()
+    async with sessionmaker() as s:  # before delivery, so they go out this tick
+        reminders = await rating_reminders.remind(s, now=clock.now(), settings=settings)
+        await s.commit()
     async with sessionmaker() as s:
         await rollup.compact_open_due(s, rollup.local_date(clock.now()), min_rows=200)
         await s.commit()
@@ -76,7 +81,7 @@ async def tick(
     )
     # Media after it: playable copies can take minutes and touch no chain.
     media = await media_maintenance.tick(sessionmaker, store, settings, now=clock.now())
-    return TickResult(orders, stats, made.seq if made else None, media, moderation)
+    return TickResult(orders, stats, made.seq if made else None, media, moderation, reminders)
 
 
 async def run(

@@ -42,7 +42,21 @@ stop() {
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 
-"$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
+# The worker reaches the server at the address it serves (as `ydt serve` derives
+# it on the embedded default): where the built-in WeChat stand-in answers.
+bind_host=${HOST:-127.0.0.1}
+case "$bind_host" in
+  0.0.0.0|"") served_host=127.0.0.1 ;;
+  ::) served_host="[::1]" ;;
+  *:*) served_host="[$bind_host]" ;;
+  *) served_host="$bind_host" ;;
+esac
+worker_env=()
+if [ -z "${YDT_PUBLIC_BASE_URL:-}" ] && ! grep -qs '^YDT_PUBLIC_BASE_URL=' .env; then
+  worker_env=("YDT_PUBLIC_BASE_URL=http://${served_host}:${PORT:-8000}")
+fi
+
+env "${worker_env[@]}" "$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
 worker=$!
 "$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
 server=$!

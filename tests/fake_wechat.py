@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlparse
 
 from PIL import Image
 
+from app.wechat.rules import subscribe_errors
+
 RISKY_MARK = "#risky#"
 REVIEW_MARK = "#review#"
 LABELS = {"pass": 100, "review": 20002, "risky": 20001}
@@ -112,7 +114,10 @@ class FakeWeChat:
                     else:
                         self._json(outer._media_submit(body))
                 elif url.path == "/cgi-bin/message/subscribe/send":
-                    if outer.subscribe_failures > 0:
+                    refused = subscribe_errors(body.get("data") or {})
+                    if refused:  # as real WeChat does: the field rules are checked
+                        self._json({"errcode": 47003, "errmsg": "argument invalid! " + refused[0]})
+                    elif outer.subscribe_failures > 0:
                         outer.subscribe_failures -= 1
                         self._json({"errcode": -1, "errmsg": "system busy"})
                     else:

@@ -270,12 +270,36 @@ BODIES: dict[tuple[str, str], Body] = {
     ("post", "/api/v1/staff/disclosures/{disclosure_id}/rows.xlsx"): lambda w: {
         "expected_version": w.ids["lock_version"],
     },
+    ("post", "/api/v1/staff/historical-cases"): lambda w: {
+        "rows": [
+            {
+                "channel": "letter",
+                "item_code": "0101",
+                "region_code": VILLAGE,
+                "content": "来信反映村里财务没有公开",
+                "received_at": "2025-03-10T09:30:00+08:00",
+                "accepted_at": "2025-03-11T09:30:00+08:00",
+                "closed_at": "2025-04-02T16:00:00+08:00",
+                "outcome": "closed",
+                "result": "已督促公开",
+                "anonymous": False,
+                "contact_name": "刘大爷",
+                "contact_phone": "13500005555",
+            }
+        ]
+    },
+    ("post", "/api/v1/staff/historical-cases.xlsx"): lambda w: {},
 }
 FILES: dict[str, tuple[str, bytes, str]] = {
     "/api/v1/media": ("a.png", png(), "image/png"),
     "/api/v1/staff/disclosures/{disclosure_id}/rows.xlsx": (
         "rows.xlsx",
         _xlsx(),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    "/api/v1/staff/historical-cases.xlsx": (
+        "history.xlsx",
+        _xlsx(),  # a sheet of the wrong columns: refused (400), nothing written
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ),
 }
@@ -307,6 +331,8 @@ def path_value(name: str, w: World) -> Any:
 def actor(path: str, method: str) -> str:
     if not path.startswith("/api/v1/staff/"):
         return "resident"
+    if path.startswith("/api/v1/staff/historical-cases"):
+        return "admin"
     if path.startswith(
         (
             "/api/v1/staff/users",

@@ -69,6 +69,7 @@ EVENT_LABELS = {
     "supervision_order": "下发督办单",
     "extension_requested": "申请延期",
     "callback": "回访",
+    "imported": "历史件补录",
 }
 
 
@@ -162,6 +163,8 @@ class NewCase:
     media: list[Media] = field(default_factory=list)
     disclosure_id: int | None = None
     disclosure_row: int | None = None
+    # 历史件补录: opened with ``now`` = its real receipt time; imported at this moment.
+    imported_at: datetime | None = None
 
 
 async def open_case(
@@ -215,6 +218,8 @@ async def open_case(
         reopen_count=0,
         created_at=now,
         updated_at=now,
+        historical=new.imported_at is not None,
+        imported_at=new.imported_at,
     )
     # Sealed on a protected case (accusation, anonymous), plain otherwise.
     identity.store(
@@ -249,6 +254,7 @@ async def open_case(
                 if new.disclosure_id is not None
                 else {}
             ),
+            **({"historical": True} if new.imported_at is not None else {}),
             # The row as filed, so `ydt audit verify` can replay it (app/audit/state.py).
             "state": audit_state.snapshot(complaint),
         },
@@ -395,6 +401,7 @@ async def file(
             f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
         ),
         now=now,
+        slots={"unit": decision.unit.name},
     )
     await session.flush()
     return ComplaintFiled(

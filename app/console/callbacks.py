@@ -88,9 +88,16 @@ def may_record(user: StaffUser, cb: Callback, case_unit: int) -> bool:
     )
 
 
+DRAW_PAGE_LIMIT = 5000
+
+
 @router.get("/callbacks/{draw_id}")
 async def draw_page(request: Request, ctx: Ctx, session: SessionDep, draw_id: DbId) -> Response:
-    rows = await feedback_service.list_callbacks(session, ctx.user, draw_id)  # 404 if not theirs
+    # 404 if not theirs; one draw's sample is a few per cent of a quarter's closed
+    # cases, shown whole on one page.
+    rows = await feedback_service.list_callbacks(
+        session, ctx.user, draw_id, limit=DRAW_PAGE_LIMIT, offset=0
+    )
     d = await session.get(CallbackDraw, draw_id)
     if d is None:
         raise NotFound(feedback_service.CALLBACK_NOT_FOUND)

@@ -273,6 +273,7 @@ async def issue_order(
                 reason=body.reason,
                 deadline_days=body.deadline_days,
                 now=ctx.now,
+                settings=ctx.settings,
             )
     except ComplaintNotFound:
         raise

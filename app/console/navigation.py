@@ -55,6 +55,14 @@ NAV: list[NavEntry] = [
     ),
     NavEntry("qrcodes", "二维码海报", "/console/admin/qrcodes", frozenset({StaffRole.supervisor})),
     NavEntry("admin", "系统管理", "/console/admin", frozenset({StaffRole.admin})),
+    # The service admits only a commission's cadres and administrators.
+    NavEntry(
+        "historical",
+        "历史件补录",
+        "/console/historical",
+        frozenset({StaffRole.admin, StaffRole.supervisor, StaffRole.leader}),
+        commission_only=True,
+    ),
 ]
 
 

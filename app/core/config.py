@@ -7,15 +7,70 @@ With no settings at all the service runs in the *embedded default*: SQLite under
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/yidiantong.db"
+WECHAT_API = "https://api.weixin.qq.com"
+# Each resident notice kind's WeChat subscribe-message fields (key -> slot);
+# app/notifications/templates.py explains why each slot sits in its field type.
+DEFAULT_TEMPLATE_FIELDS: dict[str, dict[str, str]] = {
+    "filed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "time4": "at",
+    },
+    "accepted": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "date4": "due",
+    },
+    "rejected": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "replied": {"character_string1": "tracking_no", "thing2": "summary", "time3": "at"},
+    "resolved": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "closed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "time3": "at",
+        "thing4": "tip",
+    },
+    "reopened": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "rating_reminder": {"character_string1": "tracking_no", "thing2": "tip", "time3": "at"},
+}
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigurationError(RuntimeError):
@@ -46,9 +101,7 @@ class Settings(BaseSettings):
     )
     s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3 server host:port")
     s3_access_key: str = Field(default="minioadmin", description="S3 access key")
-    s3_secret_key: SecretStr = Field(
-        default=SecretStr("minioadmin"), description="S3 secret key"
-    )
+    s3_secret_key: SecretStr = Field(default=SecretStr("minioadmin"), description="S3 secret key")
     s3_bucket: str = Field(
         default="yidiantong-media", description="S3 bucket for media; created on start"
     )
@@ -179,9 +232,7 @@ class Settings(BaseSettings):
         "ignored. Behind nginx on this host: 127.0.0.1,::1",
     )
 
-    wechat_api_base: str = Field(
-        default="https://api.weixin.qq.com", description="WeChat API base URL"
-    )
+    wechat_api_base: str = Field(default=WECHAT_API, description="WeChat API base URL")
     wechat_appid: str | None = Field(
         default=None,
         description="mini-program AppID (login, subscribe messages, QR codes); unset: WeChat off",
@@ -231,6 +282,14 @@ class Settings(BaseSettings):
         ge=1,
         le=20,
         description="key frames of a video checked as images (its sound is checked as audio)",
+    )
+    wechat_standin: bool | None = Field(
+        default=None,
+        description="a built-in WeChat stand-in under /dev/wechat (login, subscribe messages, "
+        "QR codes) so scripts/run.sh is walkable without a mini-program. Unset: on for the "
+        "embedded default in development while WeChat is not configured and the public URL "
+        "is loopback; true anywhere else (PostgreSQL, S3, production, a public URL that is "
+        "not loopback) refuses to start",
     )
     dev_login_enabled: bool = Field(
         default=False,
@@ -362,10 +421,29 @@ class Settings(BaseSettings):
     )
     wechat_templates: dict[str, str] = Field(
         default_factory=dict,
-        description="WeChat subscribe-message template id per notice kind, as a JSON object, "
-        'e.g. {"accepted": "TEMPLATE_ID"}',
+        description="WeChat subscribe-message template id per notice kind, as a JSON object: "
+        '{"filed": "ID", "accepted": "ID", "rejected": "ID", "replied": "ID", "resolved": "ID", '
+        '"closed": "ID", "reopened": "ID", "rating_reminder": "ID"} (ids from the mini-program '
+        "console, each template with the fields of YDT_WECHAT_TEMPLATE_FIELDS). A notice whose "
+        "kind has no id here (or while WeChat is not configured) stays pending, is counted on "
+        "/readyz and in the staff inbox, and goes out once it is configured",
+    )
+    wechat_template_fields: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TEMPLATE_FIELDS.items()},
+        description="each notice kind's template fields, as a JSON object kind -> {field key: "
+        "slot}; slots: tracking_no (in a character_string: never cut), status (a phrase such "
+        "as 已受理), unit and summary and tip (thing, ≤20 characters with an ellipsis), at "
+        "(time), due (date). The default suits templates numbered as shown; change the keys "
+        "to your templates' own",
     )
     # Satisfaction and callbacks (issue 6).
+    rating_reminder_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="days after resolution before one reminder to rate goes to a resident "
+        "who has not rated (once per handling round)",
+    )
     reopen_on_unsatisfied: int = Field(
         default=1, ge=0, description="times an unsatisfied verdict reopens a case"
     )
@@ -386,7 +464,10 @@ class Settings(BaseSettings):
         default="Asia/Shanghai", description="local time zone of deadlines and days"
     )
     tracking_prefix: str = Field(
-        default="DZ", description="prefix of tracking numbers (DZ20261124-000001)"
+        default="DZ",
+        pattern=r"^[A-Z0-9]{1,12}$",
+        description="prefix of tracking numbers (DZ20261124-000001): 1-12 capital letters or "
+        "digits, so a tracking number always fits WeChat's 32-character field whole",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(default=True, description="log one JSON object per line")
@@ -448,6 +529,32 @@ class Settings(BaseSettings):
             raise ValueError(
                 "YDT_DEV_LOGIN_ENABLED must not be set in production: it skips WeChat login."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _wechat_standin(self) -> Settings:
+        """The stand-in answers any login code: only on a machine's own demo."""
+        safe = (
+            self.env != "production"
+            and self.is_embedded
+            and _loopback(self.public_base_url)
+            and (self.wechat_api_base == WECHAT_API or _loopback(self.wechat_api_base))
+        )
+        if self.wechat_standin is None:
+            self.wechat_standin = self.env == "development" and safe and not self.wechat_appid
+        elif self.wechat_standin and not safe:
+            raise ValueError(
+                "YDT_WECHAT_STANDIN is refused here: the built-in WeChat stand-in logs anyone "
+                "in, so it runs only on the embedded default (SQLite, local media, not "
+                "production) with a loopback YDT_PUBLIC_BASE_URL."
+            )
+        if self.wechat_standin:
+            if self.wechat_api_base == WECHAT_API:  # unset (or written as the default)
+                self.wechat_api_base = self.public_base_url.rstrip("/") + "/dev/wechat"
+            self.wechat_appid = self.wechat_appid or "wx-standin"
+            self.wechat_secret = self.wechat_secret or SecretStr("standin-secret")
+            if not self.wechat_templates:
+                self.wechat_templates = {k: f"standin-{k}" for k in DEFAULT_TEMPLATE_FIELDS}
         return self
 
     @property

@@ -208,6 +208,8 @@ async def _complainant_signs(
             session, c, ComplaintStatus.closed, now=now, values={"closed_at": now}
         )
         await events.append(session, c, actor_kind="system", actor_id=None, at=now, **closing)
+        kind, title, text, slots = workflow.closed_notice(c)
+        notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now, slots=slots)
 
 
 async def _commission_prefix(session: AsyncSession, user: StaffUser) -> str | None:
@@ -266,15 +268,30 @@ async def list_draws(session: AsyncSession, user: StaffUser) -> list[CallbackDra
     return list((await session.execute(stmt)).scalars())
 
 
-async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
-    """A draw's callbacks, for the commission that drew it: a sample names
-    cases, reached residents and their verdicts."""
-    await _visible_draw(session, user, draw_id)
+async def list_callbacks(
+    session: AsyncSession, user: StaffUser, draw_id: int | None, *, limit: int, offset: int
+) -> list[Callback]:
+    """Callbacks for the commission that drew them: a sample names cases,
+    reached residents and their verdicts. Without a draw, every draw of the
+    caller's commission (its region), newest first; anyone else sees none."""
+    if draw_id is not None:
+        await _visible_draw(session, user, draw_id)
+        where = [Callback.draw_id == draw_id]
+    else:
+        prefix = await _commission_prefix(session, user)
+        if prefix is None:
+            return []
+        draws = select(CallbackDraw.id)
+        if user.role is not StaffRole.admin:
+            draws = draws.where(CallbackDraw.scope_region == prefix.ljust(12, "0"))
+        where = [Callback.draw_id.in_(draws)]
     stmt = (
         select(Callback)
         .join(Complaint, Complaint.id == Callback.complaint_id)
-        .where(Callback.draw_id == draw_id, await scope.visible(session, user))
-        .order_by(Callback.id)
+        .where(*where, await scope.visible(session, user))
+        .order_by(Callback.draw_id.desc(), Callback.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list((await session.execute(stmt)).scalars())
 

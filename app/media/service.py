@@ -343,8 +343,10 @@ async def ticket_open(session: AsyncSession, upload_key: str) -> bool:
     media row is pending and still expects that key."""
     media_id = upload_key.rsplit("/", 1)[-1][:32]
     media = await session.get(Media, media_id) if len(media_id) == 32 else None
-    return media is not None and media.status is MediaStatus.pending and (
-        media.upload_key == upload_key
+    return (
+        media is not None
+        and media.status is MediaStatus.pending
+        and (media.upload_key == upload_key)
     )
 
 

@@ -120,8 +120,7 @@ def draw_lists(
             ]
     for u in unranked:
         u.reasons = [
-            f"期内受理 {u.figures.received} 件，少于 {min_cases} 件，不参与排名，"
-            "不上红榜或黑榜"
+            f"期内受理 {u.figures.received} 件，少于 {min_cases} 件，不参与排名，不上红榜或黑榜"
         ]
     return red, black, ranked + unranked
 

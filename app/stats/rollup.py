@@ -111,6 +111,7 @@ class Tally:
     callback_unsolved: bool = False  # a callback on the current closure found it unsolved
     reopened: bool = False
     fake_closure: bool = False
+    historical: bool = False  # imported after the fact: timeliness not counted
 
 
 def step(t: Tally, event: EventLike) -> Tally:
@@ -122,6 +123,7 @@ def step(t: Tally, event: EventLike) -> Tally:
             t,
             received_day=_day(d.get("received_at", event.created_at)),
             unit_id=int(d["unit_id"]) if "unit_id" in d else t.unit_id,
+            historical=bool(d.get("historical")),
         )
     if kind in ("routed", "reclassified") and "unit_id" in d:
         return replace(t, unit_id=int(d["unit_id"]))
@@ -186,8 +188,11 @@ def contribution(t: Tally) -> tuple[int, date, dict[str, int]] | None:
     m["fake_closures"] = int(t.fake_closure)
     if t.closed:
         m["closed"] = 1
-        m["closed_on_time"] = int(t.on_time)
-        m["handling_days_sum"] = t.handling_days
+        if t.historical:
+            m["closed_untimed"] = 1
+        else:
+            m["closed_on_time"] = int(t.on_time)
+            m["handling_days_sum"] = t.handling_days
         m["unsolved"] = int(t.round_verdict == "unsatisfied" or t.callback_unsolved)
     if t.verdict in ("satisfied", "basic", "unsatisfied"):
         m["rated"] = 1

@@ -243,9 +243,7 @@ def reporter_for(user: StaffUser, c: Complaint, *, full: bool) -> Reporter:
         return Reporter(anonymous=c.anonymous, visible=False)
     filer = identity.of(c)
     # Lists show a masked phone; the supervision side sees it whole in the case file.
-    phone = (
-        filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
-    )
+    phone = filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
     return Reporter(anonymous=False, name=filer.display_name, phone=phone, visible=True)
 
 
@@ -509,9 +507,7 @@ async def case_file(
     if base.reporter.visible and c.identity_protected:
         await identity.record_read(session, user, c, via=read_via, at=now)
     shows_reads = await identity.sees_reads(session, user)
-    evs = [
-        e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED
-    ]
+    evs = [e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED]
     media = (
         (
             await session.execute(
@@ -535,6 +531,7 @@ async def case_file(
         handler_region_code=c.handler_region_code,
         routing_trace=list(c.routing_trace),
         result=c.result,
+        historical=c.historical,
         signatures=signed,
         signatures_needed=[s for s in settings.signoff_slots if s not in signed],
         events=[
