@@ -180,7 +180,7 @@ async def test_a_commission_draws_a_sample_and_records_a_call(
     assert "已记录回访结果" in after.text and "群众表示公示栏已更新" in after.text
     assert f'action="/console/callbacks/{draw_id}/{cb_id}"' not in after.text
     api = await client.get(f"/api/v1/staff/callbacks?draw_id={draw_id}", headers=s.county)
-    assert {cb["status"] for cb in api.json() if cb["id"] == int(cb_id)} == {"done"}
+    assert {cb["status"] for cb in api.json()["items"] if cb["id"] == int(cb_id)} == {"done"}
     # Without the CSRF token: refused.
     no_token = await client.post("/console/callbacks/draw", data={"quarter": "2026Q4"})
     assert no_token.status_code == 403
