@@ -138,6 +138,19 @@ def cmd_seed(args: argparse.Namespace) -> int:
         lambda s: reference_service.seed(s, now=SystemClock().now(), data_dir=args.data_dir)
     )
     print(report.render())
+    from app.taxonomy import service as taxonomy_service
+
+    model_dir = get_settings().model_dir
+    model = _run_in_session(lambda s: taxonomy_service.learned_model(s, model_dir))
+    print("suggestion model ready" if model else "suggestion model unavailable (BM25 alone)")
+    return 0
+
+
+def cmd_taxonomy_retrain(args: argparse.Namespace) -> int:
+    from app.taxonomy.retrain import retrain
+
+    model_dir = get_settings().model_dir
+    print(_run_in_session(lambda s: retrain(s, model_dir)))
     return 0
 
 
@@ -209,9 +222,7 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
             break
     print(f"deleted {total} unattached media older than {grace}")
     orphans = _run_in_session(
-        lambda s: media_maintenance.sweep_orphans(
-            s, store, now=SystemClock().now(), days=args.days
-        )
+        lambda s: media_maintenance.sweep_orphans(s, store, now=SystemClock().now(), days=args.days)
     )
     print(f"deleted {orphans} stored objects no media row owns (last {args.days} days)")
     return 0
@@ -330,8 +341,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     latest = doc["checkpoints"][-1]
     print(
         f"wrote {args.out}: {len(doc['checkpoints'])} checkpoint(s) up to #{latest['seq']}, "
-        f"{len(doc['leaves']['items'])} chain heads, public key(s) "
-        + ", ".join(doc["public_keys"])
+        f"{len(doc['leaves']['items'])} chain heads, public key(s) " + ", ".join(doc["public_keys"])
     )
     return 0
 
@@ -475,6 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = kcmd.add_parser("retire", help="drop a key no sealed record uses any more")
     p.add_argument("kid")
     p.set_defaults(fn=cmd_keys_retire)
+
+    taxonomy = sub.add_parser("taxonomy", help="item taxonomy tools").add_subparsers(
+        dest="taxonomy_command", required=True
+    )
+    p = taxonomy.add_parser(
+        "retrain", help="rebuild the suggestion model with staff corrections; evaluate before/after"
+    )
+    p.set_defaults(fn=cmd_taxonomy_retrain)
 
     stats = sub.add_parser("stats", help="statistics").add_subparsers(
         dest="stats_command", required=True

@@ -1,0 +1,196 @@
+"""The learned half of suggestion: a character n-gram linear model fused with BM25.
+
+BM25 (``search.py``) only knows the words an item is described with; residents
+write in their own words. A linear classifier over character 1–3-grams and the
+ranker's own tokens learns those words from examples: the item descriptions,
+the shipped corpus of resident texts written for every item
+(``training/residents_*.jsonl``), the labelled tuning texts of categories 57–83
+(``training/tuning_57_83.jsonl``, a copy a test keeps identical to the one under
+``tests/``) and staff corrections (reclassified cases). The held-out labelled
+file (categories 01–56) is never read here.
+
+The model is trained at seed/retrain time, not per request: one joblib file per
+shipped-data fingerprint under ``Settings.model_dir``, rebuilt if missing,
+loaded once per process and reloaded when a retrain replaces the file. joblib
+rather than skops: the file is written and read by this same code on this
+machine, never downloaded, so pickle's trust problem does not arise.
+
+Fusion: the BM25 scores divided by their best, plus ``FUSION_WEIGHT`` times the
+model's softmax (temperature ``TEMPERATURE``) divided by its best. Both knobs
+were chosen on the tuning file with a model that had not seen it (README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from app.taxonomy.search import IndexedItem, normalise, positive_guidance, tokens
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = 1
+TRAINING_DIR = Path(__file__).resolve().parent / "training"
+FUSION_WEIGHT = 0.5
+TEMPERATURE = 5.0
+MAX_FEATURES = 15_000  # per feature kind; more adds memory, not accuracy
+PRUNE_BELOW = 0.01  # weights this small change no ranking; dropping them keeps the file small
+CORRECTION_REPEAT = 3  # a staff correction is worth more than one written example
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    item: str
+
+
+def ranker_tokens(text: str) -> list[str]:
+    """The BM25 ranker's tokens (jieba words, bigrams, pinyin) as model features."""
+    return list(tokens(normalise(text)).elements())
+
+
+def description_examples(items: Iterable[IndexedItem]) -> list[Example]:
+    out: list[Example] = []
+    for it in items:
+        out.append(Example(f"{it.name} {' '.join(it.keywords)}", it.code))
+        out.append(
+            Example(f"{it.name} {it.category_name} {positive_guidance(it.guidance)}", it.code)
+        )
+    return out
+
+
+def corpus_examples(directory: Path = TRAINING_DIR) -> list[Example]:
+    out: list[Example] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out.append(Example(row["text"], row["item"]))
+    return out
+
+
+def fingerprint(items: Sequence[IndexedItem], examples: Sequence[Example]) -> str:
+    h = hashlib.sha256(f"format={MODEL_FORMAT}".encode())
+    for it in items:
+        h.update(f"\x1e{it.code}\x1f{it.name}\x1f{'|'.join(it.keywords)}\x1f{it.guidance}".encode())
+    for ex in examples:
+        h.update(f"\x1d{ex.item}\x1f{ex.text}".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class TextModel:
+    """Vectorisers plus a pruned sparse weight matrix (features × items)."""
+
+    fingerprint: str
+    classes: tuple[str, ...]
+    char_vec: TfidfVectorizer
+    token_vec: TfidfVectorizer
+    weights: sp.csr_matrix
+    bias: np.ndarray[Any, np.dtype[np.float32]]
+    corrections: int = 0
+    fusion_weight: float = FUSION_WEIGHT
+
+    def features(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.hstack(
+            [self.char_vec.transform(texts), self.token_vec.transform(texts)], format="csr"
+        )
+
+    def relative(self, text: str) -> dict[str, float]:
+        """Each item's softmax score divided by the best one (1.0 for the top item)."""
+        x = self.features([text])
+        raw = np.asarray((x @ self.weights).todense()).ravel() + self.bias
+        p = np.exp(TEMPERATURE * (raw - raw.max()))
+        return dict(zip(self.classes, p.tolist(), strict=True))
+
+
+def train(examples: Sequence[Example], *, fp: str = "", corrections: int = 0) -> TextModel:
+    texts = [e.text for e in examples]
+    labels = [e.item for e in examples]
+    char_vec = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(1, 3),
+        sublinear_tf=True,
+        min_df=2,
+        max_features=MAX_FEATURES,
+        dtype=np.float32,
+    )
+    token_vec = TfidfVectorizer(
+        analyzer=ranker_tokens,
+        sublinear_tf=True,
+        min_df=2,
+        max_features=MAX_FEATURES,
+        dtype=np.float32,
+    )
+    x = sp.hstack([char_vec.fit_transform(texts), token_vec.fit_transform(texts)], format="csr")
+    clf = LinearSVC(C=0.5)
+    clf.fit(x, labels)
+    coef = clf.coef_.astype(np.float32)
+    coef[np.abs(coef) < PRUNE_BELOW] = 0.0
+    return TextModel(
+        fingerprint=fp,
+        classes=tuple(str(c) for c in clf.classes_),
+        char_vec=char_vec,
+        token_vec=token_vec,
+        weights=sp.csr_matrix(coef.T),
+        bias=clf.intercept_.astype(np.float32),
+        corrections=corrections,
+    )
+
+
+def shipped_examples(items: Sequence[IndexedItem]) -> list[Example]:
+    codes = {it.code for it in items}
+    return [e for e in [*description_examples(items), *corpus_examples()] if e.item in codes]
+
+
+def build(items: Sequence[IndexedItem], corrections: Sequence[Example] = ()) -> TextModel:
+    """Train on the shipped data plus corrections (for items that still exist)."""
+    codes = {it.code for it in items}
+    fixes = [c for c in corrections if c.item in codes and c.text.strip()]
+    examples = shipped_examples(items) + [c for c in fixes for _ in range(CORRECTION_REPEAT)]
+    return train(examples, fp=shipped_fingerprint(items), corrections=len(fixes))
+
+
+def shipped_fingerprint(items: Sequence[IndexedItem]) -> str:
+    return fingerprint(items, shipped_examples(items))
+
+
+def model_path(model_dir: Path, fp: str) -> Path:
+    return model_dir / f"suggest-{fp[:24]}.joblib"
+
+
+def save(model: TextModel, path: Path) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        joblib.dump(model, tmp, compress=3)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> TextModel | None:
+    try:
+        model = joblib.load(path)
+    except FileNotFoundError:
+        return None
+    except Exception:  # a truncated or foreign file: rebuild rather than fail requests
+        logger.warning("suggestion model %s unreadable; it will be rebuilt", path)
+        return None
+    return model if isinstance(model, TextModel) else None
