@@ -25,8 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +45,8 @@ from app.taxonomy.search import IndexedItem, normalise, positive_guidance, token
 
 logger = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
+_SPACES = re.compile(r"\s\s+")
 TRAINING_DIR = Path(__file__).resolve().parent / "training"
 FUSION_WEIGHT = 0.5
 TEMPERATURE = 5.0
@@ -91,28 +95,58 @@ def fingerprint(items: Sequence[IndexedItem], examples: Sequence[Example]) -> st
     return h.hexdigest()
 
 
+def char_ngrams(text: str, low: int = 1, high: int = 3) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer, reimplemented so a request needs no
+    vectoriser object (a test holds the two equal)."""
+    out: list[str] = []
+    for word in _SPACES.sub(" ", text.lower()).split():
+        w = f" {word} "
+        for n in range(low, high + 1):
+            out.extend(w[i : i + n] for i in range(max(len(w) - n + 1, 1)))
+            if len(w) <= n:  # a short word counts once
+                break
+    return out
+
+
 @dataclass
 class TextModel:
-    """Vectorisers plus a pruned sparse weight matrix (features × items)."""
+    """Vocabularies and idf of the two feature kinds, and a pruned sparse weight
+    matrix (features × items). Plain arrays, so the file holds no code."""
 
     fingerprint: str
     classes: tuple[str, ...]
-    char_vec: TfidfVectorizer
-    token_vec: TfidfVectorizer
+    char_vocab: dict[str, int]
+    char_idf: np.ndarray[Any, np.dtype[np.float32]]
+    token_vocab: dict[str, int]
+    token_idf: np.ndarray[Any, np.dtype[np.float32]]
     weights: sp.csr_matrix
     bias: np.ndarray[Any, np.dtype[np.float32]]
     corrections: int = 0
     fusion_weight: float = FUSION_WEIGHT
 
-    def features(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return sp.hstack(
-            [self.char_vec.transform(texts), self.token_vec.transform(texts)], format="csr"
-        )
+    def features(self, text: str, query: Counter[str] | None = None) -> sp.csr_matrix:
+        """TF-IDF (sublinear tf, l2 per kind) exactly as the vectorisers computed it."""
+        toks = query if query is not None else Counter(ranker_tokens(text))
+        cols: list[int] = []
+        vals: list[float] = []
+        offset = len(self.char_vocab)
+        for grams, vocab, idf, base in (
+            (Counter(char_ngrams(text)), self.char_vocab, self.char_idf, 0),
+            (toks, self.token_vocab, self.token_idf, offset),
+        ):
+            part = [(vocab[g], n) for g, n in grams.items() if g in vocab]
+            if not part:
+                continue
+            v = np.array([(1 + math.log(n)) * idf[j] for j, n in part], dtype=np.float32)
+            v /= float(np.linalg.norm(v)) or 1.0
+            cols.extend(base + j for j, _ in part)
+            vals.extend(v.tolist())
+        width = offset + len(self.token_vocab)
+        return sp.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, width))
 
-    def relative(self, text: str) -> dict[str, float]:
+    def relative(self, text: str, query: Counter[str] | None = None) -> dict[str, float]:
         """Each item's softmax score divided by the best one (1.0 for the top item)."""
-        x = self.features([text])
-        raw = np.asarray((x @ self.weights).todense()).ravel() + self.bias
+        raw = (self.features(text, query) @ self.weights).toarray().ravel() + self.bias
         p = np.exp(TEMPERATURE * (raw - raw.max()))
         return dict(zip(self.classes, p.tolist(), strict=True))
 
@@ -120,21 +154,9 @@ class TextModel:
 def train(examples: Sequence[Example], *, fp: str = "", corrections: int = 0) -> TextModel:
     texts = [e.text for e in examples]
     labels = [e.item for e in examples]
-    char_vec = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(1, 3),
-        sublinear_tf=True,
-        min_df=2,
-        max_features=MAX_FEATURES,
-        dtype=np.float32,
-    )
-    token_vec = TfidfVectorizer(
-        analyzer=ranker_tokens,
-        sublinear_tf=True,
-        min_df=2,
-        max_features=MAX_FEATURES,
-        dtype=np.float32,
-    )
+    common = {"sublinear_tf": True, "min_df": 2, "max_features": MAX_FEATURES}
+    char_vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), **common)
+    token_vec = TfidfVectorizer(analyzer=ranker_tokens, **common)
     x = sp.hstack([char_vec.fit_transform(texts), token_vec.fit_transform(texts)], format="csr")
     clf = LinearSVC(C=0.5)
     clf.fit(x, labels)
@@ -143,8 +165,10 @@ def train(examples: Sequence[Example], *, fp: str = "", corrections: int = 0) ->
     return TextModel(
         fingerprint=fp,
         classes=tuple(str(c) for c in clf.classes_),
-        char_vec=char_vec,
-        token_vec=token_vec,
+        char_vocab={str(k): int(v) for k, v in char_vec.vocabulary_.items()},
+        char_idf=char_vec.idf_.astype(np.float32),
+        token_vocab={str(k): int(v) for k, v in token_vec.vocabulary_.items()},
+        token_idf=token_vec.idf_.astype(np.float32),
         weights=sp.csr_matrix(coef.T),
         bias=clf.intercept_.astype(np.float32),
         corrections=corrections,

@@ -239,7 +239,7 @@ class Reranker(Protocol):
 
     fusion_weight: float
 
-    def relative(self, text: str) -> dict[str, float]: ...
+    def relative(self, text: str, query: Counter[str] | None = None) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +341,14 @@ class TaxonomyIndex:
         n = max(len(self.docs), 1)
         self.avg_len = sum(d.length for d in self.docs) / n
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        # Postings with each document's whole BM25 term weight precomputed, so a
+        # query touches only the documents that share a token with it.
+        self.postings: dict[str, list[tuple[int, float]]] = {}
+        for i, doc in enumerate(self.docs):
+            lnorm = K1 * (1 - B + B * doc.length / self.avg_len)
+            for tok, f in doc.tf.items():
+                w = self.idf[tok] * f * (K1 + 1) / (f + lnorm) * _KIND_WEIGHTS[tok[0]]
+                self.postings.setdefault(tok, []).append((i, w))
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -353,30 +361,31 @@ class TaxonomyIndex:
         if not query:
             return []
         intents = intent_of(text)
+        acc: dict[int, float] = {}
+        words: dict[int, list[str]] = {}
+        for tok, qn in query.items():
+            posting = self.postings.get(tok)
+            if not posting:
+                continue
+            boost = 1 + math.log(qn)
+            for i, w in posting:
+                acc[i] = acc.get(i, 0.0) + w * boost
+                if tok.startswith("w:"):
+                    words.setdefault(i, []).append(tok[2:])
         bm25: dict[str, float] = {}
         matched_by: dict[str, list[str]] = {}
-        for doc in self.docs:
-            score = 0.0
-            matched: list[str] = []
-            for tok, qn in query.items():
-                f = doc.tf.get(tok)
-                if not f:
-                    continue
-                norm = f * (K1 + 1) / (f + K1 * (1 - B + B * doc.length / self.avg_len))
-                score += self.idf.get(tok, 0.0) * norm * _KIND_WEIGHTS[tok[0]] * (1 + math.log(qn))
-                if tok.startswith("w:"):
-                    matched.append(tok[2:])
-            if score > 0:
-                if doc.item.klass in intents:
-                    score *= INTENT_BOOST
-                bm25[doc.item.code] = score
-                matched_by[doc.item.code] = matched
+        for i, score in acc.items():
+            if score <= 0:
+                continue
+            item = self.docs[i].item
+            bm25[item.code] = score * INTENT_BOOST if item.klass in intents else score
+            matched_by[item.code] = words.get(i, [])
         scores = bm25
         if model is not None:
             best_bm25 = max(bm25.values(), default=0.0) or 1.0
             w = model.fusion_weight
             scores = {code: (1 - w) * s / best_bm25 for code, s in bm25.items()}
-            for code, p in model.relative(text).items():
+            for code, p in model.relative(text, query).items():
                 if code in self._pos:
                     scores[code] = scores.get(code, 0.0) + w * p
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
