@@ -145,8 +145,12 @@ class TextModel:
         return sp.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, width))
 
     def relative(self, text: str, query: Counter[str] | None = None) -> dict[str, float]:
-        """Each item's softmax score divided by the best one (1.0 for the top item)."""
-        raw = (self.features(text, query) @ self.weights).toarray().ravel() + self.bias
+        """Each item's softmax score divided by the best one (1.0 for the top item);
+        nothing for a text with no known feature, rather than the items' biases."""
+        x = self.features(text, query)
+        if not x.nnz:
+            return {}
+        raw = (x @ self.weights).toarray().ravel() + self.bias
         p = np.exp(TEMPERATURE * (raw - raw.max()))
         return dict(zip(self.classes, p.tolist(), strict=True))
 

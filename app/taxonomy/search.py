@@ -380,6 +380,8 @@ class TaxonomyIndex:
             item = self.docs[i].item
             bm25[item.code] = score * INTENT_BOOST if item.klass in intents else score
             matched_by[item.code] = words.get(i, [])
+        if not bm25:  # nothing in the text an item shares (punctuation, latin noise)
+            return []
         scores = bm25
         if model is not None:
             best_bm25 = max(bm25.values(), default=0.0) or 1.0

@@ -95,16 +95,27 @@ def test_suggest_latency_with_the_model(
     ]
     for t in texts:
         index.suggest(t, model=text_model)  # warm jieba and the vectorisers
-    took: list[float] = []
+    # CPU time of this process: what a call costs, not how long the 2-core
+    # machine shared with other jobs kept it waiting (wall time printed too).
+    cpu: list[float] = []
+    wall: list[float] = []
     for i in range(200):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         index.suggest(texts[i % len(texts)] + str(i), model=text_model)
-        took.append((time.perf_counter() - t0) * 1000)
-    took.sort()
-    p50, p99 = took[len(took) // 2], took[int(len(took) * 0.99)]
-    print(f"\nsuggest with model: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    assert p50 < 20
-    assert p99 < 100  # a shared 2-core machine stalls now and then; p50 is the budget
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    cpu.sort()
+    wall.sort()
+
+    def p(xs: list[float], q: float) -> float:
+        return xs[min(int(len(xs) * q), len(xs) - 1)]
+
+    print(
+        f"\nsuggest with model: cpu p50 {p(cpu, 0.5):.1f} ms p99 {p(cpu, 0.99):.1f} ms; "
+        f"wall p50 {p(wall, 0.5):.1f} ms p99 {p(wall, 0.99):.1f} ms"
+    )
+    assert p(cpu, 0.5) < 20
+    assert p(cpu, 0.99) < 50
 
 
 def test_request_features_equal_the_vectorisers() -> None:
