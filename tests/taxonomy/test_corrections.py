@@ -3,15 +3,22 @@ old_item/new_item), the shape the workflow's reclassify action writes."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ComplaintEvent
+from app.taxonomy import model as learned
 from app.taxonomy import repository, service
+from app.taxonomy.retrain import retrain
+from tests.conftest import make_settings
+from tests.taxonomy.test_model import ODD_TEXT, TARGET
 from tests.workflow.helpers import citizen, file_case
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -58,3 +65,34 @@ async def test_malformed_event_data_is_skipped(client: AsyncClient, session: Asy
     await _reclassify(session, filed["id"], {"new_item": 5})
     await _reclassify(session, filed["id"], {"unrelated": "x"})
     assert all(text != TEXT + "。" for text, _ in await repository.corrections(session))
+
+
+async def test_a_reclassification_improves_the_next_suggestion_end_to_end(
+    app: FastAPI,
+    client: AsyncClient,
+    session: AsyncSession,
+    text_model: learned.TextModel,
+    tmp_path: Path,
+) -> None:
+    """File a case, reclassify it, ``ydt taxonomy retrain``: the API's next
+    suggestion for that text puts the corrected item first."""
+    snap = await service.snapshot(session)
+    shutil.copy(
+        learned.model_path(make_settings().model_dir, snap.model_fp),
+        learned.model_path(tmp_path, snap.model_fp),
+    )
+    app.state.settings = app.state.settings.model_copy(update={"model_dir": tmp_path})
+
+    async def ranked() -> list[str]:
+        resp = await client.post("/api/v1/taxonomy/suggest", json={"text": ODD_TEXT})
+        assert resp.status_code == 200
+        return [s["item"]["code"] for s in resp.json()["suggestions"]]
+
+    assert TARGET not in await ranked()
+    filed = await file_case(client, await citizen(client, "corr3"), content=ODD_TEXT)
+    await _reclassify(session, filed["id"], {"old_item": "0101", "new_item": TARGET})
+    report = await retrain(session, tmp_path)
+    print("\n" + report)
+    assert "after (1 corrections" in report
+    assert report.rstrip().endswith("corrections n=1    top-1 100.0%  top-3 100.0%")
+    assert (await ranked())[0] == TARGET
