@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 MODEL_FORMAT = 2
 _SPACES = re.compile(r"\s\s+")
 TRAINING_DIR = Path(__file__).resolve().parent / "training"
+TUNING_FILE = "tuning_57_83.jsonl"
 FUSION_WEIGHT = 0.5
 TEMPERATURE = 5.0
 MAX_FEATURES = 15_000  # per feature kind; more adds memory, not accuracy
@@ -76,14 +77,13 @@ def description_examples(items: Iterable[IndexedItem]) -> list[Example]:
     return out
 
 
+def _read(path: Path) -> list[Example]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [Example(row["text"], row["item"]) for row in rows]
+
+
 def corpus_examples(directory: Path = TRAINING_DIR) -> list[Example]:
-    out: list[Example] = []
-    for path in sorted(directory.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out.append(Example(row["text"], row["item"]))
-    return out
+    return [e for path in sorted(directory.glob("*.jsonl")) for e in _read(path)]
 
 
 def fingerprint(items: Sequence[IndexedItem], examples: Sequence[Example]) -> str:
@@ -123,6 +123,7 @@ class TextModel:
     bias: np.ndarray[Any, np.dtype[np.float32]]
     corrections: int = 0
     fusion_weight: float = FUSION_WEIGHT
+    temperature: float = TEMPERATURE
 
     def features(self, text: str, query: Counter[str] | None = None) -> sp.csr_matrix:
         """TF-IDF (sublinear tf, l2 per kind) exactly as the vectorisers computed it."""
@@ -151,7 +152,7 @@ class TextModel:
         if not x.nnz:
             return {}
         raw = (x @ self.weights).toarray().ravel() + self.bias
-        p = np.exp(TEMPERATURE * (raw - raw.max()))
+        p = np.exp(self.temperature * (raw - raw.max()))
         return dict(zip(self.classes, p.tolist(), strict=True))
 
 
@@ -179,9 +180,17 @@ def train(examples: Sequence[Example], *, fp: str = "", corrections: int = 0) ->
     )
 
 
-def shipped_examples(items: Sequence[IndexedItem]) -> list[Example]:
+def shipped_examples(items: Sequence[IndexedItem], *, with_tuning: bool = True) -> list[Example]:
+    """Descriptions and the shipped texts; ``with_tuning=False`` leaves out the
+    tuning file, so the fusion knobs can be chosen on texts the model has not seen."""
     codes = {it.code for it in items}
-    return [e for e in [*description_examples(items), *corpus_examples()] if e.item in codes]
+    corpus = [
+        e
+        for path in sorted(TRAINING_DIR.glob("*.jsonl"))
+        if with_tuning or path.name != TUNING_FILE
+        for e in _read(path)
+    ]
+    return [e for e in [*description_examples(items), *corpus] if e.item in codes]
 
 
 def build(items: Sequence[IndexedItem], corrections: Sequence[Example] = ()) -> TextModel:

@@ -42,15 +42,15 @@ def test_bm25_alone_accuracy(index: TaxonomyIndex, cases: list[Case]) -> None:
 def test_overall_accuracy(index: TaxonomyIndex, text_model: TextModel, cases: list[Case]) -> None:
     report = evaluate(index, cases, text_model)
     print("\n" + report.render())
-    assert report.rate(3) >= 0.92  # measured 93.7%
-    assert report.rate(1) >= 0.83  # measured 85.0%
+    assert report.rate(3) >= 0.92  # measured 93.5%
+    assert report.rate(1) >= 0.83  # measured 85.4%
 
 
 def test_held_out_accuracy(index: TaxonomyIndex, text_model: TextModel, cases: list[Case]) -> None:
     report = evaluate(index, held_out(cases), text_model)
     print("\n" + report.render())
-    assert report.rate(3) >= 0.89  # measured 90.5%
-    assert report.rate(1) >= 0.75  # measured 77.5%
+    assert report.rate(3) >= 0.89  # measured 90.2%
+    assert report.rate(1) >= 0.76  # measured 78.1%
     long = report.by_style["long"]
     assert long["3"] / long["n"] >= 0.84  # measured 88%, was 79% with BM25 alone
 
