@@ -138,6 +138,19 @@ def cmd_seed(args: argparse.Namespace) -> int:
         lambda s: reference_service.seed(s, now=SystemClock().now(), data_dir=args.data_dir)
     )
     print(report.render())
+    from app.taxonomy import service as taxonomy_service
+
+    model_dir = get_settings().model_dir
+    model = _run_in_session(lambda s: taxonomy_service.learned_model(s, model_dir))
+    print("suggestion model ready" if model else "suggestion model unavailable (BM25 alone)")
+    return 0
+
+
+def cmd_taxonomy_retrain(args: argparse.Namespace) -> int:
+    from app.taxonomy.retrain import retrain
+
+    model_dir = get_settings().model_dir
+    print(_run_in_session(lambda s: retrain(s, model_dir)))
     return 0
 
 
@@ -472,6 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = kcmd.add_parser("retire", help="drop a key no sealed record uses any more")
     p.add_argument("kid")
     p.set_defaults(fn=cmd_keys_retire)
+
+    taxonomy = sub.add_parser("taxonomy", help="item taxonomy tools").add_subparsers(
+        dest="taxonomy_command", required=True
+    )
+    p = taxonomy.add_parser(
+        "retrain", help="rebuild the suggestion model with staff corrections; evaluate before/after"
+    )
+    p.set_defaults(fn=cmd_taxonomy_retrain)
 
     stats = sub.add_parser("stats", help="statistics").add_subparsers(
         dest="stats_command", required=True

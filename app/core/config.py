@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     )
 
     # Identity protection and keyed chains (issue 13; app/core/keys.py). Keys
+    model_dir: Path = Field(
+        default=Path("./var/models"),
+        description="folder of the suggestion model files (ydt taxonomy retrain); rebuilt "
+        "from shipped data if missing, so it may be an ephemeral volume",
+    )
     # never live in the database: settings here, or files in key_dir.
     key_dir: Path = Field(
         default=Path("./var/keys"),

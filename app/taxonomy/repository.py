@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Category, Department, Item, TaxonomyVersion
+from app.models import Category, Complaint, ComplaintEvent, Department, Item, TaxonomyVersion
 
 
 async def current_version(session: AsyncSession) -> TaxonomyVersion | None:
@@ -31,3 +31,25 @@ async def items_with_department(session: AsyncSession, version_id: int) -> Seque
 async def item_by_code(session: AsyncSession, version_id: int, code: str) -> Item | None:
     stmt = select(Item).where(Item.version_id == version_id, Item.code == code)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# The workflow's reclassify action (issue 17 item 10) appends a complaint event
+# of this kind with data {"old_item": "0101", "new_item": "0102"}. Until that
+# action exists no row has the kind and the query below returns nothing.
+RECLASSIFIED = "reclassified"
+
+
+async def corrections(session: AsyncSession) -> list[tuple[str, str]]:
+    """(resident's text, corrected item code), the latest correction per case winning."""
+    stmt = (
+        select(ComplaintEvent.complaint_id, Complaint.content, ComplaintEvent.data)
+        .join(Complaint, Complaint.id == ComplaintEvent.complaint_id)
+        .where(ComplaintEvent.kind == RECLASSIFIED)
+        .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq)
+    )
+    latest: dict[str, tuple[str, str]] = {}
+    for complaint_id, content, data in (await session.execute(stmt)).all():
+        new_item = data.get("new_item") if isinstance(data, dict) else None
+        if isinstance(new_item, str) and content:
+            latest[complaint_id] = (content, new_item)
+    return list(latest.values())

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.core.deps import SessionDep
+from app.core.deps import SessionDep, SettingsDep
 from app.taxonomy import service
 from app.taxonomy.schemas import ItemSearchResult, SuggestRequest, SuggestResponse, TaxonomyRead
 
@@ -44,5 +44,7 @@ async def search_items(
 @router.post(
     "/suggest", response_model=SuggestResponse, summary="Top 5 items for a free-text description"
 )
-async def suggest(body: SuggestRequest, session: SessionDep) -> SuggestResponse:
-    return await service.suggest(session, body.text)
+async def suggest(
+    body: SuggestRequest, session: SessionDep, settings: SettingsDep
+) -> SuggestResponse:
+    return await service.suggest(session, body.text, model_dir=settings.model_dir)

@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import jieba
 from pypinyin import Style, lazy_pinyin
@@ -233,6 +234,14 @@ def intent_of(text: str) -> set[str]:
     return intents
 
 
+class Reranker(Protocol):
+    """The learned model (``model.TextModel``), seen from here without importing it."""
+
+    fusion_weight: float
+
+    def relative(self, text: str, query: Counter[str] | None = None) -> dict[str, float]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class IndexedItem:
     code: str
@@ -328,50 +337,77 @@ class TaxonomyIndex:
             )
             self.docs.append(doc)
             df.update(tf.keys())
+        self._pos = {d.item.code: i for i, d in enumerate(self.docs)}
         n = max(len(self.docs), 1)
         self.avg_len = sum(d.length for d in self.docs) / n
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        # Postings with each document's whole BM25 term weight precomputed, so a
+        # query touches only the documents that share a token with it.
+        self.postings: dict[str, list[tuple[int, float]]] = {}
+        for i, doc in enumerate(self.docs):
+            lnorm = K1 * (1 - B + B * doc.length / self.avg_len)
+            for tok, f in doc.tf.items():
+                w = self.idf[tok] * f * (K1 + 1) / (f + lnorm) * _KIND_WEIGHTS[tok[0]]
+                self.postings.setdefault(tok, []).append((i, w))
 
     def __len__(self) -> int:
         return len(self.docs)
 
-    def suggest(self, text: str, *, limit: int = 5) -> list[Suggestion]:
+    def suggest(
+        self, text: str, *, limit: int = 5, model: Reranker | None = None
+    ) -> list[Suggestion]:
+        """BM25, fused with the learned model when one is given (``model.py``)."""
         query = tokens(normalise(text))
         if not query:
             return []
         intents = intent_of(text)
-        scored: list[tuple[float, _Doc, list[str]]] = []
-        for doc in self.docs:
-            score = 0.0
-            matched: list[str] = []
-            for tok, qn in query.items():
-                f = doc.tf.get(tok)
-                if not f:
-                    continue
-                norm = f * (K1 + 1) / (f + K1 * (1 - B + B * doc.length / self.avg_len))
-                score += self.idf.get(tok, 0.0) * norm * _KIND_WEIGHTS[tok[0]] * (1 + math.log(qn))
+        acc: dict[int, float] = {}
+        words: dict[int, list[str]] = {}
+        for tok, qn in query.items():
+            posting = self.postings.get(tok)
+            if not posting:
+                continue
+            boost = 1 + math.log(qn)
+            for i, w in posting:
+                acc[i] = acc.get(i, 0.0) + w * boost
                 if tok.startswith("w:"):
-                    matched.append(tok[2:])
-            if score > 0:
-                if doc.item.klass in intents:
-                    score *= INTENT_BOOST
-                scored.append((score, doc, matched))
-        scored.sort(key=lambda s: (-s[0], s[1].item.code))
-        top = scored[:limit]
-        if not top:
+                    words.setdefault(i, []).append(tok[2:])
+        bm25: dict[str, float] = {}
+        matched_by: dict[str, list[str]] = {}
+        for i, score in acc.items():
+            if score <= 0:
+                continue
+            item = self.docs[i].item
+            bm25[item.code] = score * INTENT_BOOST if item.klass in intents else score
+            matched_by[item.code] = words.get(i, [])
+        if not bm25:  # nothing in the text an item shares (punctuation, latin noise)
             return []
-        best = top[0][0]
-        return [
-            Suggestion(
-                code=d.item.code,
-                name=d.item.name,
-                category_code=d.item.category_code,
-                category_name=d.item.category_name,
-                score=round(s / best, 4),
-                matched=tuple(dict.fromkeys(m))[:8],
+        scores = bm25
+        if model is not None:
+            best_bm25 = max(bm25.values(), default=0.0) or 1.0
+            w = model.fusion_weight
+            scores = {code: (1 - w) * s / best_bm25 for code, s in bm25.items()}
+            for code, p in model.relative(text, query).items():
+                if code in self._pos:
+                    scores[code] = scores.get(code, 0.0) + w * p
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        if not ranked or ranked[0][1] <= 0:
+            return []
+        best = ranked[0][1]
+        out: list[Suggestion] = []
+        for code, s in ranked:
+            it = self.docs[self._pos[code]].item
+            out.append(
+                Suggestion(
+                    code=it.code,
+                    name=it.name,
+                    category_code=it.category_code,
+                    category_name=it.category_name,
+                    score=round(s / best, 4),
+                    matched=tuple(dict.fromkeys(matched_by.get(code, ())))[:8],
+                )
             )
-            for s, d, m in top
-        ]
+        return out
 
     def search(self, q: str, *, limit: int = 20) -> list[IndexedItem]:
         """Substring match on Chinese text, or pinyin initials / full pinyin for latin input."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ServiceUnavailable
 from app.models import Item, TaxonomyVersion
+from app.taxonomy import model as learned
 from app.taxonomy import repository
 from app.taxonomy.schemas import (
     CategoryRead,
@@ -25,6 +28,8 @@ from app.taxonomy.schemas import (
     TaxonomyRead,
 )
 from app.taxonomy.search import IndexedItem, TaxonomyIndex
+
+logger = logging.getLogger(__name__)
 
 
 class TaxonomyNotLoaded(ServiceUnavailable):
@@ -43,6 +48,8 @@ class Snapshot:
     body: bytes
     items: dict[str, ItemRead]
     index: TaxonomyIndex
+    indexed: tuple[IndexedItem, ...]
+    model_fp: str  # fingerprint of the shipped training data for these items
 
     @property
     def etag(self) -> str:
@@ -134,7 +141,8 @@ async def _build(session: AsyncSession, tv: TaxonomyVersion) -> Snapshot:
         document.model_dump(mode="json", by_alias=True), ensure_ascii=False, separators=(",", ":")
     ).encode()
     index = await asyncio.to_thread(TaxonomyIndex, indexed)
-    return Snapshot(tv.version, tv.checksum, document, body, items, index)
+    fp = await asyncio.to_thread(learned.shipped_fingerprint, indexed)
+    return Snapshot(tv.version, tv.checksum, document, body, items, index, tuple(indexed), fp)
 
 
 async def search_items(session: AsyncSession, q: str, *, limit: int) -> list[ItemRead]:
@@ -142,9 +150,62 @@ async def search_items(session: AsyncSession, q: str, *, limit: int) -> list[Ite
     return [snap.items[i.code] for i in snap.index.search(q, limit=limit)]
 
 
-async def suggest(session: AsyncSession, text: str, *, limit: int = 5) -> SuggestResponse:
+_models: dict[Path, tuple[int, learned.TextModel]] = {}
+_model_lock = asyncio.Lock()
+
+
+async def corrections(session: AsyncSession) -> list[learned.Example]:
+    return [learned.Example(text, item) for text, item in await repository.corrections(session)]
+
+
+async def rebuild_model(session: AsyncSession, model_dir: Path) -> learned.TextModel:
+    """Train on the shipped data plus every correction so far and replace the file."""
     snap = await snapshot(session)
-    found = await asyncio.to_thread(snap.index.suggest, text, limit=limit)
+    fixes = await corrections(session)
+    model = await asyncio.to_thread(learned.build, snap.indexed, fixes)
+    await asyncio.to_thread(learned.save, model, learned.model_path(model_dir, snap.model_fp))
+    return model
+
+
+async def learned_model(session: AsyncSession, model_dir: Path) -> learned.TextModel | None:
+    """The model for the current items: cached per process, reloaded when a retrain
+    replaced its file, built if missing. None (BM25 alone) if it cannot be had."""
+    snap = await snapshot(session)
+    path = learned.model_path(model_dir, snap.model_fp)
+    cached = _models.get(path)
+    if cached is not None and cached[0] == _mtime(path):
+        return cached[1]
+    async with _model_lock:
+        mtime = _mtime(path)
+        cached = _models.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            model = await asyncio.to_thread(learned.load, path) if mtime else None
+            if model is None or model.fingerprint != snap.model_fp:
+                model = await rebuild_model(session, model_dir)
+                mtime = _mtime(path)
+        except Exception:
+            logger.exception("suggestion model unavailable; suggesting with BM25 alone")
+            return None
+        _models.clear()
+        _models[path] = (mtime, model)
+        return model
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+async def suggest(
+    session: AsyncSession, text: str, *, limit: int = 5, model_dir: Path | None = None
+) -> SuggestResponse:
+    snap = await snapshot(session)
+    model = await learned_model(session, model_dir) if model_dir is not None else None
+    found = await asyncio.to_thread(snap.index.suggest, text, limit=limit, model=model)
     return SuggestResponse(
         version=snap.version,
         suggestions=[
