@@ -33,9 +33,9 @@ async def item_by_code(session: AsyncSession, version_id: int, code: str) -> Ite
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-# The workflow's reclassify action (issue 17 item 10) appends a complaint event
-# of this kind with data {"old_item": "0101", "new_item": "0102"}. Until that
-# action exists no row has the kind and the query below returns nothing.
+# The workflow's reclassify action (app/workflow/reclassify.py) appends a
+# complaint event of this kind with data {"from_item_code": "0101",
+# "to_item_code": "0102", ...}.
 RECLASSIFIED = "reclassified"
 
 
@@ -49,7 +49,7 @@ async def corrections(session: AsyncSession) -> list[tuple[str, str]]:
     )
     latest: dict[str, tuple[str, str]] = {}
     for complaint_id, content, data in (await session.execute(stmt)).all():
-        new_item = data.get("new_item") if isinstance(data, dict) else None
+        new_item = data.get("to_item_code") if isinstance(data, dict) else None
         if isinstance(new_item, str) and content:
             latest[complaint_id] = (content, new_item)
     return list(latest.values())

@@ -1,5 +1,5 @@
 """Corrections are read from reclassify events (kind "reclassified", data
-old_item/new_item), the shape the workflow's reclassify action writes."""
+from_item_code/to_item_code), the shape the workflow's reclassify action writes."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ async def test_a_reclassification_becomes_a_training_example(
 ) -> None:
     filed = await file_case(client, await citizen(client, "corr"), content=TEXT)
     assert (TEXT, "3906") not in await repository.corrections(session)
-    await _reclassify(session, filed["id"], {"old_item": "0101", "new_item": "0102"})
-    await _reclassify(session, filed["id"], {"old_item": "0102", "new_item": "3906"})
+    await _reclassify(session, filed["id"], {"from_item_code": "0101", "to_item_code": "0102"})
+    await _reclassify(session, filed["id"], {"from_item_code": "0102", "to_item_code": "3906"})
     got = await repository.corrections(session)
     assert (TEXT, "3906") in got and (TEXT, "0102") not in got  # the latest one wins
     examples = await service.corrections(session)
@@ -62,7 +62,7 @@ async def test_a_reclassification_becomes_a_training_example(
 
 async def test_malformed_event_data_is_skipped(client: AsyncClient, session: AsyncSession) -> None:
     filed = await file_case(client, await citizen(client, "corr2"), content=TEXT + "。")
-    await _reclassify(session, filed["id"], {"new_item": 5})
+    await _reclassify(session, filed["id"], {"to_item_code": 5})
     await _reclassify(session, filed["id"], {"unrelated": "x"})
     assert all(text != TEXT + "。" for text, _ in await repository.corrections(session))
 
@@ -90,7 +90,7 @@ async def test_a_reclassification_improves_the_next_suggestion_end_to_end(
 
     assert TARGET not in await ranked()
     filed = await file_case(client, await citizen(client, "corr3"), content=ODD_TEXT)
-    await _reclassify(session, filed["id"], {"old_item": "0101", "new_item": TARGET})
+    await _reclassify(session, filed["id"], {"from_item_code": "0101", "to_item_code": TARGET})
     report = await retrain(session, tmp_path)
     print("\n" + report)
     assert "after (1 corrections" in report
