@@ -88,7 +88,7 @@ async def test_the_page_offers_exactly_the_actions_allowed_now(
     cid = (await file_case(client, await citizen(client, "r1")))["id"]
     await signed_in(client, "c.sup")
     page = await client.get(f"/console/complaints/{cid}")
-    assert offered(page.text) == {"accept", "reject", "escalate"}
+    assert offered(page.text) == {"accept", "reject", "escalate", "reclassify"}
     client.cookies.clear()
     await signed_in(client, "c.agent")  # filed nothing: sees nothing
     assert (await client.get(f"/console/complaints/{cid}")).status_code == 404
