@@ -209,9 +209,7 @@ def cmd_media_cleanup(args: argparse.Namespace) -> int:
             break
     print(f"deleted {total} unattached media older than {grace}")
     orphans = _run_in_session(
-        lambda s: media_maintenance.sweep_orphans(
-            s, store, now=SystemClock().now(), days=args.days
-        )
+        lambda s: media_maintenance.sweep_orphans(s, store, now=SystemClock().now(), days=args.days)
     )
     print(f"deleted {orphans} stored objects no media row owns (last {args.days} days)")
     return 0
@@ -275,6 +273,13 @@ def cmd_stats_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_duplicates_evaluate(args: argparse.Namespace) -> int:
+    from app.duplicates import evaluate
+
+    threshold = args.threshold if args.threshold is not None else Settings().duplicate_threshold
+    return evaluate.main(threshold, verbose=args.verbose)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from app.audit import exported, verify
     from app.audit.signing import trusted_keys
@@ -330,8 +335,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     latest = doc["checkpoints"][-1]
     print(
         f"wrote {args.out}: {len(doc['checkpoints'])} checkpoint(s) up to #{latest['seq']}, "
-        f"{len(doc['leaves']['items'])} chain heads, public key(s) "
-        + ", ".join(doc["public_keys"])
+        f"{len(doc['leaves']['items'])} chain heads, public key(s) " + ", ".join(doc["public_keys"])
     )
     return 0
 
@@ -481,6 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = stats.add_parser("rebuild", help="recompute the rollups from the event log")
     p.set_defaults(fn=cmd_stats_rebuild)
+
+    dup = sub.add_parser("duplicates", help="duplicate detection").add_subparsers(
+        dest="duplicates_command", required=True
+    )
+    p = dup.add_parser("evaluate", help="precision and recall on the labelled duplicate pairs")
+    p.add_argument("--threshold", type=float, default=None, help="instead of the configured one")
+    p.add_argument("-v", "--verbose", action="store_true", help="list the pairs it gets wrong")
+    p.set_defaults(fn=cmd_duplicates_evaluate)
 
     media = sub.add_parser("media", help="media maintenance").add_subparsers(
         dest="media_command", required=True

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import identity
-from app.models import Complaint, Notification, StaffUser
+from app.models import Complaint, ComplaintFollow, ComplaintMerge, Notification, StaffUser
 from app.models.enums import StaffRole
 from app.workflow import scope
 
@@ -40,6 +40,48 @@ def to_citizen(
             created_at=now,
         )
     )
+
+
+async def to_followers(
+    session: AsyncSession, complaint: Complaint, *, kind: str, title: str, body: str, now: datetime
+) -> None:
+    """The same notice to everyone who follows this case: residents who chose
+    关注 instead of filing, and the complainants of cases merged into it.
+
+    A merged child's complainant is reached through the child (a notice row
+    on the child, delivered like the child's own), so an anonymous or accusing
+    child's filer stays sealed and no row ties them to this case.
+    """
+    followers = (
+        await session.execute(
+            select(ComplaintFollow.citizen_id).where(ComplaintFollow.complaint_id == complaint.id)
+        )
+    ).scalars()
+    for citizen_id in followers:
+        session.add(
+            Notification(
+                recipient_kind="citizen",
+                recipient_id=int(citizen_id),
+                complaint_id=complaint.id,
+                kind=kind,
+                title=title[:64],
+                body=body,
+                channel="wechat_subscribe",
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    children = (
+        await session.execute(
+            select(Complaint)
+            .join(ComplaintMerge, ComplaintMerge.child_id == Complaint.id)
+            .where(ComplaintMerge.parent_id == complaint.id)
+        )
+    ).scalars()
+    for child in children:
+        to_citizen(session, child, kind=kind, title=title, body=body, now=now)
 
 
 def to_staff(

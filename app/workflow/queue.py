@@ -17,7 +17,6 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    or_,
     select,
     tuple_,
     union_all,
@@ -32,6 +31,7 @@ from app.core.config import Settings
 from app.core.errors import BadRequest
 from app.core.schemas import DB_INT_MAX, DbId
 from app.disclosures import views as disclosure_views
+from app.duplicates import search as meaning_search
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import Channel, ComplaintStatus, StaffRole
 from app.regions.repository import prefix_of
@@ -182,14 +182,6 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
         stmt = stmt.where(Complaint.item_code == f.item_code)
     if f.region_code:
         stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
-    if f.q:
-        needle = f.q.strip()
-        stmt = stmt.where(
-            or_(
-                Complaint.tracking_no == needle.upper(),
-                Complaint.content.contains(needle, autoescape=True),
-            )
-        )
     if f.channel is not None:
         stmt = stmt.where(Complaint.channel == f.channel)
     if f.cadre_id is not None:
@@ -236,9 +228,7 @@ def reporter_for(user: StaffUser, c: Complaint, *, full: bool) -> Reporter:
         return Reporter(anonymous=c.anonymous, visible=False)
     filer = identity.of(c)
     # Lists show a masked phone; the supervision side sees it whole in the case file.
-    phone = (
-        filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
-    )
+    phone = filer.phone if full and user.role is not StaffRole.handler else mask_phone(filer.phone)
     return Reporter(anonymous=False, name=filer.display_name, phone=phone, visible=True)
 
 
@@ -293,9 +283,11 @@ class QueueResult:
 
 
 async def _scoped(session: AsyncSession, user: StaffUser, f: QueueFilter) -> ColumnElement[bool]:
-    """The user's scope, narrowed to the filer's phone when searching by it:
-    only among the cases whose filer this role may see."""
+    """The user's scope, narrowed by the text search, and to the filer's phone
+    when searching by it: only among the cases whose filer this role may see."""
     visible = await scope.visible(session, user)
+    if f.q:  # by meaning as well as exact words: one condition, read with the scope
+        visible = and_(visible, await meaning_search.condition(session, f.q))
     if not f.phone:
         return visible
     return and_(visible, identity.visible_condition(user), identity.phone_condition(f.phone))
@@ -483,9 +475,7 @@ async def case_file(
     if base.reporter.visible and c.identity_protected:
         await identity.record_read(session, user, c, via=read_via, at=now)
     shows_reads = await identity.sees_reads(session, user)
-    evs = [
-        e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED
-    ]
+    evs = [e for e in await all_events(session, c.id) if shows_reads or e.kind != identity.VIEWED]
     media = (
         (
             await session.execute(

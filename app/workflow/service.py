@@ -212,6 +212,7 @@ async def act(
     if effect.citizen_notice:
         kind, title, text = effect.citizen_notice
         notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now)
+        await notify.to_followers(session, c, kind=kind, title=title, body=text, now=now)
     if effect.staff_notice:
         ids, title, text = effect.staff_notice
         notify.to_staff(
