@@ -390,11 +390,11 @@ async def unmerge(
     now: datetime,
 ) -> MergeResult:
     child = (await queue.load_visible(session, user, complaint_id))[0]
+    _may_merge(user, child)
     link = await session.get(ComplaintMerge, child.id)
     if link is None:
         raise Conflict("该案件未被并件")
     parent = (await queue.load_visible(session, user, link.parent_id))[0]
-    _may_merge(user, child)
     if not parent.status.is_open:
         raise Conflict("主件已办结，不能撤销并件")
     transition_to(child.status, ComplaintStatus.reopened)
