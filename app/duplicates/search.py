@@ -3,7 +3,8 @@
 A staff member searching "路灯不亮" wants the case written "三组的灯坏了好久
 莫人修". Beside the exact match (tracking number, or the words as typed),
 a case matches when its item is one the taxonomy suggester ranks at the top
-for the query (what the words *mean*) and its text shares a query word, or
+for the query (what the words *mean*) and its text shares a query word or
+character bigram, or
 when its text holds every query word in any order. Dialect is normalised the
 way the suggester does it. All of it becomes one SQL condition, so the
 queue's paging, ordering and scope are untouched.
@@ -23,10 +24,11 @@ MEANING_ITEMS = 3
 MIN_RELATIVE_SCORE = 0.6
 
 
-def terms(q: str) -> list[str]:
-    """The query's words (jieba search mode, dialect normalised), longest first."""
-    words = {t[2:] for t in tokens(normalise(q)) if t.startswith("w:") and len(t) > 3}
-    return sorted(words, key=lambda w: (-len(w), w))[:MAX_TERMS]
+def terms(q: str, kind: str = "w") -> list[str]:
+    """The query's words (jieba search mode, dialect normalised) or, with
+    ``kind="c"``, its character bigrams; longest first."""
+    found = {t[2:] for t in tokens(normalise(q)) if t.startswith(f"{kind}:") and len(t) > 3}
+    return sorted(found, key=lambda w: (-len(w), w))[:MAX_TERMS]
 
 
 def _has(word: str) -> ColumnElement[bool]:
@@ -48,6 +50,7 @@ async def condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
         for s in snap.index.suggest(needle, limit=MEANING_ITEMS)
         if s.score >= MIN_RELATIVE_SCORE
     ]
-    if items and words:
-        found.append(and_(Complaint.item_code.in_(items), or_(*[_has(w) for w in words])))
+    shared = sorted({*words, *terms(needle, "c")})[: 2 * MAX_TERMS]
+    if items and shared:
+        found.append(and_(Complaint.item_code.in_(items), or_(*[_has(w) for w in shared])))
     return or_(*found)
