@@ -44,7 +44,10 @@ async def condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
     words = [w for w in terms(needle) if w != needle]
     if len(words) > 1:
         found.append(and_(*[_has(w) for w in words]))
-    snap = await taxonomy_service.snapshot(session)
+    try:
+        snap = await taxonomy_service.snapshot(session)
+    except taxonomy_service.TaxonomyNotLoaded:  # no taxonomy yet: exact words only
+        return or_(*found)
     items = [
         s.code
         for s in snap.index.suggest(needle, limit=MEANING_ITEMS)
