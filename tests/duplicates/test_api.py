@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import ComplaintMerge, Notification, StatsDaily
 from app.stats import rollup
+from tests.audit.helpers import about, audit
 from tests.stats.scenario import close, staff
 from tests.stats.test_rebuild import open_due, snapshot
 from tests.workflow.helpers import act, case, citizen, file_case
@@ -208,6 +209,9 @@ class TestMerge:
         assert undone.status_code == 200, undone.text
         assert undone.json()["child_status"] == "reopened"
         assert await received(connection) == before
+        async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as sess:
+            report = await audit(sess)
+            assert not about(report, child) and not about(report, parent)
         live, live_open = await snapshot(connection), await open_due(connection)
         async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as sess:
             await rollup.rebuild(sess)
@@ -257,6 +261,12 @@ class TestMerge:
             json={"parent_id": parent, "expected_version": v},
         )
         assert resp.status_code == 200, resp.text
+        early = await client.post(
+            f"/api/v1/complaints/{child}/rating",
+            headers=r2,
+            json={"score": 5, "satisfaction": "satisfied"},
+        )
+        assert early.status_code == 409, early.text
         await close(client, s, parent)
         rating = await notices(connection, child, "resolved")
         # the anonymous child's filer is reached through the child's sealed identity
@@ -271,6 +281,14 @@ class TestMerge:
             json={"expected_version": cv},
         )
         assert late.status_code == 409 and "主件已办结" in late.json()["detail"]
+        before = await snapshot(connection)
+        rated = await client.post(
+            f"/api/v1/complaints/{child}/rating",
+            headers=r2,
+            json={"score": 5, "satisfaction": "satisfied"},
+        )
+        assert rated.status_code == 201, rated.text
+        assert await snapshot(connection) == before  # the merged case counts nowhere
 
     async def test_only_the_childs_unit_supervision_may_merge(
         self, client: AsyncClient, connection: AsyncConnection
