@@ -12,7 +12,8 @@ from app.models import Complaint, ComplaintEvent, ComplaintFollow, ComplaintMerg
 from app.models.enums import ComplaintStatus
 
 DONE = (ComplaintStatus.closed, ComplaintStatus.rejected)
-CANDIDATES = 300
+# Newest first; enough for a village's open cases of one category in the window.
+CANDIDATES = 100
 
 CaseRow = tuple[Complaint, str, str]
 

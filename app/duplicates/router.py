@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from app.auth.dependencies import CurrentCitizen
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.complaints import identity
+from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep
+from app.core.ratelimit import enforce
 from app.duplicates import service
 from app.duplicates.schemas import (
     DuplicateList,
@@ -21,6 +23,7 @@ from app.duplicates.schemas import (
 from app.staff.dependencies import CurrentStaff
 
 router = APIRouter(tags=["duplicates"])
+HINTS_PER_MINUTE = 30
 ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -28,6 +31,7 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
     "/complaints/similar",
     response_model=SimilarResponse,
     summary="Open cases like the one being written (a hint before filing, never a block)",
+    responses={429: {"description": "rate limited"}},
 )
 async def similar_complaints(
     body: SimilarQuery,
@@ -35,8 +39,19 @@ async def similar_complaints(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    shared: SharedDep,
 ) -> SimilarResponse:
-    return await service.similar(session, citizen, body, settings=settings, now=clock.now())
+    now = clock.now()
+    # Each hint tokenises up to a hundred texts: a budget per resident.
+    await enforce(
+        shared,
+        f"similar:citizen:{identity.limit_key(citizen.id)}",
+        limit=HINTS_PER_MINUTE,
+        window_seconds=60,
+        now=now,
+        what="查询",
+    )
+    return await service.similar(session, citizen, body, settings=settings, now=now)
 
 
 @router.post(

@@ -10,6 +10,7 @@ parent's notices through ``notifications.to_followers``.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, false, or_, update
@@ -75,14 +76,19 @@ async def similar(
         repository.near(village.code, bounds),
         or_(Complaint.citizen_id.is_(None), Complaint.citizen_id != citizen.id),
     )
-    scored: list[tuple[float, repository.CaseRow]] = []
-    for row in rows:
-        c = row[0]
-        if c.region_code != village.code and not (loc and _within(c, loc.lat, loc.lng, settings)):
-            continue
-        s = similarity(body.content, c.content)
-        if s >= settings.duplicate_threshold:
-            scored.append((s + (0.05 if c.item_code == body.item_code else 0.0), row))
+    kept = [
+        row
+        for row in rows
+        if row[0].region_code == village.code
+        or (loc is not None and _within(row[0], loc.lat, loc.lng, settings))
+    ]
+    # Tokenising is CPU work: off the event loop.
+    sims = await asyncio.to_thread(lambda: [similarity(body.content, r[0].content) for r in kept])
+    scored = [
+        (s + (0.05 if row[0].item_code == body.item_code else 0.0), row)
+        for s, row in zip(sims, kept, strict=True)
+        if s >= settings.duplicate_threshold
+    ]
     scored.sort(key=lambda x: (-x[0], x[1][0].id))
     top = scored[:HINTS]
     ids = [r[0].id for _, r in top]
@@ -216,8 +222,9 @@ async def duplicates(
         ),
     )
     merged = await repository.merges_of(session, [r[0].id for r in rows])
+    sims = await asyncio.to_thread(lambda: [similarity(c.content, r[0].content) for r in rows])
     out: list[DuplicateCandidate] = []
-    for other, item_name, region_name in rows:
+    for (other, item_name, region_name), s in zip(rows, sims, strict=True):
         filer = _is_same_filer(c, other) and scope.sees_identity(user, other)
         if (
             not filer
@@ -225,7 +232,6 @@ async def duplicates(
             and not _within(other, c.location_lat, c.location_lng, settings)
         ):
             continue
-        s = similarity(c.content, other.content)
         reasons = [f"内容相近 {s:.0%}"]
         if other.item_code == c.item_code:
             reasons.append("同一事项")

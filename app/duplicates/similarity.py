@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from app.taxonomy.search import normalise, tokens
 
@@ -31,7 +32,11 @@ EARTH_RADIUS_M = 6_371_000.0
 Vector = dict[str, float]
 
 
+@lru_cache(maxsize=4096)
 def vector(text: str) -> Vector:
+    """Cached: the same open cases are compared again with every keystroke's
+    hint and every staff list, and tokenising (jieba, pinyin) is the cost.
+    Callers must not mutate the result."""
     bag = tokens(normalise(text.translate(_DIGITS_AS_HANZI)))
     return {tok: (1 + math.log(n)) * KIND_WEIGHT.get(tok[0], 0.5) for tok, n in bag.items()}
 
