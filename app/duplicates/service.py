@@ -167,36 +167,41 @@ async def _state(session: AsyncSession, complaint_id: str, citizen_id: int) -> F
     )
 
 
+def _filer_keys(c: Complaint) -> set[str]:
+    """Blind keys of who filed: the owner index (from the plain citizen on an
+    ordinary case, stored on a protected one) and the phone index (likewise
+    from the plain contact phone, which is how an agent's or a visitor's
+    offline filing meets the same resident's online one)."""
+    keys = {f"o:{c.owner_index}", f"p:{c.phone_index}"}
+    if c.citizen_id is not None:
+        keys.add(f"o:{identity.owner_index(c.citizen_id)}")
+    if c.contact_phone and identity.normalize_phone(c.contact_phone):
+        keys.add(f"p:{identity.phone_index(c.contact_phone)}")
+    return {k for k in keys if not k.endswith(":None")}
+
+
 def _same_filer(user: StaffUser, c: Complaint) -> ColumnElement[bool]:
-    """Cases by the same complainant, matched on what the row holds: the plain
-    citizen on ordinary cases, the blind indexes on protected ones. Only for
-    a role that may see who filed this case, or the match itself would tell."""
+    """Cases by the same complainant, matched on what each row holds: the
+    plain citizen or phone on ordinary cases, the blind indexes on protected
+    ones. Only for a role that may see who filed this case, or the match
+    itself would tell."""
     if not scope.sees_identity(user, c):
         return false()
     conds: list[ColumnElement[bool]] = []
     if c.citizen_id is not None:
-        conds += [
-            Complaint.citizen_id == c.citizen_id,
-            Complaint.owner_index == identity.owner_index(c.citizen_id),
-        ]
-    if c.owner_index:
-        conds.append(Complaint.owner_index == c.owner_index)
-    if c.phone_index:
-        conds.append(Complaint.phone_index == c.phone_index)
+        conds.append(Complaint.citizen_id == c.citizen_id)
+    if c.contact_phone:
+        conds.append(Complaint.contact_phone == c.contact_phone)
+    for key in _filer_keys(c):
+        column = Complaint.owner_index if key[0] == "o" else Complaint.phone_index
+        conds.append(column == key[2:])
     return or_(*conds) if conds else false()
 
 
 def _is_same_filer(a: Complaint, b: Complaint) -> bool:
     if a.citizen_id is not None and a.citizen_id == b.citizen_id:
         return True
-    if a.citizen_id is not None and b.owner_index == identity.owner_index(a.citizen_id):
-        return True
-    if b.citizen_id is not None and a.owner_index == identity.owner_index(b.citizen_id):
-        return True
-    return bool(
-        (a.owner_index and a.owner_index == b.owner_index)
-        or (a.phone_index and a.phone_index == b.phone_index)
-    )
+    return bool(_filer_keys(a) & _filer_keys(b))
 
 
 async def duplicates(

@@ -150,7 +150,7 @@ class TestMerge:
         r1, r2 = await citizen(client, "mg.r1"), await citizen(client, "mg.r2")
         parent = (await file_case(client, r1, content=LAMP))["id"]
         await file_case(client, r1, content=OTHER)
-        child = (await file_case(client, r2, content=LAMP_AGAIN))["id"]
+        child = (await file_case(client, r2, content=LAMP_AGAIN, contact_phone="13900002222"))["id"]
         dups = await client.get(f"/api/v1/staff/complaints/{child}/duplicates", headers=s.zhang)
         assert dups.status_code == 200, dups.text
         items = dups.json()["items"]
@@ -313,3 +313,32 @@ class TestMerge:
             await client.get(f"/api/v1/staff/complaints/{child}/duplicates", headers=s.zhang)
         ).json()
         assert "同一反映人" in dups["items"][0]["reasons"]
+
+    async def test_an_offline_intake_meets_the_same_residents_online_filing_by_phone(
+        self, client: AsyncClient, connection: AsyncConnection
+    ) -> None:
+        s = await staff(client, connection)
+        r = await citizen(client, "mg.r8")
+        online = await file_case(client, r, content=OTHER, contact_phone="138 0000 5555")
+        resp = await client.post(
+            "/api/v1/staff/complaints",
+            headers=s.zhang,
+            json={
+                "channel": "visit",
+                "item_code": "0101",
+                "region_code": "511702005001",
+                "content": "来访反映：组上的账一直没公开",
+                "reporter_name": "赵大哥",
+                "reporter_phone": "13800005555",
+                "anonymous": False,
+                "media_ids": [],
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        dups = (
+            await client.get(
+                f"/api/v1/staff/complaints/{resp.json()['id']}/duplicates", headers=s.zhang
+            )
+        ).json()
+        found = {d["id"]: d for d in dups["items"]}
+        assert "同一反映人" in found[online["id"]]["reasons"]
