@@ -18,7 +18,7 @@ from app.console.templating import STATIC_DIR
 from app.core import keys
 from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
-from app.core.config import Settings, get_settings
+from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
@@ -27,10 +27,13 @@ from app.core.shared import SharedStore, create_shared_store
 from app.core.storage import MediaStore, create_media_store
 from app.health.router import router as health_router
 from app.media.router import files_router
+from app.notifications import templates as notice_templates
+from app.open311 import router as open311
 from app.openapi import install_openapi
 from app.public_site.router import router as public_site_router
 from app.routing import service as routing_service
 from app.wechat.client import WeChatClient
+from app.wechat.standin import router as standin_router
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,10 @@ def create_app(
     # Fail before serving anything when the configuration is unsafe.
     secret = settings.resolved_jwt_secret()
     keys.install(keys.Keyring.from_settings(settings))  # identity and chain keys, or refuse
+    try:
+        notice_templates.check_layouts(settings.wechat_template_fields)
+    except ValueError as exc:
+        raise ConfigurationError(f"YDT_WECHAT_TEMPLATE_FIELDS: {exc}") from exc
     owns_engine = engine is None
     engine = engine or create_engine(settings)
     store = media_store or create_media_store(settings)
@@ -93,6 +100,7 @@ def create_app(
     )
     routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
+    app.state.url_error_renderers = {open311.PREFIX + "/": open311.url_error}
     # Added first, so it runs inside RequestIdMiddleware: its answers carry the id.
     app.add_middleware(Boundary, settings=settings)
     app.add_middleware(RequestIdMiddleware)
@@ -100,8 +108,12 @@ def create_app(
     app.include_router(health_router)
     app.include_router(files_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(open311.router)
     app.include_router(apidocs_router)
     app.include_router(console_router)
     app.include_router(public_site_router)
+    if settings.wechat_standin:  # the embedded default's demo only (see Settings)
+        app.include_router(standin_router)
+        logger.warning("WeChat stand-in at /dev/wechat: demo logins, no real WeChat")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

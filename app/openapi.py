@@ -14,6 +14,9 @@ takes, by one rule each, rather than being written out on a hundred routes:
 * every operation: 503, the database or another dependency being down;
 * whatever a route declares itself in ``responses`` (429 for the rate-limited
   ones, 502 for a misbehaving upstream) gets the same schema.
+
+The Open311 facade (``/open311/``) is the exception: its errors are GeoReport's
+``[{code, description}]`` or ``<errors>`` XML, 400/403/404/413/429/503, never 422.
 """
 
 from __future__ import annotations
@@ -54,6 +57,23 @@ ERROR_SCHEMA: dict[str, Any] = {
         "request_id": {"type": ["string", "null"]},
     },
 }
+# GeoReport v2 (/open311/v2) answers errors its own way: a bare list, or <errors>.
+OPEN311_PREFIX = "/open311/"
+OPEN311_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Open311Error",
+    "type": "object",
+    "required": ["code", "description"],
+    "properties": {
+        "code": {"type": "integer", "description": "the HTTP status"},
+        "description": {"type": "string"},
+    },
+}
+OPEN311_ERROR_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Open311Error"}}
+    },
+    "text/xml": {"schema": {"type": "string", "description": "<errors><error>…</error></errors>"}},
+}
 DESCRIPTIONS = {
     400: "a business rule refused the request",
     401: "no or invalid bearer token",
@@ -88,14 +108,28 @@ def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[int]:
     return codes
 
 
+def _open311_errors(op: dict[str, Any]) -> None:
+    """GeoReport's own error shape, in both formats; no 422 (a bad value is a 400)."""
+    responses = op.setdefault("responses", {})
+    responses.pop("422", None)
+    codes = {400, 404, 503} | {int(c) for c in responses if c.isdigit() and int(c) >= 400}
+    for code in sorted(codes):
+        entry = responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+        entry["content"] = OPEN311_ERROR_CONTENT
+
+
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the error responses of every operation (see the module docstring)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
+    components["Open311Error"] = OPEN311_ERROR_SCHEMA
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, item in schema.get("paths", {}).items():
         for method, op in item.items():
             if method not in _METHODS:
+                continue
+            if path.startswith(OPEN311_PREFIX):
+                _open311_errors(op)
                 continue
             responses = op.setdefault("responses", {})
             for code in sorted(_error_codes(path, method, op)):

@@ -1,6 +1,8 @@
 """``ydt worker``: the periodic work (red-card sweeps and their orders, folding
 past days of the open-cases rollup, outbox delivery, signed audit checkpoints,
-playable copies of voice/video and sha256 checks of newly attached media).
+WeChat content security of residents' media and of texts WeChat could not
+judge at filing, playable copies of voice/video and sha256 checks of newly
+attached media).
 Safe to run as several processes: orders are unique per spell, folds lock the
 table they rewrite, notifications are claimed with leases, and audit
 checkpoints are unique per period."""
@@ -21,7 +23,9 @@ from app.auth import sessions as auth_sessions
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.storage import MediaStore, create_media_store
+from app.feedback import reminders as rating_reminders
 from app.media import maintenance as media_maintenance
+from app.moderation import worker as moderation_worker
 from app.notifications.delivery import DeliveryStats, deliver
 from app.staff import login as staff_login
 from app.stats import rollup
@@ -37,6 +41,8 @@ class TickResult:
     delivery: DeliveryStats
     checkpoint: int | None = None  # number of the audit checkpoint this tick made
     media: media_maintenance.MediaTick | None = None
+    moderation: moderation_worker.ModerationTick | None = None
+    reminders: int = 0  # reminders to rate written into the outbox
 
 
 def worker_id() -> str:
@@ -55,6 +61,9 @@ async def tick(
     async with sessionmaker() as s:
         orders = await supervision.sweep_red_cards(s, now=clock.now())
         await s.commit()
+    async with sessionmaker() as s:  # before delivery, so they go out this tick
+        reminders = await rating_reminders.remind(s, now=clock.now(), settings=settings)
+        await s.commit()
     async with sessionmaker() as s:
         await rollup.compact_open_due(s, rollup.local_date(clock.now()), min_rows=200)
         await s.commit()
@@ -65,11 +74,14 @@ async def tick(
     stats = await deliver(sessionmaker, wechat, settings, worker_id=me, now=clock.now())
     # Last: a checkpoint reads every chain head; one per period across workers.
     made = await audit_checkpoint.periodic(sessionmaker, settings, now=clock.now())
-    # Media after it: playable copies can take minutes and touch no chain.
-    media = await media_maintenance.tick(
-        sessionmaker, store or create_media_store(settings), settings, now=clock.now()
+    store = store or create_media_store(settings)
+    # Content security before the playable copies: staff wait for its verdicts.
+    moderation = await moderation_worker.tick(
+        sessionmaker, wechat, store, settings, now=clock.now()
     )
-    return TickResult(orders, stats, made.seq if made else None, media)
+    # Media after it: playable copies can take minutes and touch no chain.
+    media = await media_maintenance.tick(sessionmaker, store, settings, now=clock.now())
+    return TickResult(orders, stats, made.seq if made else None, media, moderation, reminders)
 
 
 async def run(
@@ -89,6 +101,8 @@ async def run(
         try:
             result = await tick(sessionmaker, wechat, settings, clock, me=me, store=store)
             media = result.media.__dict__ if result.media else {}
+            if result.moderation:
+                media.update({f"check_{k}": v for k, v in result.moderation.__dict__.items()})
             if result.orders or result.delivery.claimed or result.checkpoint or any(media.values()):
                 logger.info(
                     "worker tick",

@@ -7,6 +7,8 @@
 # WORKER_INTERVAL the seconds between the worker's rounds (30).
 # SKIP_SETUP=1 skips install/migrate/seed/demo (an already prepared ./var),
 # and VENV names another virtualenv that has the package installed.
+# Once serving, it prints the console's address and the demo accounts
+# (DEMO_PASSWORD, default Demo#2026, is the password `ydt demo` gives them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ if [ "${SKIP_SETUP:-0}" != 1 ]; then
 
   "$VENV/bin/ydt" migrate
   "$VENV/bin/ydt" seed
-  "$VENV/bin/ydt" demo
+  "$VENV/bin/ydt" demo --password "${DEMO_PASSWORD:-Demo#2026}"
 fi
 
 # Two processes, one command: the server and the worker. Whichever ends first
@@ -40,11 +42,27 @@ stop() {
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 
-"$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
+# The worker reaches the server at the address it serves (as `ydt serve` derives
+# it on the embedded default): where the built-in WeChat stand-in answers.
+bind_host=${HOST:-127.0.0.1}
+case "$bind_host" in
+  0.0.0.0|"") served_host=127.0.0.1 ;;
+  ::) served_host="[::1]" ;;
+  *:*) served_host="[$bind_host]" ;;
+  *) served_host="$bind_host" ;;
+esac
+worker_env=()
+if [ -z "${YDT_PUBLIC_BASE_URL:-}" ] && ! grep -qs '^YDT_PUBLIC_BASE_URL=' .env; then
+  worker_env=("YDT_PUBLIC_BASE_URL=http://${served_host}:${PORT:-8000}")
+fi
+
+env "${worker_env[@]}" "$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
 worker=$!
 "$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
 server=$!
 echo "serving on http://${HOST:-127.0.0.1}:${PORT:-8000} (pid $server), worker pid $worker; Ctrl-C stops both"
+"$VENV/bin/python" -c 'import sys; from app.reference.demo import guide; print(guide(sys.argv[1], sys.argv[2]))' \
+  "http://${HOST:-127.0.0.1}:${PORT:-8000}" "${DEMO_PASSWORD:-Demo#2026}" || true
 
 status=0
 wait -n "$server" "$worker" || status=$?

@@ -56,6 +56,9 @@ def make_settings(**overrides: object) -> Settings:
         # periodic ones off, so ticks in shared committed data leave none behind.
         "audit_signing_key": TEST_AUDIT_KEY,
         "checkpoint_minutes": 0,
+        # WeChat content security holds residents' media in "checking" until a
+        # pushed verdict: off here, on in tests/moderation/ (which turn it on).
+        "content_security_enabled": False,
         "log_json": True,
         "log_level": "WARNING",
     }
@@ -236,6 +239,12 @@ def wechat(wechat_server: FakeWeChat) -> FakeWeChat:
     wechat_server.requests.clear()
     wechat_server.subscribe_failures = 0
     wechat_server.link_mode = "ok"
+    wechat_server.content_down = False
+    wechat_server.media_verdicts.clear()
+    wechat_server.media_checks.clear()
+    wechat_server.pending_pushes.clear()
+    wechat_server.push_url = None
+    wechat_server.fetch_media = False
     return wechat_server
 
 

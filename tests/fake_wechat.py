@@ -3,19 +3,37 @@
 Codes starting with ``ok-`` log in as ``openid-<rest>``; ``union-`` adds a
 unionid; ``bad-`` answers errcode 40029; ``slow-`` sleeps past the client
 timeout; ``busy-`` answers errcode -1; ``boom-`` answers HTTP 500.
+
+Content security (msgSecCheck / mediaCheckAsync v2): a text containing
+``RISKY_MARK`` is risky, ``REVIEW_MARK`` review, anything else pass. Media
+verdicts come from ``media_verdicts`` (a queue; "pass" when empty), and each
+submission queues the wxa_media_check push WeChat would send in
+``pending_pushes``; ``signed_push`` signs one with the message token the way
+WeChat does, and ``push_url`` (when set) has the fake POST it there itself.
+``content_down`` makes both APIs answer HTTP 500.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import threading
 import time
+import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from PIL import Image
+
+from app.wechat.rules import subscribe_errors
+
+RISKY_MARK = "#risky#"
+REVIEW_MARK = "#review#"
+LABELS = {"pass": 100, "review": 20002, "risky": 20001}
 
 
 def _png() -> bytes:
@@ -35,6 +53,14 @@ class FakeWeChat:
         # URL Link / URL Scheme answers: "ok", "down" (HTTP 500) or an errcode.
         self.link_mode: str | int = "ok"
         self.link_counter = 0
+        self.content_down = False
+        self.media_verdicts: list[str] = []
+        self.media_checks: dict[str, dict[str, Any]] = {}
+        self.pending_pushes: list[dict[str, Any]] = []
+        self.push_url: str | None = None
+        self.push_token = ""
+        self.push_delay = 1.0  # WeChat answers in seconds to minutes, never at once
+        self.fetch_media = False  # GET each media_url, as WeChat does, before answering
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,8 +104,20 @@ class FakeWeChat:
                         self._send(200, _png(), "image/png")
                 elif url.path in ("/wxa/generate_urllink", "/wxa/generatescheme"):
                     outer._link(self, url.path, q, body)
+                elif url.path in ("/wxa/msg_sec_check", "/wxa/media_check_async"):
+                    if not q.get("access_token", "").startswith("token-"):
+                        self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                    elif outer.content_down:
+                        self._send(500, b"down", "text/plain")
+                    elif url.path == "/wxa/msg_sec_check":
+                        self._json(outer._text_verdict(body))
+                    else:
+                        self._json(outer._media_submit(body))
                 elif url.path == "/cgi-bin/message/subscribe/send":
-                    if outer.subscribe_failures > 0:
+                    refused = subscribe_errors(body.get("data") or {})
+                    if refused:  # as real WeChat does: the field rules are checked
+                        self._json({"errcode": 47003, "errmsg": "argument invalid! " + refused[0]})
+                    elif outer.subscribe_failures > 0:
                         outer.subscribe_failures -= 1
                         self._json({"errcode": -1, "errmsg": "system busy"})
                     else:
@@ -140,6 +178,104 @@ class FakeWeChat:
             link = f"weixin://dl/business/?t=fake{self.link_counter}"
             handler._json({"errcode": 0, "openlink": link})
 
+    @staticmethod
+    def _text_verdict(body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("version") != 2 or not body.get("openid") or "content" not in body:
+            return {"errcode": 47001, "errmsg": "data format error"}
+        content = str(body["content"])
+        suggest = (
+            "risky" if RISKY_MARK in content else "review" if REVIEW_MARK in content else "pass"
+        )
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {"suggest": suggest, "label": LABELS[suggest]},
+            "detail": [
+                {
+                    "strategy": "content_model",
+                    "errcode": 0,
+                    "suggest": suggest,
+                    "label": LABELS[suggest],
+                    "prob": 90,
+                }
+            ],
+            "trace_id": uuid.uuid4().hex,
+        }
+
+    def _media_submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (
+            body.get("version") != 2
+            or not body.get("openid")
+            or body.get("media_type") not in (1, 2)
+            or not str(body.get("media_url", "")).startswith("http")
+        ):
+            return {"errcode": 47001, "errmsg": "data format error"}
+        trace = uuid.uuid4().hex
+        suggest = self.media_verdicts.pop(0) if self.media_verdicts else "pass"
+        self.media_checks[trace] = {**body, "suggest": suggest}
+        if self.fetch_media:
+            try:
+                with urllib.request.urlopen(str(body["media_url"]), timeout=5) as got:
+                    self.media_checks[trace]["fetched"] = got.read()
+            except OSError as exc:
+                self.media_checks[trace]["fetched"] = repr(exc)
+        event = self.push_event(trace, suggest)
+        self.pending_pushes.append(event)
+        if self.push_url:
+            threading.Thread(target=self._push_now, args=(event,), daemon=True).start()
+        return {"errcode": 0, "errmsg": "ok", "trace_id": trace}
+
+    @staticmethod
+    def push_event(trace_id: str, suggest: str) -> dict[str, Any]:
+        """The wxa_media_check event WeChat pushes for one submission."""
+        return {
+            "ToUserName": "gh_test",
+            "FromUserName": "o-platform",
+            "CreateTime": int(time.time()),
+            "MsgType": "event",
+            "Event": "wxa_media_check",
+            "appid": "wx-test-app",
+            "trace_id": trace_id,
+            "version": 2,
+            "detail": [
+                {
+                    "strategy": "content_model",
+                    "errcode": 0,
+                    "suggest": suggest,
+                    "label": LABELS.get(suggest, 100),
+                    "prob": 90,
+                }
+            ],
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {"suggest": suggest, "label": LABELS.get(suggest, 100)},
+        }
+
+    @staticmethod
+    def signed_push(
+        event: dict[str, Any], token: str, *, fmt: str = "json"
+    ) -> tuple[dict[str, str], bytes, str]:
+        """(query, body, content type) of the push as WeChat signs it:
+        sha1 over the sorted token, timestamp and nonce."""
+        timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+        signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+        query = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+        if fmt == "xml":
+            return query, _xml(event).encode(), "text/xml"
+        return query, json.dumps(event).encode(), "application/json"
+
+    def _push_now(self, event: dict[str, Any]) -> None:
+        assert self.push_url is not None
+        time.sleep(self.push_delay)
+        query, body, ctype = self.signed_push(event, self.push_token)
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        req = urllib.request.Request(
+            f"{self.push_url}?{qs}", data=body, headers={"Content-Type": ctype}, method="POST"
+        )
+        # On failure the app resubmits when no verdict arrives.
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(req, timeout=5).close()
+
     def start(self) -> FakeWeChat:
         self._thread.start()
         return self
@@ -150,3 +286,14 @@ class FakeWeChat:
 
     def paths(self) -> list[str]:
         return [p for _, p, _ in self.requests]
+
+
+def _xml(value: Any, tag: str = "xml") -> str:
+    if isinstance(value, dict):
+        inner = "".join(_xml(v, k) for k, v in value.items())
+        return f"<{tag}>{inner}</{tag}>"
+    if isinstance(value, list):
+        return "".join(_xml(v, tag) for v in value)
+    if isinstance(value, str):
+        return f"<{tag}><![CDATA[{value}]]></{tag}>"
+    return f"<{tag}>{value}</{tag}>"

@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from alembic import command
@@ -110,3 +111,15 @@ def alembic_downgrade(url: str, revision: str = "base") -> None:
     cfg = alembic_config(url)
     cfg.attributes["configure_logger"] = False
     command.downgrade(cfg, revision)
+
+
+def api_routes(app: Any) -> list[tuple[str, Any]]:
+    """Every (full path, APIRoute) of an app. This FastAPI keeps included
+    routers as ``_IncludedRouter`` entries, so ``app.routes`` alone lists none
+    of them; its ``iter_route_contexts`` walks them with their full paths."""
+    from fastapi import routing
+
+    walk = getattr(routing, "iter_route_contexts", None)
+    if walk is None:
+        return [(r.path, r) for r in app.routes if isinstance(r, routing.APIRoute)]
+    return [(c.path, c.route) for c in walk(app.routes) if isinstance(c.route, routing.APIRoute)]

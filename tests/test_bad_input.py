@@ -110,8 +110,15 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         headers=tokens["admin"],
         json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "bi.zhang"},
     )
-    for resp in (media, disclosure, override, designation):
+    integrator = await client.post(
+        "/api/v1/staff/integrators", headers=tokens["admin"], json={"name": "某热线"}
+    )
+    for resp in (media, disclosure, override, designation, integrator):
         assert resp.status_code == 201, resp.text
+    o311 = await client.post(
+        "/open311/v2/requests.json", data=open311_form(integrator.json()["api_key"])
+    )
+    assert o311.status_code == 200, o311.text
     w.ids.update(
         complaint_id=filed["id"],
         tracking_no=anon["tracking_no"],
@@ -122,8 +129,27 @@ async def build_world(client: AsyncClient, connection: AsyncConnection) -> World
         override_id=override.json()["id"],
         designation_id=designation.json()["id"],
         staff_id=victim.id,
+        integrator_id=integrator.json()["id"],
+        api_key=integrator.json()["api_key"],
+        token=o311.json()[0]["token"],
+        service_request_id=o311.json()[0]["service_request_id"],
     )
     return w
+
+
+def open311_form(api_key: str) -> dict[str, Any]:
+    return {
+        "api_key": api_key,
+        "service_code": "0101",
+        "address_id": VILLAGE,
+        "lat": "31.2101",
+        "long": "107.5002",
+        "description": "村委会门口的路灯坏了两个月，晚上出门很不方便。",
+        "last_name": "李",
+        "first_name": "大姐",
+        "phone": "13900002222",
+        "attribute[priority][]": ["elderly"],
+    }
 
 
 # --- baselines ------------------------------------------------------------------------
@@ -167,6 +193,12 @@ BODIES: dict[tuple[str, str], Body] = {
         "note": "电话回访",
     },
     ("post", "/api/v1/staff/auth/login"): lambda w: {"username": "bi.zhang", "password": PASSWORD},
+    ("post", "/api/v1/staff/integrators"): lambda w: {
+        "name": "某市12345热线",
+        "contact": "张工",
+        "requests_per_hour": 100,
+    },
+    ("post", "/open311/v2/requests.{format}"): lambda w: open311_form(w.ids["api_key"]),
     ("post", "/api/v1/staff/users"): lambda w: {
         "username": "bi.new",
         "password": "Qv7!mTz#9pLw",
@@ -253,12 +285,36 @@ BODIES: dict[tuple[str, str], Body] = {
     ("post", "/api/v1/staff/disclosures/{disclosure_id}/rows.xlsx"): lambda w: {
         "expected_version": w.ids["lock_version"],
     },
+    ("post", "/api/v1/staff/historical-cases"): lambda w: {
+        "rows": [
+            {
+                "channel": "letter",
+                "item_code": "0101",
+                "region_code": VILLAGE,
+                "content": "来信反映村里财务没有公开",
+                "received_at": "2025-03-10T09:30:00+08:00",
+                "accepted_at": "2025-03-11T09:30:00+08:00",
+                "closed_at": "2025-04-02T16:00:00+08:00",
+                "outcome": "closed",
+                "result": "已督促公开",
+                "anonymous": False,
+                "contact_name": "刘大爷",
+                "contact_phone": "13500005555",
+            }
+        ]
+    },
+    ("post", "/api/v1/staff/historical-cases.xlsx"): lambda w: {},
 }
 FILES: dict[str, tuple[str, bytes, str]] = {
     "/api/v1/media": ("a.png", png(), "image/png"),
     "/api/v1/staff/disclosures/{disclosure_id}/rows.xlsx": (
         "rows.xlsx",
         _xlsx(),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    "/api/v1/staff/historical-cases.xlsx": (
+        "history.xlsx",
+        _xlsx(),  # a sheet of the wrong columns: refused (400), nothing written
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ),
 }
@@ -281,6 +337,8 @@ def path_value(name: str, w: World) -> Any:
         "action": "accept",
         "notice_id": 1,
         "callback_id": 1,
+        "format": "json",
+        "service_code": "0101",
     }
     return fixed[name] if name in fixed else w.ids[name]
 
@@ -288,7 +346,16 @@ def path_value(name: str, w: World) -> Any:
 def actor(path: str, method: str) -> str:
     if not path.startswith("/api/v1/staff/"):
         return "resident"
-    if path.startswith(("/api/v1/staff/users", "/api/v1/staff/routing/", "/api/v1/staff/calendar")):
+    if path.startswith("/api/v1/staff/historical-cases"):
+        return "admin"
+    if path.startswith(
+        (
+            "/api/v1/staff/users",
+            "/api/v1/staff/routing/",
+            "/api/v1/staff/calendar",
+            "/api/v1/staff/integrators",
+        )
+    ):
         return "admin" if path != "/api/v1/staff/routing/preview" else "zhang"
     if path.startswith("/api/v1/staff/disclosures"):
         return "committee" if path.endswith(("/publish", "/withdraw")) else "clerk"
@@ -407,6 +474,8 @@ async def test_hostile_input_is_refused_cleanly(
             return await client.request(
                 method, url, params=q, headers=headers, data=data, files=files
             )
+        if media_type == "application/x-www-form-urlencoded" and raw is None:
+            return await client.request(method, url, params=q, headers=headers, data=b)
         if b is None and raw is None:
             return await client.request(method, url, params=q, headers=headers)
         content = raw if raw is not None else _json(b)
@@ -465,6 +534,7 @@ async def test_hostile_input_is_refused_cleanly(
 def test_every_operation_is_covered() -> None:
     known = ["complaint_id", "tracking_no", "query_code", "media_id", "disclosure_id"]
     known += ["lock_version", "override_id", "designation_id", "staff_id"]
+    known += ["integrator_id", "api_key", "token", "service_request_id"]
     w = World(tokens={}, ids=dict.fromkeys(known, 1))  # what build_world provides
     missing = []
     for method, path in OPERATIONS:

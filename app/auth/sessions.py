@@ -271,11 +271,7 @@ async def rotate(
     same token exactly one wins and the other is treated as reuse.
     """
     claims: TokenClaims = tokens.decode(refresh_token, now=now, expected_type="refresh")
-    if (
-        claims.kind != subject_kind.value
-        or claims.session_id is None
-        or claims.generation is None
-    ):
+    if claims.kind != subject_kind.value or claims.session_id is None or claims.generation is None:
         return Rotation(None, _expired())
     row = await db.get(AuthSession, claims.session_id)
     if (

@@ -18,6 +18,7 @@ from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, StoreDep
 from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import client_ip, enforce, ip_bucket
 from app.idempotency import service as idempotency
+from app.moderation.dependencies import ContentGateDep
 
 router = APIRouter(tags=["complaints"])
 
@@ -32,6 +33,7 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
     status_code=201,
     responses={
         409: {"description": "Idempotency-Key reused with another body"},
+        422: {"description": "invalid payload, or content WeChat content security found risky"},
         429: {"description": "rate limited"},
     },
 )
@@ -43,6 +45,7 @@ async def file_complaint(
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
+    gate: ContentGateDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ComplaintFiled | JSONResponse:
     now = clock.now()
@@ -77,7 +80,9 @@ async def file_complaint(
         now=now,
         what="提交",
     )
-    filed = await service.file(session, citizen=citizen, body=body, settings=settings, now=now)
+    filed = await service.file(
+        session, citizen=citizen, body=body, settings=settings, now=now, gate=gate
+    )
     if record is not None:
         await idempotency.complete(
             session, record, status_code=201, body=filed.model_dump(mode="json")
@@ -116,9 +121,10 @@ async def add_supplement(
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,
+    gate: ContentGateDep,
 ) -> ComplaintDetail:
     return await service.supplement(
-        session, complaint_id, citizen, body, store, settings, now=clock.now()
+        session, complaint_id, citizen, body, store, settings, now=clock.now(), gate=gate
     )
 
 

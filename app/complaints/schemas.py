@@ -131,6 +131,11 @@ class MediaLink(BaseModel):
     url: str | None  # the original as uploaded (withheld if it no longer matches its sha256)
     play_url: str | None = None  # what plays in the mini-program/browser (see MediaRead)
     poster_url: str | None = None  # video: first frame as JPEG
+    moderation: str | None = Field(
+        default=None,
+        description="WeChat content security: null, checking, pass, review or risky (withheld)",
+    )
+    moderation_note: str | None = None  # what the resident is told about the check
 
 
 class ComplaintSummary(BaseModel):

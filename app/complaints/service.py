@@ -38,11 +38,13 @@ from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import Citizen, Complaint, ComplaintEvent, Item, Media, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, RegionLevel
+from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.routing.engine import RouteDecision
 from app.stats import rollup
+from app.wechat.client import SCENE_FORUM
 from app.workflow.machine import CardThresholds
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
@@ -59,6 +61,7 @@ EVENT_LABELS = {
     "signed": "会签",
     "closed": "已销号",
     "reopened": "重新办理",
+    "reclassified": "更正事项分类",
     "supplemented": "群众补充材料",
     "rated": "满意度评价",
     "identity_viewed": "查看反映人身份",
@@ -70,6 +73,7 @@ EVENT_LABELS = {
     "merge_received": "相同问题并入",
     "unmerged": "撤销并件",
     "unmerge_received": "撤销并件",
+    "imported": "历史件补录",
 }
 
 
@@ -163,6 +167,8 @@ class NewCase:
     media: list[Media] = field(default_factory=list)
     disclosure_id: int | None = None
     disclosure_row: int | None = None
+    # 历史件补录: opened with ``now`` = its real receipt time; imported at this moment.
+    imported_at: datetime | None = None
 
 
 async def open_case(
@@ -216,6 +222,8 @@ async def open_case(
         reopen_count=0,
         created_at=now,
         updated_at=now,
+        historical=new.imported_at is not None,
+        imported_at=new.imported_at,
     )
     # Sealed on a protected case (accusation, anonymous), plain otherwise.
     identity.store(
@@ -250,6 +258,7 @@ async def open_case(
                 if new.disclosure_id is not None
                 else {}
             ),
+            **({"historical": True} if new.imported_at is not None else {}),
             # The row as filed, so `ydt audit verify` can replay it (app/audit/state.py).
             "state": audit_state.snapshot(complaint),
         },
@@ -287,14 +296,33 @@ async def open_case(
     return complaint
 
 
+@dataclass(frozen=True, slots=True)
+class Filer:
+    """Who files through ``file``: a resident in the mini-program, or an outside
+    system (Open311) relaying a resident's report, which has no citizen account."""
+
+    channel: Channel
+    actor_kind: str
+    actor_id: int
+    citizen: Citizen | None = None
+    priority_flags: tuple[str, ...] = ()
+    priority: int = 0
+
+
 async def file(
     session: AsyncSession,
     *,
-    citizen: Citizen,
+    citizen: Citizen | None = None,
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
+    gate: moderation.ContentGate | None = None,
+    filer: Filer | None = None,
 ) -> ComplaintFiled:
+    if filer is None:
+        assert citizen is not None
+        filer = Filer(Channel.online, "citizen", citizen.id, citizen)
+    citizen = filer.citizen
     item_code, region_code = body.item_code, body.region_code
     if body.disclosure_id is not None:
         # "Ask about this line": the disclosure fixes the village and suggests the item.
@@ -308,7 +336,17 @@ async def file(
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
-    media = await _check_media(session, body.media_ids, citizen)
+    media = await _check_media(session, body.media_ids, citizen) if citizen is not None else []
+    # WeChat content security, before anything is written: risky is a 422. It checks
+    # what a mini-program user wrote (it needs their openid); an integrator's filing
+    # (Open311) did not come through the mini-program and is not published by it.
+    text = (
+        await moderation.check_text(
+            gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
+        )
+        if citizen is not None
+        else None
+    )
     # Naming the accused's level makes it an accusation, whatever the item.
     accusation = item.klass.value == "accusation" or body.accused_level is not None
     decision = await routing_service.decide(
@@ -329,16 +367,18 @@ async def file(
             item=item,
             path=path,
             decision=decision,
-            channel=Channel.online,
+            channel=filer.channel,
             content=body.content,
             anonymous=body.anonymous,
             accusation=accusation,
             accused_level=body.accused_level,
             received_at=now,
-            actor_kind="citizen",
-            actor_id=citizen.id,
-            citizen_id=citizen.id,
-            openid=citizen.openid,
+            actor_kind=filer.actor_kind,
+            actor_id=filer.actor_id,
+            citizen_id=citizen.id if citizen is not None else None,
+            openid=citizen.openid if citizen is not None else None,
+            priority=filer.priority,
+            priority_flags=list(filer.priority_flags),
             contact_name=body.contact_name,
             contact_phone=body.contact_phone,
             query_code=query_code,
@@ -349,6 +389,9 @@ async def file(
         ),
         settings=settings,
         now=now,
+    )
+    moderation.record_text(
+        session, text, target=f"complaint:{complaint.id}", complaint=complaint, now=now
     )
     tz = ZoneInfo(settings.timezone)
     # The acceptance notice the resident is owed (三个100%: 受理100%告知).
@@ -362,6 +405,7 @@ async def file(
             f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
         ),
         now=now,
+        slots={"unit": decision.unit.name},
     )
     await session.flush()
     return ComplaintFiled(
@@ -436,6 +480,8 @@ async def _detail(
                     url=u.url,
                     play_url=u.play_url,
                     poster_url=u.poster_url,
+                    moderation=m.moderation,
+                    moderation_note=moderation.resident_note(m),
                 )
             )
     return ComplaintDetail(
@@ -531,6 +577,7 @@ async def supplement(
     settings: Settings,
     *,
     now: datetime,
+    gate: moderation.ContentGate | None = None,
 ) -> ComplaintDetail:
     row = await _owned_row(session, complaint_id, citizen)
     complaint = row[0]
@@ -538,7 +585,10 @@ async def supplement(
         raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
     existing = await repository.attached_media(session, complaint.id)
     media = await _check_media(session, body.media_ids, citizen, already=existing)
-    await events.append(
+    text = await moderation.check_text(
+        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="补充内容", now=now
+    )
+    event = await events.append(
         session,
         complaint,
         kind="supplemented",
@@ -552,6 +602,8 @@ async def supplement(
     media_service.attach(
         media, f"complaint:{complaint.id}", now, forget_owner=complaint.identity_protected
     )
+    await session.flush()
+    moderation.record_text(session, text, target=f"event:{event.id}", complaint=complaint, now=now)
     complaint.updated_at = now
     await session.flush()
     return await _detail(session, row, store, settings, now=now, with_media=True)

@@ -145,9 +145,7 @@ async def login(
         await sessions.close(session, old, now=now)
     opened = await sessions.open_session(session, user, now=now, settings=settings)
     response = redirect(request, target or navigation.home_for(user))
-    set_cookie(
-        response, request, settings, session_cookie_name(request, settings), opened.token
-    )
+    set_cookie(response, request, settings, session_cookie_name(request, settings), opened.token)
     clear_cookie(response, request, settings, pre_cookie_name(request, settings))
     return response
 

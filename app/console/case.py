@@ -78,9 +78,7 @@ async def case_view(
     user, settings, now = ctx.user, ctx.settings, ctx.now
     row = await workflow_queue.load_visible(session, user, complaint_id)  # 404 out of scope
     complaint = row[0]
-    case = await workflow_queue.case_file(
-        session, user, complaint_id, now=now, settings=settings
-    )
+    case = await workflow_queue.case_file(session, user, complaint_id, now=now, settings=settings)
     events = list(await workflow_queue.all_events(session, complaint.id))
     this_round = workflow_queue.round_signatures(events)
     actions = workflow_service.permitted_actions(user, complaint)
@@ -94,11 +92,7 @@ async def case_view(
     staff_ids = [e.actor_id for e in events if e.actor_kind == "staff"]
     names = await lookups.staff_names(session, [*staff_ids, case.cadre_id])
     media_rows = (
-        (
-            await session.execute(
-                select(Media).where(Media.id.in_([m["id"] for m in case.media]))
-            )
-        )
+        (await session.execute(select(Media).where(Media.id.in_([m["id"] for m in case.media]))))
         .scalars()
         .all()
     )
@@ -279,6 +273,7 @@ async def issue_order(
                 reason=body.reason,
                 deadline_days=body.deadline_days,
                 now=ctx.now,
+                settings=ctx.settings,
             )
     except ComplaintNotFound:
         raise
@@ -292,6 +287,4 @@ async def issue_order(
             status_code=exc.status_code,
             flash=("error", exc.detail),
         )
-    return redirect(
-        request, f"/console/complaints/{complaint_id}", flash=("ok", "督办单已下发")
-    )
+    return redirect(request, f"/console/complaints/{complaint_id}", flash=("ok", "督办单已下发"))

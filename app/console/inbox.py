@@ -35,7 +35,12 @@ router = console_router(prefix="/console")
 LIST_SIZE = 30
 # The roles GET /staff/notifications/failures serves.
 FAILURE_READERS = (StaffRole.admin, StaffRole.supervisor, StaffRole.leader)
-FAILURE_STATUS = {"dead": "投递失败", "retry": "重试中", "skipped": "未发送"}
+FAILURE_STATUS = {
+    "dead": "投递失败",
+    "retry": "重试中",
+    "skipped": "未发送",
+    "pending": "等待配置",
+}
 
 
 @router.get("/inbox")
@@ -87,9 +92,14 @@ async def inbox(request: Request, ctx: Ctx, session: SessionDep) -> Response:
         )
     ).all()
     failures = (
-        await notify.failures(session, user, limit=LIST_SIZE, offset=0)
+        await notify.failures(session, user, limit=LIST_SIZE, offset=0, settings=ctx.settings)
         if user.role in FAILURE_READERS
         else []
+    )
+    waiting = (
+        await notify.waiting_count(session, ctx.settings, user)
+        if user.role in FAILURE_READERS
+        else 0
     )
     tracking = {}
     if failures:
@@ -110,6 +120,7 @@ async def inbox(request: Request, ctx: Ctx, session: SessionDep) -> Response:
         failures=failures,
         show_failures=user.role in FAILURE_READERS,
         failure_status=FAILURE_STATUS,
+        waiting=waiting,
         tracking=tracking,
     )
 

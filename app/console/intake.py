@@ -27,8 +27,10 @@ from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
+from app.core import urls
 from app.core.deps import SessionDep, StoreDep
 from app.core.errors import AppError, Forbidden
+from app.core.qr import qr_svg
 from app.idempotency import service as idempotency
 from app.models import Media
 from app.models.enums import Channel, RegionLevel, StaffRole
@@ -38,7 +40,7 @@ from app.workflow.schemas import CaseFile, OfflineIntake
 
 router = console_router(prefix="/console")
 
-OFFLINE_CHANNELS: list[Channel] = [c for c in Channel if c is not Channel.online]
+OFFLINE_CHANNELS: list[Channel] = [c for c in Channel if c not in (Channel.online, Channel.open311)]
 ACCUSED_LEVELS = [
     (RegionLevel.village.value, "村（社区）干部"),
     (RegionLevel.township.value, "乡镇（街道）干部"),
@@ -106,6 +108,7 @@ def _payload(form: FormData, tz: ZoneInfo) -> dict[str, Any]:
         "region_code": field(form, "region_code"),
         "content": field(form, "content"),
         "anonymous": field(form, "anonymous") == "1",
+        "decline_query_code": field(form, "decline_query_code") == "1",
         "priority_flags": [v for v in form.getlist("priority_flags") if isinstance(v, str)],
     }
     optional = {
@@ -163,12 +166,12 @@ async def register(
             uploaded = await evidence.store_files(session, store, ctx, form.getlist("evidence"))
             if uploaded:
                 body = body.model_copy(update={"media_ids": [m.id for m in uploaded]})
-            # intake.register returns the case id; a query code, when offline
-            # intake issues one, is shown on this receipt and nowhere else.
-            complaint_id = await intake.register(
+            # The query code is shown on this receipt and nowhere else (a
+            # replay of the form shows the receipt without it).
+            done = await intake.register(
                 session, ctx.user, body, now=ctx.now, settings=ctx.settings
             )
-            query_code: str | None = None
+            complaint_id, query_code = done.complaint_id, done.query_code
             if record is not None:
                 await idempotency.complete(
                     session, record, status_code=201, body={"id": complaint_id}
@@ -193,6 +196,7 @@ def _receipt(
     query_code: str | None,
     status_code: int = 200,
 ) -> Response:
+    url = urls.tracking_page(ctx.settings, case.tracking_no)
     return render(
         request,
         "receipt.html",
@@ -200,6 +204,8 @@ def _receipt(
         status_code=status_code,
         case=case,
         query_code=query_code,
+        tracking_url=url,
+        tracking_qr=qr_svg(url),
         fresh=status_code == 201,
         channel_labels=lookups.CHANNEL_LABELS,
     )

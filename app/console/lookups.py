@@ -23,6 +23,7 @@ CHANNEL_LABELS = {
     Channel.letter: "来信",
     Channel.door_to_door: "走访发现",
     Channel.agent: "代办",
+    Channel.open311: "外部系统",
 }
 CARD_LABELS = {Card.red: "红牌", Card.orange: "橙牌", Card.yellow: "黄牌", Card.none: "无牌"}
 PRIORITY_LABELS = {

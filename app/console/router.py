@@ -5,11 +5,35 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.console import auth, case, inbox, intake, queue
+from app.console import (
+    admin,
+    admin_routing,
+    auth,
+    callbacks,
+    case,
+    dashboard,
+    disclosures,
+    historical,
+    inbox,
+    intake,
+    queue,
+)
 from app.console.routing import console_router, error_page
 
 console = APIRouter()
-for area in (auth, queue, case, intake, inbox):
+for area in (
+    auth,
+    queue,
+    case,
+    intake,
+    historical,
+    inbox,
+    dashboard,
+    callbacks,
+    disclosures,
+    admin,
+    admin_routing,
+):
     console.include_router(area.router)
 
 _fallback = console_router(prefix="/console")

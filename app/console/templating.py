@@ -70,6 +70,12 @@ def _environment() -> jinja2.Environment:
     env.filters["local"] = _local
     env.globals["static"] = static_url
     env.globals["role_label"] = lambda role: navigation.ROLE_LABELS.get(role, str(role))
+    # A case's WeChat content-security flag (app/moderation/); pass shows nothing.
+    env.globals["moderation_labels"] = {
+        "checking": "内容待检测",
+        "review": "内容需复核",
+        "risky": "内容未通过检测",
+    }
     return env
 
 
@@ -93,7 +99,7 @@ def render(
         "ctx": ctx,
         "user": ctx.user if ctx else None,
         "csrf": ctx.csrf if ctx else values.pop("csrf", ""),
-        "nav": navigation.entries_for(ctx.user) if ctx else [],
+        "nav": navigation.entries_for(ctx.user, ctx.unit) if ctx else [],
         "flash": flash or pending,
         "large_text": request.cookies.get(TEXT_COOKIE) == "large",
         "tz": ZoneInfo(settings.timezone),
@@ -107,9 +113,7 @@ def render(
     return response
 
 
-def redirect(
-    request: Request, path: str, *, flash: tuple[str, str] | None = None
-) -> Response:
+def redirect(request: Request, path: str, *, flash: tuple[str, str] | None = None) -> Response:
     """303 to a console path (only local paths: the target comes from our code
     or from ``safe_next``), with an optional one-time message."""
     settings: Settings = request.app.state.settings

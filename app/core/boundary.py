@@ -4,7 +4,8 @@ One pure ASGI middleware (``Boundary``, no body buffering) applies, once for
 all routes:
 
 * **Control characters** in the path or query string are a 422 (the rule is in
-  app.core.schemas; request bodies are checked by ``RequestModel``).
+  app.core.schemas; request bodies are checked by ``RequestModel``), or a 400
+  in their own format under a prefix registered in ``url_error_renderers``.
 * **Body size**: every request body is capped at ``YDT_MAX_BODY_BYTES`` (1 MB)
   unless its route declares a larger cap with ``@body_limit``. The cap is known
   as soon as routing has picked the route, before a byte of the body is read:
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
@@ -133,8 +134,26 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+# A path prefix whose routes answer refusals in a format of their own (the
+# Open311 facade), registered by the app as ``app.state.url_error_renderers``:
+# the renderer gets the path and the message and answers a 400.
+UrlErrorRenderer = Callable[[str, str], Response]
+
+
+def _own_renderer(scope: Scope) -> UrlErrorRenderer | None:
+    app = scope.get("app")
+    renderers: dict[str, UrlErrorRenderer] = getattr(
+        getattr(app, "state", None), "url_error_renderers", {}
+    )
+    path = scope.get("path", "")
+    for prefix, render in renderers.items():
+        if path.startswith(prefix):
+            return render
+    return None
+
+
 def has_control_chars_in_url(scope: Scope) -> str | None:
-    """"path" or "query" when either carries a control character, else None."""
+    """ "path" or "query" when either carries a control character, else None."""
     if CONTROL_CHARS_SINGLE_LINE.search(scope.get("path", "")):
         return "path"
     query: bytes = scope.get("query_string", b"")
@@ -157,8 +176,13 @@ class Boundary:
             return
         where = has_control_chars_in_url(scope)
         if where is not None:
-            response = validation_response(
-                [{"loc": (where,), "msg": CONTROL_CHAR_MESSAGE, "type": "control_character"}]
+            own = _own_renderer(scope)
+            response = (
+                own(scope.get("path", ""), CONTROL_CHAR_MESSAGE)
+                if own is not None
+                else validation_response(
+                    [{"loc": (where,), "msg": CONTROL_CHAR_MESSAGE, "type": "control_character"}]
+                )
             )
             await response(scope, receive, send)
             return

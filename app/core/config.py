@@ -7,15 +7,70 @@ With no settings at all the service runs in the *embedded default*: SQLite under
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/yidiantong.db"
+WECHAT_API = "https://api.weixin.qq.com"
+# Each resident notice kind's WeChat subscribe-message fields (key -> slot);
+# app/notifications/templates.py explains why each slot sits in its field type.
+DEFAULT_TEMPLATE_FIELDS: dict[str, dict[str, str]] = {
+    "filed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "time4": "at",
+    },
+    "accepted": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "unit",
+        "date4": "due",
+    },
+    "rejected": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "replied": {"character_string1": "tracking_no", "thing2": "summary", "time3": "at"},
+    "resolved": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "closed": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "time3": "at",
+        "thing4": "tip",
+    },
+    "reopened": {
+        "character_string1": "tracking_no",
+        "phrase2": "status",
+        "thing3": "summary",
+        "time4": "at",
+    },
+    "rating_reminder": {"character_string1": "tracking_no", "thing2": "tip", "time3": "at"},
+}
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigurationError(RuntimeError):
@@ -46,9 +101,7 @@ class Settings(BaseSettings):
     )
     s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3 server host:port")
     s3_access_key: str = Field(default="minioadmin", description="S3 access key")
-    s3_secret_key: SecretStr = Field(
-        default=SecretStr("minioadmin"), description="S3 secret key"
-    )
+    s3_secret_key: SecretStr = Field(default=SecretStr("minioadmin"), description="S3 secret key")
     s3_bucket: str = Field(
         default="yidiantong-media", description="S3 bucket for media; created on start"
     )
@@ -179,9 +232,7 @@ class Settings(BaseSettings):
         "ignored. Behind nginx on this host: 127.0.0.1,::1",
     )
 
-    wechat_api_base: str = Field(
-        default="https://api.weixin.qq.com", description="WeChat API base URL"
-    )
+    wechat_api_base: str = Field(default=WECHAT_API, description="WeChat API base URL")
     wechat_appid: str | None = Field(
         default=None,
         description="mini-program AppID (login, subscribe messages, QR codes); unset: WeChat off",
@@ -189,6 +240,56 @@ class Settings(BaseSettings):
     wechat_secret: SecretStr | None = Field(default=None, description="mini-program AppSecret")
     wechat_timeout_seconds: float = Field(
         default=5.0, description="timeout of each WeChat API call (seconds); slower is a 503"
+    )
+    # Content security (WeChat msgSecCheck / mediaCheckAsync v2, app/moderation/).
+    content_security_enabled: bool = Field(
+        default=True,
+        description="check residents' text and media with WeChat content security before "
+        "staff see them; takes effect only when YDT_WECHAT_APPID is set (embedded default: off)",
+    )
+    wechat_message_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the mini-program's message push (消息推送, plaintext or "
+        "compatible mode): signs WeChat's calls to /api/v1/wechat/events; unset: every call "
+        "there is refused",
+    )
+    content_check_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="timeout of a synchronous text check (msgSecCheck); slower is retried by "
+        "the worker and the filing is accepted",
+    )
+    content_check_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="submissions of one text or media check before it is handed to staff review",
+    )
+    content_check_backoff_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="first retry delay of a failed content check (seconds); doubles each attempt",
+    )
+    content_check_result_minutes: int = Field(
+        default=40,
+        ge=31,
+        description="a submitted media check with no pushed result after this many minutes is "
+        "submitted again (WeChat promises the push within 30)",
+    )
+    content_check_video_frames: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="key frames of a video checked as images (its sound is checked as audio)",
+    )
+    wechat_standin: bool | None = Field(
+        default=None,
+        description="a built-in WeChat stand-in under /dev/wechat (login, subscribe messages, "
+        "QR codes) so scripts/run.sh is walkable without a mini-program. Unset: on for the "
+        "embedded default in development while WeChat is not configured and the public URL "
+        "is loopback; true anywhere else (PostgreSQL, S3, production, a public URL that is "
+        "not loopback) refuses to start",
     )
     dev_login_enabled: bool = Field(
         default=False,
@@ -320,10 +421,29 @@ class Settings(BaseSettings):
     )
     wechat_templates: dict[str, str] = Field(
         default_factory=dict,
-        description="WeChat subscribe-message template id per notice kind, as a JSON object, "
-        'e.g. {"accepted": "TEMPLATE_ID"}',
+        description="WeChat subscribe-message template id per notice kind, as a JSON object: "
+        '{"filed": "ID", "accepted": "ID", "rejected": "ID", "replied": "ID", "resolved": "ID", '
+        '"closed": "ID", "reopened": "ID", "rating_reminder": "ID"} (ids from the mini-program '
+        "console, each template with the fields of YDT_WECHAT_TEMPLATE_FIELDS). A notice whose "
+        "kind has no id here (or while WeChat is not configured) stays pending, is counted on "
+        "/readyz and in the staff inbox, and goes out once it is configured",
+    )
+    wechat_template_fields: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TEMPLATE_FIELDS.items()},
+        description="each notice kind's template fields, as a JSON object kind -> {field key: "
+        "slot}; slots: tracking_no (in a character_string: never cut), status (a phrase such "
+        "as 已受理), unit and summary and tip (thing, ≤20 characters with an ellipsis), at "
+        "(time), due (date). The default suits templates numbered as shown; change the keys "
+        "to your templates' own",
     )
     # Satisfaction and callbacks (issue 6).
+    rating_reminder_days: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="days after resolution before one reminder to rate goes to a resident "
+        "who has not rated (once per handling round)",
+    )
     reopen_on_unsatisfied: int = Field(
         default=1, ge=0, description="times an unsatisfied verdict reopens a case"
     )
@@ -344,7 +464,10 @@ class Settings(BaseSettings):
         default="Asia/Shanghai", description="local time zone of deadlines and days"
     )
     tracking_prefix: str = Field(
-        default="DZ", description="prefix of tracking numbers (DZ20261124-000001)"
+        default="DZ",
+        pattern=r"^[A-Z0-9]{1,12}$",
+        description="prefix of tracking numbers (DZ20261124-000001): 1-12 capital letters or "
+        "digits, so a tracking number always fits WeChat's 32-character field whole",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(default=True, description="log one JSON object per line")
@@ -393,6 +516,25 @@ class Settings(BaseSettings):
         "`ydt duplicates evaluate` reports precision and recall at it",
     )
 
+    # Open311 GeoReport v2 facade (/open311/v2): integrators file with an api key.
+    open311_requests_per_hour: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="Open311 filings per hour per integrator api key, unless set on the key",
+    )
+    open311_reads_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="Open311 GET requests per minute per client address",
+    )
+    open311_contact: str = Field(
+        default="达州市纪委监委 监督一点通平台管理员",
+        max_length=200,
+        description="the contact line of the Open311 discovery document",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
@@ -409,9 +551,40 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _wechat_standin(self) -> Settings:
+        """The stand-in answers any login code: only on a machine's own demo."""
+        safe = (
+            self.env != "production"
+            and self.is_embedded
+            and _loopback(self.public_base_url)
+            and (self.wechat_api_base == WECHAT_API or _loopback(self.wechat_api_base))
+        )
+        if self.wechat_standin is None:
+            self.wechat_standin = self.env == "development" and safe and not self.wechat_appid
+        elif self.wechat_standin and not safe:
+            raise ValueError(
+                "YDT_WECHAT_STANDIN is refused here: the built-in WeChat stand-in logs anyone "
+                "in, so it runs only on the embedded default (SQLite, local media, not "
+                "production) with a loopback YDT_PUBLIC_BASE_URL."
+            )
+        if self.wechat_standin:
+            if self.wechat_api_base == WECHAT_API:  # unset (or written as the default)
+                self.wechat_api_base = self.public_base_url.rstrip("/") + "/dev/wechat"
+            self.wechat_appid = self.wechat_appid or "wx-standin"
+            self.wechat_secret = self.wechat_secret or SecretStr("standin-secret")
+            if not self.wechat_templates:
+                self.wechat_templates = {k: f"standin-{k}" for k in DEFAULT_TEMPLATE_FIELDS}
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def content_security(self) -> bool:
+        """Whether residents' content goes through WeChat content security."""
+        return self.content_security_enabled and bool(self.wechat_appid and self.wechat_secret)
 
     @property
     def is_embedded(self) -> bool:

@@ -37,9 +37,7 @@ class MissingDescription(ValueError):
 
 
 def missing_descriptions(settings_cls: type[BaseSettings]) -> list[str]:
-    return [
-        name for name, field in settings_cls.model_fields.items() if not field.description
-    ]
+    return [name for name, field in settings_cls.model_fields.items() if not field.description]
 
 
 def render_value(field: FieldInfo, value: Any) -> str:

@@ -304,12 +304,16 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     for error in list(errors)[:20]:
         if not isinstance(error, dict):
             continue
+        # ``msg`` is read by residents' clients as is: Pydantic's English
+        # ("Field required", "Value error, ...") never reaches them; the
+        # machine-readable ``type`` says which rule failed.
+        reason = _reason(error)
         out.append(
             {
                 "loc": _loc(error.get("loc") or ()),
-                "msg": _clean(str(error.get("msg", ""))),
+                "msg": reason,
                 "type": _clean(str(error.get("type", "")), 64),
-                "reason": _reason(error),
+                "reason": reason,
             }
         )
     return out

@@ -78,6 +78,13 @@ class Correct(RequestModel):
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        le=DB_INT_MAX,
+        description="optional here (required by PATCH, publish, withdraw): the published "
+        "version's lock_version as read; a different one is a 409",
+    )
     reason: str = Field(min_length=4, max_length=500)
     title: str | None = Field(default=None, min_length=2, max_length=100)
     body: str | None = Field(default=None, max_length=20_000)
@@ -117,7 +124,10 @@ class Totals(BaseModel):
 class DisclosureBrief(BaseModel):
     id: int
     series_id: int
-    version: int
+    version: int = Field(
+        description="number of this version within its series (1, then 2 after a correction); "
+        "not what expected_version is checked against: that is lock_version"
+    )
     region_code: str
     region_name: str
     category: DisclosureCategory
@@ -146,7 +156,10 @@ class DisclosureRead(DisclosureBrief):
 
 
 class StaffDisclosureRead(DisclosureRead):
-    lock_version: int
+    lock_version: int = Field(
+        description="changes on every save; send it back as expected_version "
+        "(PATCH, publish, withdraw, correct)"
+    )
     author_id: int
     last_editor_id: int
     reviewer_id: int | None

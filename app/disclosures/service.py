@@ -382,6 +382,8 @@ async def correct(
     await permissions.require_author(session, user, d.region_code)
     if d.status is not DisclosureStatus.published:
         raise DisclosureState(f"只有已发布的公开可以更正（当前：{STATUS_CN[d.status]}）")
+    if body.expected_version is not None and d.lock_version != body.expected_version:
+        raise DisclosureStale("公开内容已被他人修改，请刷新后重试")
     pending = await _pending_correction(session, d)
     if pending is not None:
         raise DisclosureState(f"已有待审核的更正草稿（编号 {pending.id}），请先处理")

@@ -101,6 +101,7 @@ def _bounded(lines: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             )
         yield line
 
+
 # --- xlsx import -------------------------------------------------------------------
 
 
@@ -250,3 +251,22 @@ def _parse(model: type[DisclosureRow], lines: Iterator[tuple[Any, ...]]) -> list
     if errors or more:
         raise InvalidRows(errors + more)
     return [m.model_dump(mode="json") for m in good]
+
+
+def sheet_lines(data: bytes) -> list[tuple[Any, ...]]:
+    """Every line of the first sheet under the same limits as a disclosure's
+    (file size, zip bomb, lines, cells), for other imports (historical cases).
+    CPU-bound: call it in a worker thread."""
+    if len(data) > MAX_XLSX_BYTES:
+        raise SheetTooLarge(f"表格不能超过 {MAX_XLSX_BYTES // (1024 * 1024)} MB")
+    check_zip(data)
+    wb = _open(data)
+    try:
+        return list(_lines(wb))
+    finally:
+        wb.close()
+
+
+def header_key(value: Any) -> str:
+    """A header cell as compared with the known column names (width, spaces, ``*``)."""
+    return "" if _is_blank(value) else _norm_header(value)

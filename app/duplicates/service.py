@@ -21,6 +21,7 @@ from app.audit import state as audit_state
 from app.complaints import events, identity
 from app.complaints.schemas import ItemBrief
 from app.complaints.service import EVENT_LABELS, ComplaintNotFound
+from app.complaints.summary import public_summary
 from app.core.config import Settings
 from app.core.errors import BadRequest, Conflict, Forbidden
 from app.duplicates import repository
@@ -37,7 +38,7 @@ from app.duplicates.schemas import (
     SimilarResponse,
     UnmergeRequest,
 )
-from app.duplicates.similarity import box, distance_m, public_summary, similarity
+from app.duplicates.similarity import box, distance_m, similarity
 from app.models import Citizen, Complaint, ComplaintFollow, ComplaintMerge, StaffUser
 from app.models.enums import ComplaintStatus, RegionLevel
 from app.notifications import service as notify
@@ -48,6 +49,7 @@ from app.workflow.machine import transition_to
 
 PROMPT = "是否已有人反映？可关注该问题，办理进展会同步通知您"
 HINTS = 5
+SUMMARY_CHARS = 80
 STAFF_LIST = 20
 
 
@@ -106,7 +108,7 @@ async def similar(
                 region_name=region_name,
                 status=c.status,
                 status_label=c.status.label,
-                summary=public_summary(c.content),
+                summary=public_summary(c.content, limit=SUMMARY_CHARS),
                 progress=Progress(label=EVENT_LABELS.get(e.kind, e.kind), at=e.created_at)
                 if e
                 else None,

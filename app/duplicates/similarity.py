@@ -1,4 +1,4 @@
-"""Text similarity between two residents' descriptions, and the public summary.
+"""Text similarity between two residents' descriptions.
 
 The taxonomy suggester's tokens (jieba words, character bigrams, pinyin
 bigrams, single characters, dialect normalised) are reused so a typo or a
@@ -17,7 +17,6 @@ evaluation command all call these.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -91,17 +90,3 @@ def group(texts: Sequence[str], threshold: float) -> list[list[int]]:
     for i in range(len(texts)):
         groups.setdefault(find(i), []).append(i)
     return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
-
-
-# A resident's words shown to other residents: long digit runs (phones, ID and
-# bank numbers) and self-introductions are masked, and the text is cut short.
-_DIGITS = re.compile(r"\d[\d\s-]{4,}\d")
-_SELF = re.compile(r"(我叫|我是|本人|我姓|联系人|电话)([^，。,.！!？?\s]{1,6})")
-SUMMARY_CHARS = 80
-
-
-def public_summary(content: str) -> str:
-    text = _DIGITS.sub("****", content.strip())
-    text = _SELF.sub(lambda m: m.group(1) + "**", text)
-    text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"

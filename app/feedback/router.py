@@ -2,14 +2,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.auth.dependencies import CurrentCitizen
 from app.core.deps import ClockDep, SessionDep, SettingsDep
-from app.core.schemas import DbId
+from app.core.pagination import PageParams, page_params
+from app.core.schemas import DB_INT_MAX, DbId
 from app.feedback import service
-from app.feedback.schemas import CallbackRead, CallbackRecord, DrawRead, RatingCreate, RatingRead
+from app.feedback.schemas import (
+    CallbackPage,
+    CallbackRead,
+    CallbackRecord,
+    DrawRead,
+    RatingCreate,
+    RatingRead,
+)
 from app.models import Callback
+from app.moderation.dependencies import ContentGateDep
 from app.staff.dependencies import CurrentStaff
 
 router = APIRouter(tags=["feedback"])
@@ -23,9 +32,10 @@ async def rate(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    gate: ContentGateDep,
 ) -> RatingRead:
     return await service.rate(
-        session, citizen, complaint_id, body, now=clock.now(), settings=settings
+        session, citizen, complaint_id, body, now=clock.now(), settings=settings, gate=gate
     )
 
 
@@ -57,11 +67,18 @@ async def draw(
     return await service.draw_callbacks(session, user, quarter, now=clock.now(), settings=settings)
 
 
-@router.get("/staff/callbacks", response_model=list[CallbackRead])
+@router.get("/staff/callbacks", response_model=CallbackPage)
 async def list_callbacks(
-    draw_id: DbId, user: CurrentStaff, session: SessionDep
-) -> list[CallbackRead]:
-    return [_cb(cb) for cb in await service.list_callbacks(session, user, draw_id)]
+    user: CurrentStaff,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    draw_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+) -> CallbackPage:
+    """``{items, next_cursor}``; ``draw_id`` narrows to one draw (optional)."""
+    rows = await service.list_callbacks(
+        session, user, draw_id, limit=page.limit, offset=page.offset
+    )
+    return CallbackPage(items=[_cb(cb) for cb in rows], next_cursor=page.next_cursor(len(rows)))
 
 
 @router.post("/staff/callbacks/{callback_id}", response_model=CallbackRead)

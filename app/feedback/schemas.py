@@ -76,3 +76,8 @@ class CallbackRead(BaseModel):
     fake_closure: bool
     note: str
     done_at: datetime | None
+
+
+class CallbackPage(BaseModel):
+    items: list[CallbackRead]
+    next_cursor: str | None = None

@@ -34,8 +34,10 @@ from app.models import (
     SupervisionUnit,
 )
 from app.models.enums import ComplaintStatus, StaffRole, UnitKind
+from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.regions.repository import PREFIX_LENGTH
+from app.wechat.client import SCENE_COMMENT
 from app.workflow import queue, scope
 from app.workflow import service as workflow
 
@@ -52,6 +54,7 @@ async def rate(
     *,
     now: datetime,
     settings: Settings,
+    gate: moderation.ContentGate | None = None,
 ) -> RatingRead:
     c = await session.get(Complaint, complaint_id) if len(complaint_id) == 32 else None
     if c is None or not identity.owned_by(c, citizen.id):
@@ -74,10 +77,14 @@ async def rate(
     )
     if taken.first() is not None:
         raise Conflict(ALREADY_RATED)
+    comment = (body.comment or "").strip()
+    # WeChat content security before anything is written: a risky comment is a 422.
+    text = await moderation.check_text(
+        gate, comment, citizen=citizen, scene=SCENE_COMMENT, what="评价内容", now=now
+    )
     # Claim the case before writing anything: of twenty taps on "submit" the
     # first holds the row, the others find its version moved and get 409.
     await workflow.claim(session, c, now=now, conflict=Conflict(ALREADY_RATED))
-    comment = (body.comment or "").strip()
     rating = Rating(
         complaint_id=c.id,
         round=round_,
@@ -90,6 +97,9 @@ async def rate(
         created_at=now,
     )
     session.add(rating)
+    if text is not None:
+        await session.flush()
+        moderation.record_text(session, text, target=f"rating:{rating.id}", complaint=c, now=now)
     await events.append(
         session,
         c,
@@ -209,6 +219,8 @@ async def _complainant_signs(
             session, c, ComplaintStatus.closed, now=now, values={"closed_at": now}
         )
         await events.append(session, c, actor_kind="system", actor_id=None, at=now, **closing)
+        kind, title, text, slots = workflow.closed_notice(c)
+        notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now, slots=slots)
 
 
 async def _commission_prefix(session: AsyncSession, user: StaffUser) -> str | None:
@@ -257,15 +269,40 @@ async def may_see_draw(session: AsyncSession, user: StaffUser, draw_id: int) -> 
     return True
 
 
-async def list_callbacks(session: AsyncSession, user: StaffUser, draw_id: int) -> list[Callback]:
-    """A draw's callbacks, for the commission that drew it: a sample names
-    cases, reached residents and their verdicts."""
-    await _visible_draw(session, user, draw_id)
+async def list_draws(session: AsyncSession, user: StaffUser) -> list[CallbackDraw]:
+    """The draws of the user's commission, newest first (the console's list);
+    the same rule as drawing: only a commission (or an administrator) has any."""
+    prefix = await _draw_scope(session, user)
+    stmt = select(CallbackDraw).order_by(CallbackDraw.id.desc())
+    if user.role is not StaffRole.admin:
+        stmt = stmt.where(CallbackDraw.scope_region == prefix.ljust(12, "0"))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_callbacks(
+    session: AsyncSession, user: StaffUser, draw_id: int | None, *, limit: int, offset: int
+) -> list[Callback]:
+    """Callbacks for the commission that drew them: a sample names cases,
+    reached residents and their verdicts. Without a draw, every draw of the
+    caller's commission (its region), newest first; anyone else sees none."""
+    if draw_id is not None:
+        await _visible_draw(session, user, draw_id)
+        where = [Callback.draw_id == draw_id]
+    else:
+        prefix = await _commission_prefix(session, user)
+        if prefix is None:
+            return []
+        draws = select(CallbackDraw.id)
+        if user.role is not StaffRole.admin:
+            draws = draws.where(CallbackDraw.scope_region == prefix.ljust(12, "0"))
+        where = [Callback.draw_id.in_(draws)]
     stmt = (
         select(Callback)
         .join(Complaint, Complaint.id == Callback.complaint_id)
-        .where(Callback.draw_id == draw_id, await scope.visible(session, user))
-        .order_by(Callback.id)
+        .where(*where, await scope.visible(session, user))
+        .order_by(Callback.draw_id.desc(), Callback.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list((await session.execute(stmt)).scalars())
 

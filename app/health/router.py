@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.core.deps import ClockDep, SettingsDep, StoreDep
+from app.notifications import service as notify
 from app.routing import calendar_service
 
 router = APIRouter(tags=["health"])
@@ -39,6 +40,12 @@ async def readyz(
                 warnings = await calendar_service.readiness_warnings(
                     session, now=clock.now(), settings=settings
                 )
+                held = await notify.waiting_count(session, settings)
+                if held:
+                    warnings.append(
+                        f"{held} 条群众通知因未配置微信订阅消息（YDT_WECHAT_APPID、"
+                        "YDT_WECHAT_SECRET、YDT_WECHAT_TEMPLATES）暂未发送，配置后将自动发出"
+                    )
         checks["database"] = "ok"
     except Exception as exc:
         logger.warning("readiness: database failed", extra={"error": repr(exc)})

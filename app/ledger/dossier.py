@@ -52,6 +52,7 @@ from app.models import (
     StaffUser,
     SupervisionOrder,
 )
+from app.moderation import checks as moderation_checks
 from app.qrcodes import service as qrcodes_service
 from app.workflow import queue
 from app.workflow.schemas import CaseFile
@@ -129,6 +130,7 @@ class Dossier:
     verification: Verification
     font: Path | None = None  # the CJK TrueType font to embed
     media: list[MediaEntry] = field(default_factory=list)
+    media_withheld: int = 0
 
     def actor(self, kind: str, actor_id: int | None) -> str:
         """Who acted, as a reader may know it: a resident is "反映人", never an id."""
@@ -315,6 +317,9 @@ async def collect(
         font=qrcodes_service.find_cjk_font(settings.qr_font),
     )
     for m in media:
+        if not moderation_checks.staff_may_see(m):
+            dossier.media_withheld += 1  # still being checked by WeChat, or found risky
+            continue
         dossier.media.append(await evidence.check(store, m, workdir, keep=keep_media, now=now))
     return dossier
 
@@ -342,6 +347,10 @@ def _pack(d: Dossier, pdf: Path, out: Path) -> None:
         zf.writestr("callbacks.json", _json(d.callbacks))
         zf.writestr("supervision_orders.json", _json(d.orders))
         zf.writestr("media_manifest.json", _json([m.manifest() for m in d.media]))
+        if d.media_withheld:
+            zf.writestr(
+                "media_withheld.json", _json({"withheld_by_content_check": d.media_withheld})
+            )
         zf.writestr("verification.json", _json(d.verification.as_dict()))
         for m in d.media:
             if m.scratch is not None and m.arcname is not None:

@@ -323,8 +323,18 @@ def _thumbs(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[Flow
 
 
 def _media_list(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[Flowable]:
+    withheld = (
+        [
+            Paragraph(
+                f"另有 {d.media_withheld} 件影像资料正在内容安全检测或未通过检测，未装卷。",
+                s["small"],
+            )
+        ]
+        if d.media_withheld
+        else []
+    )
     if not d.media:
-        return [Paragraph("（本案无影像资料）", s["body"])]
+        return [Paragraph("（本案无影像资料）", s["body"]), *withheld]
     p, mono = s["small"], s["mono"]
     rows: list[list[Any]] = [
         [Paragraph(x, p) for x in ("序号", "类型", "大小", "SHA-256（登记值）", "校验")]
@@ -339,7 +349,10 @@ def _media_list(d: Dossier, s: dict[str, ParagraphStyle], width: float) -> list[
                 Paragraph(_t(_verdict(m)), p if m.check.ok else s["bad"]),
             ]
         )
-    return [_grid(rows, [10 * mm, 18 * mm, 17 * mm, width - 77 * mm, 32 * mm], header=True)]
+    return [
+        _grid(rows, [10 * mm, 18 * mm, 17 * mm, width - 77 * mm, 32 * mm], header=True),
+        *withheld,
+    ]
 
 
 def _verdict(m: MediaEntry) -> str:

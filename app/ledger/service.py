@@ -52,6 +52,7 @@ CHANNEL_CN = {
     Channel.letter: "来信",
     Channel.door_to_door: "走访发现",
     Channel.agent: "代办",
+    Channel.open311: "外部系统（Open311）",
 }
 CARD_CN = {Card.none: "", Card.yellow: "黄牌", Card.orange: "橙牌", Card.red: "红牌"}
 VERDICT_CN = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}

@@ -51,9 +51,7 @@ def too_many_pixels(max_pixels: int) -> PayloadTooLarge:
     )
 
 
-def clean_image(
-    source: IO[bytes], *, max_pixels: int
-) -> tuple[bytes, str, str, tuple[int, int]]:
+def clean_image(source: IO[bytes], *, max_pixels: int) -> tuple[bytes, str, str, tuple[int, int]]:
     """Return (bytes, content type, extension, (width, height)) without metadata.
 
     Refuses (413) an image of more than ``max_pixels`` from its header alone.

@@ -141,9 +141,7 @@ async def store_checked(
     media.size, media.sha256, media.etag = stored.size, stored.sha256, stored.etag
 
 
-async def _record_probe(
-    writes: Writes, media: Media, found: Probe, *, content_type: str
-) -> None:
+async def _record_probe(writes: Writes, media: Media, found: Probe, *, content_type: str) -> None:
     media.duration_ms, media.codec, media.audio_codec = (
         found.duration_ms,
         found.codec,

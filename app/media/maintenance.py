@@ -134,9 +134,7 @@ async def derive_one(
             convert = (
                 transcode.voice_to_m4a if media.kind is MediaKind.voice else transcode.video_to_mp4
             )
-            await asyncio.to_thread(
-                convert, original, copy, content_type=media.content_type
-            )
+            await asyncio.to_thread(convert, original, copy, content_type=media.content_type)
             with copy.open("rb") as fh:
                 stored = await writes.put(key, ingest.file_chunks(fh), content_type)
         derivatives = {**(media.derivatives or {}), "play": ingest.entry(stored, content_type)}
@@ -148,9 +146,7 @@ async def derive_one(
     except Exception:
         await writes.discard()
         give_up = media.derive_attempts >= settings.media_derive_attempts
-        logger.exception(
-            "playable copy failed", extra={"media_id": media.id, "giving_up": give_up}
-        )
+        logger.exception("playable copy failed", extra={"media_id": media.id, "giving_up": give_up})
         await _record(
             sessionmaker,
             media.id,

@@ -19,6 +19,7 @@ from app.media.dependencies import CurrentUploader
 from app.media.schemas import MediaLimits, MediaRead, TicketRead, TicketRequest
 from app.models import Media
 from app.models.enums import MediaKind
+from app.moderation import service as moderation
 
 router = APIRouter(tags=["media"])
 files_router = APIRouter(tags=["media"])
@@ -143,6 +144,7 @@ async def _read(store: MediaStore, settings: Settings, media: Media, *, now: dat
     links = await service.urls(store, settings, media, now=now)
     out = MediaRead.model_validate(media)
     out.url, out.play_url, out.poster_url = links.url, links.play_url, links.poster_url
+    out.moderation_note = moderation.resident_note(media)
     return out
 
 

@@ -46,6 +46,14 @@ class MediaRead(BaseModel):
         "made (AAC / H.264); null while that copy is being made",
     )
     poster_url: str | None = Field(default=None, description="video: a JPEG of the first frame")
+    moderation: str | None = Field(
+        default=None,
+        description="WeChat content security: null (not checked), checking, pass, review "
+        "(passed to staff with a flag) or risky (withheld: no link, cannot be attached)",
+    )
+    moderation_note: str | None = Field(
+        default=None, description="what the resident is told about the check, in Chinese"
+    )
 
 
 class TicketRequest(RequestModel):

@@ -43,6 +43,7 @@ from app.media.schemas import KindLimit, MediaLimits
 from app.media.sniff import ALLOWED_TYPES, HEAD_BYTES, sniff
 from app.models import Media
 from app.models.enums import MediaKind, MediaStatus
+from app.moderation import checks as moderation_checks
 
 logger = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -106,8 +107,12 @@ def mark_ready(media: Media, now: datetime) -> None:
 
 
 def servable(media: Media) -> bool:
-    """Whether links to the media may be handed out at all."""
-    return media.status in (MediaStatus.ready, MediaStatus.attached)
+    """Whether links to the media may be handed out at all: not to what WeChat
+    content security found risky, to anyone (who else may see what is
+    checked is decided by ``moderation_checks.staff_may_see``)."""
+    return media.status in (MediaStatus.ready, MediaStatus.attached) and (
+        media.moderation != "risky"
+    )
 
 
 async def claimable(
@@ -151,6 +156,8 @@ async def claimable(
                 raise Conflict("附件已用于其他事项，请重新上传")
             if m.integrity_failed_at is not None:
                 raise Conflict(f"附件 {mid} 的存储内容与上传时不一致，请重新上传")
+            if m.moderation == "risky":
+                raise Conflict(f"附件 {mid} 未通过内容安全检测，请更换后再提交")
         chosen.append(m)
     return chosen
 
@@ -243,6 +250,9 @@ async def upload(
         mark_ready(media, now)
         session.add(media)
         await session.flush()
+        await moderation_checks.hold_media(
+            session, settings, media, citizen_id=_owner(uploader)["owner_citizen_id"], now=now
+        )
     except BaseException:
         await writes.discard()
         raise
@@ -333,8 +343,10 @@ async def ticket_open(session: AsyncSession, upload_key: str) -> bool:
     media row is pending and still expects that key."""
     media_id = upload_key.rsplit("/", 1)[-1][:32]
     media = await session.get(Media, media_id) if len(media_id) == 32 else None
-    return media is not None and media.status is MediaStatus.pending and (
-        media.upload_key == upload_key
+    return (
+        media is not None
+        and media.status is MediaStatus.pending
+        and (media.upload_key == upload_key)
     )
 
 
@@ -397,6 +409,9 @@ async def complete(
         mark_ready(media, now)
         media.upload_key = None
         await session.flush()
+        await moderation_checks.hold_media(
+            session, settings, media, citizen_id=media.owner_citizen_id, now=now
+        )
     except StorageError:
         await writes.discard()
         raise  # 503: the upload stays where it is, ``complete`` may be retried
@@ -485,6 +500,7 @@ async def cleanup(
         .limit(1000)
     )
     stale = (await session.execute(stmt)).scalars().all()
+    await moderation_checks.forget_media(session, [m.id for m in stale])
     for media in stale:
         for key in object_keys(media):
             await store.delete(key)

@@ -12,7 +12,9 @@ from app.models.complaint import (
 from app.models.disclosure import Disclosure, DisclosureEvent
 from app.models.duplicate import ComplaintFollow, ComplaintMerge
 from app.models.feedback import Callback, CallbackDraw, Rating
+from app.models.integrator import IntegratorKey, Open311Token
 from app.models.media import IdempotencyRecord, Media
+from app.models.moderation import ContentCheck
 from app.models.reference import (
     Category,
     Department,
@@ -46,15 +48,18 @@ __all__ = [
     "ComplaintEvent",
     "ComplaintFollow",
     "ComplaintMerge",
+    "ContentCheck",
     "Department",
     "DesignatedCadre",
     "Disclosure",
     "DisclosureEvent",
     "IdempotencyRecord",
+    "IntegratorKey",
     "Item",
     "LoginOutcome",
     "Media",
     "Notification",
+    "Open311Token",
     "Rating",
     "Region",
     "ResidentGroup",

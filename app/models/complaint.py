@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -101,6 +102,14 @@ class Complaint(Base):
     owner_index: Mapped[str | None] = mapped_column(String(64))
     phone_index: Mapped[str | None] = mapped_column(String(64))
     identity_commitment: Mapped[str | None] = mapped_column(String(64))
+    # The resident's text (content, supplements, comments) as WeChat content
+    # security judged it so far: NULL/pass, checking (WeChat was unreachable;
+    # the worker retries), review or risky (flagged for staff).
+    moderation: Mapped[str | None] = mapped_column(String(16))
+    # 历史件补录 (issue 15): entered after the fact with its real dates and
+    # outcome; its deadline was never watched here, so no on-time figure counts it.
+    historical: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    imported_at: Mapped[datetime | None]
 
     @property
     def identity_protected(self) -> bool:
@@ -188,6 +197,9 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(24))
     title: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
+    # The pieces a WeChat template's fields are filled from, by slot name
+    # (app/notifications/templates.py); NULL on rows written before it existed.
+    data: Mapped[dict[str, str] | None] = mapped_column(JSON)
     channel: Mapped[str] = mapped_column(String(24))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

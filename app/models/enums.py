@@ -150,6 +150,7 @@ class Channel(enum.StrEnum):
     letter = "letter"  # 来信
     door_to_door = "door_to_door"  # 干部走访发现
     agent = "agent"  # 代办员代办
+    open311 = "open311"  # 外部系统经 Open311 GeoReport v2 接口提交（如 12345 热线）
 
 
 class DisclosureCategory(enum.StrEnum):

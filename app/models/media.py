@@ -66,6 +66,11 @@ class Media(Base):
     # when a check found the stored bytes differ from sha256 (never cleared).
     verified_at: Mapped[datetime | None]
     integrity_failed_at: Mapped[datetime | None]
+    # WeChat content security of a resident's upload (app/moderation/): NULL
+    # when not checked (staff uploads, content security off, rows before 0015),
+    # else checking / pass / review / risky. Staff see it only once pass or review.
+    moderation: Mapped[str | None] = mapped_column(String(16))
+    moderation_label: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         # One owner, or none once attached: a resident's upload on a protected

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.complaints import identity
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.models import Citizen, Complaint, Notification
+from app.notifications import service as notify
+from app.notifications import templates
 from app.wechat.client import SubscribeRefused, WeChatClient, send_subscribe
 
 logger = logging.getLogger(__name__)
@@ -34,13 +36,25 @@ class DeliveryStats:
     skipped: int = 0
 
 
+# 两个当天: a real-name resident hears the same day that the case was accepted
+# and that it was closed; these go first and retry within minutes, not hours.
+SAME_DAY_KINDS = ("accepted", "closed")
+SAME_DAY_MAX_BACKOFF = timedelta(minutes=10)
+
+
 async def claim(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     worker_id: str,
     now: datetime,
+    kinds: list[str] | None = None,
     batch: int = 50,
 ) -> list[int]:
+    """Lease up to ``batch`` due notices of ``kinds`` (None: any kind). Kinds
+    that cannot be sent are not claimed at all: they stay pending, untouched,
+    until the configuration that sends them arrives."""
+    if kinds is not None and not kinds:
+        return []
     async with sessionmaker() as s:
         candidates = (
             select(Notification.id)
@@ -49,8 +63,13 @@ async def claim(
                 Notification.status.in_(["pending", "retry"]),
                 Notification.next_attempt_at <= now,
                 or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+                *([Notification.kind.in_(kinds)] if kinds is not None else []),
             )
-            .order_by(Notification.next_attempt_at, Notification.id)
+            .order_by(
+                case((Notification.kind.in_(SAME_DAY_KINDS), 0), else_=1),
+                Notification.next_attempt_at,
+                Notification.id,
+            )
             .limit(batch)
         )
         if s.get_bind().dialect.name == "postgresql":
@@ -81,7 +100,8 @@ async def claim(
             ).scalars()
         )
         await s.commit()
-        return mine
+        leased = set(mine)
+        return [i for i in ids if i in leased]  # in claim order: same-day kinds first
 
 
 async def _openid(
@@ -105,6 +125,26 @@ async def _openid(
     return citizen.openid if citizen else None
 
 
+def _slots(n: Notification, complaint: Complaint | None) -> dict[str, str]:
+    """The notice's pieces; rows written before they were stored get them from
+    the case and the text (never cut: the layout decides what fits where)."""
+    slots = {
+        "tracking_no": complaint.tracking_no if complaint else "",
+        "status": templates.STATUS_WORDS.get(n.kind, ""),
+        "summary": n.body,
+        "tip": n.title,
+        "at": n.created_at.isoformat(),
+        "due": complaint.due_at.isoformat() if complaint else n.created_at.isoformat(),
+    }
+    slots.update({k: v for k, v in (n.data or {}).items() if isinstance(v, str) and v})
+    return slots
+
+
+def _backoff(settings: Settings, n: Notification) -> timedelta:
+    delay = timedelta(seconds=settings.notify_backoff_seconds * 2 ** (n.attempts - 1))
+    return min(delay, SAME_DAY_MAX_BACKOFF) if n.kind in SAME_DAY_KINDS else delay
+
+
 async def deliver(
     sessionmaker: async_sessionmaker[AsyncSession],
     wechat: WeChatClient,
@@ -114,7 +154,8 @@ async def deliver(
     now: datetime,
 ) -> DeliveryStats:
     stats = DeliveryStats()
-    ids = await claim(sessionmaker, worker_id=worker_id, now=now)
+    kinds = notify.template_kinds(settings) if wechat.configured else []
+    ids = await claim(sessionmaker, worker_id=worker_id, now=now, kinds=kinds)
     stats.claimed = len(ids)
     tz = ZoneInfo(settings.timezone)
     for nid in ids:
@@ -125,48 +166,51 @@ async def deliver(
             complaint = await s.get(Complaint, n.complaint_id) if n.complaint_id else None
             openid = await _openid(s, n, complaint)
             template = settings.wechat_templates.get(n.kind)
+            layout = settings.wechat_template_fields.get(n.kind)
             n.claimed_by, n.claimed_until = None, None
-            if openid is None or template is None or not wechat.configured:
-                n.status, n.last_error = (
-                    "skipped",
-                    "未配置订阅消息模板或微信" if openid else "收件人不存在",
-                )
+            if openid is None:
+                n.status, n.last_error = "skipped", "收件人不存在"
                 stats.skipped += 1
-            else:
-                try:
-                    await send_subscribe(
-                        wechat,
-                        openid=openid,
-                        template_id=template,
-                        page=f"pages/complaint/detail?id={n.complaint_id}",
-                        data={
-                            "character_string1": complaint.tracking_no if complaint else "",
-                            "thing2": n.title[:20],
-                            "thing3": n.body[:20],
-                            "time4": f"{n.created_at.astimezone(tz):%Y-%m-%d %H:%M}",
-                        },
-                        now=now,
-                    )
-                except SubscribeRefused as exc:
-                    n.attempts += 1
-                    n.status, n.last_error = "dead", exc.detail
+                await s.commit()
+                continue
+            try:
+                if template is None or layout is None:
+                    raise templates.TemplateMisfit(f"{n.kind}: no template or field layout")
+                data = templates.message_data(layout, _slots(n, complaint), tz)
+            except templates.TemplateMisfit as exc:
+                # A layout the operator must fix: kept pending, looked at again later.
+                logger.error("notice does not fit its template", extra={"error": str(exc)})
+                n.last_error = f"订阅消息模板字段配置有误：{exc}"
+                n.next_attempt_at = now + timedelta(hours=1)
+                await s.commit()
+                continue
+            try:
+                await send_subscribe(
+                    wechat,
+                    openid=openid,
+                    template_id=template,
+                    page=f"pages/complaint/detail?id={n.complaint_id}",
+                    data=data,
+                    now=now,
+                )
+            except SubscribeRefused as exc:
+                n.attempts += 1
+                n.status, n.last_error = "dead", exc.detail
+                stats.dead += 1
+            except AppError as exc:
+                n.attempts += 1
+                n.last_error = exc.detail
+                if n.attempts >= settings.notify_max_attempts:
+                    n.status = "dead"
                     stats.dead += 1
-                except AppError as exc:
-                    n.attempts += 1
-                    n.last_error = exc.detail
-                    if n.attempts >= settings.notify_max_attempts:
-                        n.status = "dead"
-                        stats.dead += 1
-                    else:
-                        n.status = "retry"
-                        n.next_attempt_at = now + timedelta(
-                            seconds=settings.notify_backoff_seconds * 2 ** (n.attempts - 1)
-                        )
-                        stats.retried += 1
                 else:
-                    n.attempts += 1
-                    n.status, n.sent_at, n.last_error = "sent", now, None
-                    stats.sent += 1
+                    n.status = "retry"
+                    n.next_attempt_at = now + _backoff(settings, n)
+                    stats.retried += 1
+            else:
+                n.attempts += 1
+                n.status, n.sent_at, n.last_error = "sent", now, None
+                stats.sent += 1
             await s.commit()
     if stats.claimed:
         logger.info("notifications delivered", extra=stats.__dict__)

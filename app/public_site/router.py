@@ -271,8 +271,10 @@ async def track_village(
 @router.get("/track")
 async def track_form_any(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
     """For a resident who came by visit, phone or letter: the receipt's number
-    and code, whatever the village."""
-    return _track_form(request, settings, None, now=clock.now())
+    and code, whatever the village. The receipt's QR code carries the number
+    (``?no=``, see app/core/urls.py) so the resident only types the code."""
+    number = _field(request.query_params.get("no", ""), 32)
+    return _track_form(request, settings, None, now=clock.now(), tracking_no=number)
 
 
 @router.post("/track")

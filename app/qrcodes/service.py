@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pypinyin import lazy_pinyin
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import urls
 from app.core.config import Settings
 from app.core.errors import BadGateway, BadRequest
 from app.models.enums import RegionLevel
@@ -136,7 +137,7 @@ async def poster(
         raw = await wechat.wxacode(scene=village.scene, page=settings.wechat_qr_page, now=now)
         code = await asyncio.to_thread(decode_wxacode, raw)
     else:
-        code = qr_image(f"{settings.public_base_url.rstrip('/')}/q/{village.scene}")
+        code = qr_image(urls.village_page(settings, village.scene))
     township = path[-2].name if len(path) >= 2 else ""
     subtitle = (
         f"{township} · 扫码反映问题、查看村务公开" if township else "扫码反映问题、查看村务公开"

@@ -61,3 +61,29 @@ async def create_demo(session: AsyncSession, *, now: datetime, password: str) ->
         lines.append(f"  {username:<18} {role.value:<10} {where:<14} {name}  [{state}]")
     lines.append("demo QR scene for 双鱼湖社区: 511702005001 (GET /api/v1/scenes/511702005001)")
     return lines
+
+
+# What each demo role does in the console (scripts/run.sh prints it).
+ROLE_WORK = {
+    StaffRole.admin: "全部案件、统计分析、回访抽查（只读样本）",
+    StaffRole.supervisor: "案件队列：受理、分派、办结、会签；线下登记；统计分析",
+    StaffRole.leader: "待我会签、督办；统计分析",
+    StaffRole.handler: "转办到本部门的案件：答复、申请延期、办结",
+    StaffRole.agent: "代群众线下登记、打印回执",
+    StaffRole.clerk: "村务公开：起草、导入",
+    StaffRole.committee: "村务公开：审核、发布",
+}
+
+
+def guide(base_url: str, password: str) -> str:
+    """The console's address and the demo accounts, for a newcomer's first sign-in."""
+    lines = [
+        f"staff console (工作台): {base_url.rstrip('/')}/console/  (API docs: {base_url}/docs)",
+        f"demo accounts, password for all: {password}",
+    ]
+    for username, role, name, unit, _ in DEMO_STAFF:
+        work = ROLE_WORK.get(role, "")
+        if unit and unit.startswith("JW-") and role is not StaffRole.handler:
+            work += "；回访抽查（纪委监委）"
+        lines.append(f"  {username:<20} {name}  — {work}")
+    return "\n".join(lines)

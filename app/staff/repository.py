@@ -74,7 +74,5 @@ async def context_names(session: AsyncSession, user: StaffUser) -> list[str | No
 
 
 async def delete_attempts_before(session: AsyncSession, cutoff: datetime) -> int:
-    result = await session.execute(
-        delete(StaffLoginAttempt).where(StaffLoginAttempt.at < cutoff)
-    )
+    result = await session.execute(delete(StaffLoginAttempt).where(StaffLoginAttempt.at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from app.staff.schemas import (
     SessionRead,
     StaffCreate,
     StaffMe,
+    StaffPage,
     StaffRead,
     StaffUpdate,
     TokenResponse,
@@ -118,15 +119,18 @@ async def create_user(
     return StaffRead.model_validate(await service.create_staff(session, body, now=clock.now()))
 
 
-@router.get("/users", response_model=list[StaffRead])
+@router.get("/users", response_model=StaffPage)
 async def list_users(
     _: AdminStaff,
     session: SessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     unit_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
-) -> list[StaffRead]:
+) -> StaffPage:
     rows = await service.list_staff(session, unit_id=unit_id, limit=page.limit, offset=page.offset)
-    return [StaffRead.model_validate(u) for u in rows]
+    return StaffPage(
+        items=[StaffRead.model_validate(u) for u in rows],
+        next_cursor=page.next_cursor(len(rows)),
+    )
 
 
 @router.get("/users/{staff_id}", response_model=StaffRead)

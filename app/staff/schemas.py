@@ -64,6 +64,11 @@ class StaffRead(BaseModel):
     active: bool
 
 
+class StaffPage(BaseModel):
+    items: list[StaffRead]
+    next_cursor: str | None = None
+
+
 class LoginRequest(RequestModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=128)

@@ -161,9 +161,7 @@ async def login_attempts(
     session: AsyncSession, staff_id: int, *, failed_only: bool, limit: int
 ) -> Sequence[StaffLoginAttempt]:
     await get_staff(session, staff_id)
-    return await repository.login_attempts(
-        session, staff_id, failed_only=failed_only, limit=limit
-    )
+    return await repository.login_attempts(session, staff_id, failed_only=failed_only, limit=limit)
 
 
 def _claims(user: StaffUser) -> dict[str, Any]:
@@ -175,7 +173,11 @@ async def sign_in(
 ) -> sessions.TokenPair:
     """A new session (refresh-token family) for an authenticated staff member."""
     return await sessions.sign_in(
-        session, tokens, subject_kind=SessionSubject.staff, subject_id=user.id, now=now,
+        session,
+        tokens,
+        subject_kind=SessionSubject.staff,
+        subject_id=user.id,
+        now=now,
         **_claims(user),
     )
 

@@ -92,6 +92,7 @@ COUNTED = frozenset(
         "callback",
         "merged",
         "unmerged",
+        "reclassified",
     }
 )
 
@@ -113,6 +114,7 @@ class Tally:
     reopened: bool = False
     fake_closure: bool = False
     merged: bool = False  # closed as a duplicate of another case: counted there, not here
+    historical: bool = False  # imported after the fact: timeliness not counted
 
 
 def step(t: Tally, event: EventLike) -> Tally:
@@ -124,8 +126,9 @@ def step(t: Tally, event: EventLike) -> Tally:
             t,
             received_day=_day(d.get("received_at", event.created_at)),
             unit_id=int(d["unit_id"]) if "unit_id" in d else t.unit_id,
+            historical=bool(d.get("historical")),
         )
-    if kind == "routed" and "unit_id" in d:
+    if kind in ("routed", "reclassified") and "unit_id" in d:
         return replace(t, unit_id=int(d["unit_id"]))
     if kind == "escalated" and "to_unit_id" in d:
         return replace(t, unit_id=int(d["to_unit_id"]))
@@ -190,8 +193,11 @@ def contribution(t: Tally) -> tuple[int, date, dict[str, int]] | None:
     m["fake_closures"] = int(t.fake_closure)
     if t.closed:
         m["closed"] = 1
-        m["closed_on_time"] = int(t.on_time)
-        m["handling_days_sum"] = t.handling_days
+        if t.historical:
+            m["closed_untimed"] = 1
+        else:
+            m["closed_on_time"] = int(t.on_time)
+            m["handling_days_sum"] = t.handling_days
         m["unsolved"] = int(t.round_verdict == "unsatisfied" or t.callback_unsolved)
     if t.verdict in ("satisfied", "basic", "unsatisfied"):
         m["rated"] = 1
@@ -274,29 +280,47 @@ async def _prior(session: AsyncSession, event: ComplaintEvent) -> Tally:
     return fold(rows.all())
 
 
+def moved_from_item(complaint: Complaint, event: EventLike) -> str:
+    """The item the case was counted under before ``event``: its own, unless the
+    event is the reclassification that changed it (the row already holds the new
+    item when the event is written)."""
+    if event.kind == "reclassified":
+        return str((event.data or {}).get("from_item_code") or complaint.item_code)
+    return complaint.item_code
+
+
 async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEvent) -> None:
     """Called with every event written: moves the case's contribution."""
+    old_item = moved_from_item(complaint, event)
+    if old_item != complaint.item_code and complaint.open_due_day is not None:
+        # The open-case row is keyed by item too: take the case out of the old
+        # item's row; sync_open_due then counts it under the new one.
+        assert complaint.open_unit_id is not None
+        await _bump_open(
+            session, complaint, complaint.open_unit_id, complaint.open_due_day, -1, old_item
+        )
+        complaint.open_unit_id, complaint.open_due_day = None, None
     await sync_open_due(session, complaint)
     if event.kind not in COUNTED:
         return
     before = await _prior(session, event)
     old, new = contribution(before), contribution(step(before, event))
-    if old == new:
+    if old == new and old_item == complaint.item_code:
         return
 
-    def key(found: tuple[int, date, dict[str, int]]) -> Key:
-        return Key(
-            found[1], found[0], complaint.item_code, complaint.township_code, complaint.county_code
-        )
+    def key(found: tuple[int, date, dict[str, int]], item_code: str) -> Key:
+        return Key(found[1], found[0], item_code, complaint.township_code, complaint.county_code)
 
-    if old is not None and new is not None and key(old) == key(new):
+    old_key = key(old, old_item) if old is not None else None
+    new_key = key(new, complaint.item_code) if new is not None else None
+    if old is not None and new is not None and new_key is not None and old_key == new_key:
         deltas = {m: new[2].get(m, 0) - old[2].get(m, 0) for m in {*old[2], *new[2]}}
-        await _add(session, key(new), {m: v for m, v in deltas.items() if v})
+        await _add(session, new_key, {m: v for m, v in deltas.items() if v})
         return
-    if old is not None:
-        await _add(session, key(old), {m: -v for m, v in old[2].items()})
-    if new is not None:
-        await _add(session, key(new), new[2])
+    if old is not None and old_key is not None:
+        await _add(session, old_key, {m: -v for m, v in old[2].items()})
+    if new is not None and new_key is not None:
+        await _add(session, new_key, new[2])
 
 
 SETTLED_DAY = date(2000, 1, 1)
@@ -314,12 +338,17 @@ def open_key(complaint: Complaint) -> tuple[int, date] | None:
 
 
 async def _bump_open(
-    session: AsyncSession, complaint: Complaint, unit_id: int, due_day: date, delta: int
+    session: AsyncSession,
+    complaint: Complaint,
+    unit_id: int,
+    due_day: date,
+    delta: int,
+    item_code: str | None = None,
 ) -> None:
     keys = {
         "due_day": due_day,
         "unit_id": unit_id,
-        "item_code": complaint.item_code,
+        "item_code": item_code or complaint.item_code,
         "township_code": complaint.township_code,
         "county_code": complaint.county_code,
     }

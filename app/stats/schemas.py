@@ -25,6 +25,11 @@ class Figures(BaseModel):
         "counts again only when it closes again",
     )
     closed_on_time: int = Field(default=0, description="of the closed, closed by their deadline")
+    closed_untimed: int = Field(
+        default=0,
+        description="of the closed, historical cases (历史件补录): their deadline was not "
+        "watched here, so on-time rate and handling days leave them out",
+    )
     open_overdue: int = Field(
         default=0,
         description="cases open and past their deadline now, whatever their receipt day "
@@ -59,7 +64,8 @@ class Figures(BaseModel):
     )
     on_time_rate: float | None = Field(
         default=None,
-        description="按期办结率 = closed_on_time / (closed + open_overdue): a case open and "
+        description="按期办结率 = closed_on_time / (closed - closed_untimed + open_overdue): "
+        "historical cases are left out; a case open and "
         "overdue now counts as late; a case is either closed or open, never both. " + COHORT,
     )
     reopen_rate: float | None = Field(
@@ -79,6 +85,23 @@ class Breakdown(BaseModel):
     figures: Figures
 
 
+class SameDayFeedback(BaseModel):
+    """两个当天: real-name online cases told the same day they were accepted and closed."""
+
+    accepted: int = Field(description="real-name online cases accepted in the period")
+    accepted_same_day: int = Field(
+        description="of them, whose acceptance notice reached the resident that same day"
+    )
+    closed: int = Field(description="real-name online cases closed in the period")
+    closed_same_day: int = Field(
+        description="of them, whose closure notice reached the resident that same day"
+    )
+    rate: float | None = Field(
+        description="(accepted_same_day + closed_same_day) / (accepted + closed); "
+        "null when there is nothing to measure"
+    )
+
+
 class Overview(BaseModel):
     region_code: str | None
     date_from: date | None
@@ -89,6 +112,11 @@ class Overview(BaseModel):
     by_item: list[Breakdown]
     by_unit: list[Breakdown]
     by_region: list[Breakdown]
+    same_day_feedback: SameDayFeedback | None = Field(
+        default=None,
+        description="两个当天: the share of real-name cases whose acceptance and closure "
+        "notices were delivered the same day (by acceptance / closure day in the period)",
+    )
 
 
 class PublicStats(BaseModel):

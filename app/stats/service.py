@@ -29,7 +29,7 @@ from app.models import (
 from app.models.enums import RegionLevel, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
-from app.stats import rollup
+from app.stats import rollup, same_day
 from app.stats.schemas import Breakdown, Figures, Overview, PublicStats
 from app.taxonomy import service as taxonomy_service
 
@@ -56,6 +56,7 @@ def figures(m: dict[str, int], open_overdue: int = 0) -> Figures:
                 "reopened",
                 "fake_closures",
                 "unsolved",
+                "closed_untimed",
             )
         },
         open_overdue=open_overdue,
@@ -63,9 +64,15 @@ def figures(m: dict[str, int], open_overdue: int = 0) -> Figures:
         solved_rate=_ratio(max(closed - m.get("unsolved", 0), 0), closed),
         satisfaction_rate=_ratio(m.get("satisfied", 0) + m.get("basic", 0), rated),
         mean_score=round(m.get("score_sum", 0) / rated, 2) if rated else None,
-        on_time_rate=_ratio(m.get("closed_on_time", 0), closed + open_overdue),
+        on_time_rate=_ratio(
+            m.get("closed_on_time", 0), closed - m.get("closed_untimed", 0) + open_overdue
+        ),
         reopen_rate=_ratio(m.get("reopened", 0), m.get("accepted", 0)),
-        avg_handling_days=round(m.get("handling_days_sum", 0) / closed, 2) if closed else None,
+        avg_handling_days=(
+            round(m.get("handling_days_sum", 0) / (closed - untimed), 2)
+            if (untimed := m.get("closed_untimed", 0)) < closed
+            else None
+        ),
     )
 
 
@@ -194,6 +201,25 @@ def in_period(
     return and_(true(), *conds)
 
 
+def counted_prefix(scope: Scope, region_code: str | None) -> str:
+    """The region asked for, intersected with what the caller may count."""
+    prefix = scope.prefix
+    if region_code:
+        asked = rollup_prefix(region_code)
+        if asked.startswith(prefix):
+            prefix = asked
+        elif not prefix.startswith(asked):
+            raise Forbidden("该区域不在本单位的统计范围内")
+    return prefix
+
+
+def whole_months(scope: Scope, prefix: str) -> bool:
+    """Whether the unit and item breakdowns read the month tables, and so count
+    whole months of receipt (a region-wide view); the totals, months and
+    townships always count the days of the period."""
+    return scope.unit_id is None and len(prefix) <= 6
+
+
 async def overview(
     session: AsyncSession,
     *,
@@ -212,15 +238,8 @@ async def overview(
     """
     if date_from and date_to and date_from > date_to:
         raise BadRequest("开始日期不能晚于结束日期")
-    prefix = scope.prefix
-    if region_code:
-        # The region asked for, intersected with what the caller may count.
-        asked = rollup_prefix(region_code)
-        if asked.startswith(prefix):
-            prefix = asked
-        elif not prefix.startswith(asked):
-            raise Forbidden("该区域不在本单位的统计范围内")
-    fine = scope.unit_id is not None or len(prefix) > 6
+    prefix = counted_prefix(scope, region_code)
+    fine = not whole_months(scope, prefix)
     if fine:
         where = and_(
             StatsDaily.township_code.startswith(prefix),
@@ -317,6 +336,13 @@ async def overview(
             Breakdown(key=k, label=names.get(k, k), figures=figures(m, overdue_town.get(k, 0)))
             for k, m in sorted(towns.items())
         ],
+        same_day_feedback=await same_day.same_day_feedback(
+            session,
+            prefix=prefix,
+            unit_id=scope.unit_id,
+            date_from=date_from,
+            date_to=date_to,
+        ),
     )
 
 

@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import events
 from app.core.chain import ChainConflict
+from app.core.config import Settings
 from app.core.errors import Forbidden
 from app.models import Complaint, StaffUser, SupervisionOrder, SupervisionUnit
 from app.models.enums import ComplaintStatus, StaffRole
 from app.notifications import service as notify
-from app.workflow import queue
+from app.routing import calendar_service
+from app.workflow import queue, scope
 
 OPEN = [s for s in ComplaintStatus if s.is_open]
 
@@ -32,11 +34,20 @@ async def issue(
     reason: str,
     deadline_days: int | None,
     now: datetime,
+    settings: Settings,
 ) -> SupervisionOrder:
+    """``deadline_days`` counts working days, like every other deadline: the
+    order is due at the end of that working day (local time)."""
     if user.role not in (StaffRole.supervisor, StaffRole.leader):
         raise Forbidden("只有纪检干部可以下发督办单")
     row = await queue.load_visible(session, user, complaint_id)
     c = row[0]
+    deadline_at = None
+    if deadline_days:
+        calendar = await calendar_service.load_calendar(session, settings)
+        deadline_at = calendar.end_of_day(
+            calendar.add_workdays(calendar.local_date(now), deadline_days)
+        )
     order = SupervisionOrder(
         complaint_id=c.id,
         unit_id=c.unit_id,
@@ -44,7 +55,7 @@ async def issue(
         spell_due_at=None,
         issued_by=user.id,
         reason=reason,
-        deadline_at=now + timedelta(days=deadline_days) if deadline_days else None,
+        deadline_at=deadline_at,
         created_at=now,
     )
     session.add(order)
@@ -76,15 +87,28 @@ async def issue(
 
 
 async def orders_of(
-    session: AsyncSession, user: StaffUser, complaint_id: str
+    session: AsyncSession,
+    user: StaffUser,
+    complaint_id: str | None,
+    *,
+    limit: int,
+    offset: int,
 ) -> list[SupervisionOrder]:
-    """A case's orders, for whoever may see the case (404 otherwise)."""
-    await queue.load_visible(session, user, complaint_id)
-    rows = await session.execute(
-        select(SupervisionOrder)
-        .where(SupervisionOrder.complaint_id == complaint_id)
-        .order_by(SupervisionOrder.id)
-    )
+    """A case's orders, for whoever may see the case (404 otherwise); without a
+    case, every order on the cases the caller may see, newest first."""
+    stmt = select(SupervisionOrder)
+    if complaint_id is not None:
+        await queue.load_visible(session, user, complaint_id)
+        stmt = stmt.where(SupervisionOrder.complaint_id == complaint_id).order_by(
+            SupervisionOrder.id
+        )
+    else:
+        stmt = (
+            stmt.join(Complaint, Complaint.id == SupervisionOrder.complaint_id)
+            .where(await scope.visible(session, user))
+            .order_by(SupervisionOrder.id.desc())
+        )
+    rows = await session.execute(stmt.limit(limit).offset(offset))
     return list(rows.scalars())
 
 

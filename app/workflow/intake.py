@@ -4,6 +4,8 @@ real received time so deadlines count from when it really came in."""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +24,23 @@ from app.workflow.machine import Priority, priority_score
 from app.workflow.schemas import OfflineIntake
 
 MAX_BACKDATE = timedelta(days=30)
+TOO_OLD = (
+    "受理时间不能早于 30 天前；更早的事项请按历史件补录"
+    "（工作台“历史件补录”导入 Excel，或 POST /api/v1/staff/historical-cases）"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The new case, and its query code: shown on this answer (and its
+    receipt) once, stored only as a hash."""
+
+    complaint_id: str
+    query_code: str | None
+
+
+def new_query_code() -> str:
+    return "".join(secrets.choice(complaints_service.QUERY_CODE_ALPHABET) for _ in range(8))
 
 
 async def register(
@@ -31,10 +50,12 @@ async def register(
     *,
     now: datetime,
     settings: Settings,
-) -> str:
+) -> Registered:
+    """A resident who came to the window, called or wrote follows the case
+    like one who filed online: a query code is issued unless they decline."""
     if user.role not in (StaffRole.supervisor, StaffRole.leader, StaffRole.agent):
         raise Forbidden("只有纪检干部和代办员可以登记")
-    if body.channel is Channel.online:
+    if body.channel in (Channel.online, Channel.open311):
         raise BadRequest("线下登记请选择来访、来电、来信、走访发现或代办")
     if user.role is StaffRole.agent and body.channel is not Channel.agent:
         raise BadRequest("代办员登记的渠道应为“代办”")
@@ -44,7 +65,7 @@ async def register(
     if received > now + timedelta(minutes=5):
         raise BadRequest("受理时间不能晚于现在")
     if received < now - MAX_BACKDATE:
-        raise BadRequest("受理时间不能早于 30 天前；更早的事项请按历史件补录")
+        raise BadRequest(TOO_OLD)
     phone = (body.reporter_phone or "").replace(" ", "") or None
     if phone and not PHONE_RE.fullmatch(phone):
         raise BadRequest("联系电话格式不正确")
@@ -73,6 +94,7 @@ async def register(
     media = await media_service.claimable(session, body.media_ids, Uploader("staff", user.id))
     media_service.check_case_limits(media)
     flags = {Priority(f) for f in body.priority_flags}
+    query_code = None if body.decline_query_code else new_query_code()
     complaint = await complaints_service.open_case(
         session,
         complaints_service.NewCase(
@@ -94,8 +116,9 @@ async def register(
             priority=priority_score(flags),
             priority_flags=sorted(f.value for f in flags),
             media=media,
+            query_code=query_code,
         ),
         settings=settings,
         now=now,
     )
-    return complaint.id
+    return Registered(complaint.id, query_code)

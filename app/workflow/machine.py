@@ -25,6 +25,7 @@ class Action(enum.StrEnum):
     sign = "sign"
     reopen = "reopen"
     extend = "extend"
+    reclassify = "reclassify"
 
 
 # An open case may go straight to closed only by being merged into another as
@@ -59,6 +60,9 @@ IN_PLACE: dict[Action, frozenset[S]] = {
     Action.reply: frozenset({S.accepted, S.assigned, S.in_progress, S.reopened, S.escalated}),
     Action.extend: frozenset({S.accepted, S.assigned, S.in_progress, S.reopened}),
     Action.sign: frozenset({S.resolved}),
+    # Correcting the resident's choice of item re-routes the case, so only
+    # before any unit has committed to it (accepted, deadline announced).
+    Action.reclassify: frozenset({S.submitted}),
 }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     tuple_,
     union_all,
@@ -34,7 +35,9 @@ from app.disclosures import views as disclosure_views
 from app.duplicates import search as meaning_search
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import Channel, ComplaintStatus, StaffRole
+from app.moderation import checks as moderation_checks
 from app.regions.repository import prefix_of
+from app.workflow import cohort as cohort_filter
 from app.workflow import scope
 from app.workflow.machine import Card, card_at
 from app.workflow.schemas import CaseFile, EventRead, QueueItem, Reporter
@@ -130,6 +133,9 @@ class QueueFilter:
     channel: Channel | None = None
     cadre_id: int | None = None  # "assigned to me" (the console)
     signer: StaffUser | None = None  # "waiting for my signature" (the console)
+    category_code: str | None = None  # two digits: the items of one category
+    name: str | None = None  # the filer's name: ordinary cases only (protected ones are sealed)
+    cohort: cohort_filter.Cohort | None = None  # the cases behind a statistics figure
 
 
 def queue_filter(
@@ -180,6 +186,8 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
         stmt = stmt.where(Complaint.unit_id == f.unit_id)
     if f.item_code:
         stmt = stmt.where(Complaint.item_code == f.item_code)
+    if f.category_code:
+        stmt = stmt.where(Complaint.item_code.startswith(f.category_code))
     if f.region_code:
         stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
     if f.channel is not None:
@@ -261,6 +269,7 @@ def to_item(
         due_at=c.due_at,
         version=c.version,
         reporter=reporter_for(user, c, full=full),
+        moderation=c.moderation,
     )
 
 
@@ -282,10 +291,18 @@ class QueueResult:
     next_cursor: str | None
 
 
-async def _scoped(session: AsyncSession, user: StaffUser, f: QueueFilter) -> ColumnElement[bool]:
-    """The user's scope, narrowed by the text search, and to the filer's phone
-    when searching by it: only among the cases whose filer this role may see."""
+async def _scoped(
+    session: AsyncSession, user: StaffUser, f: QueueFilter, now: datetime
+) -> ColumnElement[bool]:
+    """The user's scope, narrowed to the filer's phone or name when searching
+    by them: only among the cases whose filer this role may see."""
     visible = await scope.visible(session, user)
+    if f.cohort is not None:
+        visible = and_(visible, cohort_filter.condition(f.cohort, now))
+    if f.name:
+        visible = and_(
+            visible, identity.visible_condition(user), Complaint.contact_name == f.name.strip()
+        )
     if f.q:  # by meaning as well as exact words: one condition, read with the scope
         visible = and_(visible, await meaning_search.condition(session, f.q))
     if not f.phone:
@@ -311,7 +328,7 @@ async def queue(
     same at a thousand cases or a million; a cursor resumes each bucket by a
     range condition instead of skipping rows.
     """
-    visible = await _scoped(session, user, f)
+    visible = await _scoped(session, user, f, now)
     take = limit + offset
     # Open buckets are read per priority value, so each is a true index range
     # ((-priority) = p AND due_at from now): a page then never walks past the
@@ -403,7 +420,7 @@ async def card_counts(
     branches = [(card, cond) for card, open_, cond in card_branches(now) if open_]
     stmt = _filtered(
         select(*[func.count().filter(cond) for _, cond in branches]).where(
-            await _scoped(session, user, f), IS_OPEN
+            await _scoped(session, user, f, now), IS_OPEN
         ),
         f,
     )
@@ -411,6 +428,16 @@ async def card_counts(
     for (card, _), n in zip(branches, row, strict=True):
         counts[card] += int(n or 0)
     return counts
+
+
+async def total(session: AsyncSession, user: StaffUser, f: QueueFilter, *, now: datetime) -> int:
+    """How many cases the queue holds under these filters, open and closed
+    (the console shows it beside a statistics figure the list stands for)."""
+    where = await _scoped(session, user, f, now)
+    if f.card is not None:
+        where = and_(where, or_(*[c for card, _, c in card_branches(now) if card is f.card]))
+    stmt = _filtered(select(func.count()).select_from(Complaint).where(where), f)
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def load_visible(session: AsyncSession, user: StaffUser, complaint_id: str) -> Row:
@@ -499,6 +526,7 @@ async def case_file(
         handler_region_code=c.handler_region_code,
         routing_trace=list(c.routing_trace),
         result=c.result,
+        historical=c.historical,
         signatures=signed,
         signatures_needed=[s for s in settings.signoff_slots if s not in signed],
         events=[
@@ -520,7 +548,15 @@ async def case_file(
             for e in evs
         ],
         media=[
-            {"id": m.id, "kind": m.kind.value, "content_type": m.content_type, "size": m.size}
+            {
+                "id": m.id,
+                "kind": m.kind.value,
+                "content_type": m.content_type,
+                "size": m.size,
+                "moderation": m.moderation,
+            }
             for m in media
+            if moderation_checks.staff_may_see(m)
         ],
+        media_withheld=sum(1 for m in media if not moderation_checks.staff_may_see(m)),
     )

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 
+from app.core import urls
 from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
@@ -19,8 +20,10 @@ from app.workflow.machine import Action
 from app.workflow.schemas import (
     ActionRequest,
     CaseFile,
+    IntakeFiled,
     OfflineIntake,
     OrderCreate,
+    OrderPage,
     OrderRead,
     QueuePage,
 )
@@ -51,17 +54,25 @@ async def list_queue(
     return QueuePage(items=result.items, next_cursor=result.next_cursor)
 
 
-@router.post("/complaints", response_model=CaseFile, status_code=201)
+@router.post("/complaints", response_model=IntakeFiled, status_code=201)
 async def offline_intake(
     body: OfflineIntake,
     user: CurrentStaff,
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-) -> CaseFile:
+) -> IntakeFiled:
+    """Offline intake (来访、来电、来信、走访、代办). The reporter may be sent as
+    ``reporter_name``/``reporter_phone`` or, like online filing,
+    ``contact_name``/``contact_phone``."""
     now = clock.now()
-    cid = await intake.register(session, user, body, now=now, settings=settings)
-    return await queue.case_file(session, user, cid, now=now, settings=settings)
+    done = await intake.register(session, user, body, now=now, settings=settings)
+    case = await queue.case_file(session, user, done.complaint_id, now=now, settings=settings)
+    return IntakeFiled(
+        **case.model_dump(),
+        query_code=done.query_code,
+        tracking_url=urls.tracking_page(settings, case.tracking_no),
+    )
 
 
 @router.get("/complaints/{complaint_id}", response_model=CaseFile)
@@ -106,7 +117,11 @@ def _order(o: SupervisionOrder) -> OrderRead:
 
 @router.post("/supervision-orders", response_model=OrderRead, status_code=201)
 async def issue_order(
-    body: OrderCreate, user: CurrentStaff, session: SessionDep, clock: ClockDep
+    body: OrderCreate,
+    user: CurrentStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> OrderRead:
     order = await supervision.issue(
         session,
@@ -115,17 +130,23 @@ async def issue_order(
         reason=body.reason,
         deadline_days=body.deadline_days,
         now=clock.now(),
+        settings=settings,
     )
     return _order(order)
 
 
-@router.get("/supervision-orders", response_model=list[OrderRead])
+@router.get("/supervision-orders", response_model=OrderPage)
 async def list_orders(
-    complaint_id: Annotated[str, Query(min_length=32, max_length=32)],
     user: CurrentStaff,
     session: SessionDep,
-) -> list[OrderRead]:
-    return [_order(o) for o in await supervision.orders_of(session, user, complaint_id)]
+    page: Annotated[PageParams, Depends(page_params)],
+    complaint_id: Annotated[str | None, Query(min_length=32, max_length=32)] = None,
+) -> OrderPage:
+    """``{items, next_cursor}``; ``complaint_id`` narrows to one case (optional)."""
+    rows = await supervision.orders_of(
+        session, user, complaint_id, limit=page.limit, offset=page.offset
+    )
+    return OrderPage(items=[_order(o) for o in rows], next_cursor=page.next_cursor(len(rows)))
 
 
 def _notice(n: Notification) -> dict[str, Any]:
@@ -176,16 +197,25 @@ async def mark_read(
 
 @router.get("/notifications/failures")
 async def delivery_failures(
-    user: CurrentStaff, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+    user: CurrentStaff,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:
-    """Messages to residents that failed or are being retried (三个100%: nothing silently lost)."""
+    """Messages to residents that failed, are being retried, or wait for WeChat
+    to be configured (``waiting``: pending, sent once it is) — 三个100%: nothing
+    silently lost."""
     if user.role not in (StaffRole.admin, StaffRole.supervisor, StaffRole.leader):
         raise Forbidden("无权查看")
-    rows = await notify.failures(session, user, limit=page.limit, offset=page.offset)
+    rows = await notify.failures(
+        session, user, limit=page.limit, offset=page.offset, settings=settings
+    )
+    sendable = set(notify.sendable_kinds(settings))
     items = [
         {
             **_notice(n),
             "status": n.status,
+            "waiting": n.status in ("pending", "retry") and n.kind not in sendable,
             "attempts": n.attempts,
             "last_error": n.last_error,
             "next_attempt_at": n.next_attempt_at,

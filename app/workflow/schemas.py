@@ -34,6 +34,11 @@ class ActionRequest(RequestModel):
     )
     days: int | None = Field(default=None, ge=1, le=90, description="extend: working days")
     slot: str | None = Field(default=None, max_length=32, description="sign: which signature")
+    item_code: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}$",
+        description="reclassify: the item the case really is about (re-routes the case)",
+    )
 
 
 class Reporter(BaseModel):
@@ -65,6 +70,12 @@ class QueueItem(BaseModel):
     due_at: datetime
     version: int
     reporter: Reporter
+    moderation: str | None = Field(
+        default=None,
+        description="WeChat content security of the resident's text: null or pass; "
+        "checking (WeChat unreachable at filing, the worker retries); review or risky "
+        "(flagged: read with care before acting or quoting it)",
+    )
 
 
 class QueuePage(BaseModel):
@@ -101,10 +112,21 @@ class CaseFile(QueueItem):
     handler_region_code: str | None
     routing_trace: list[str]
     result: str | None
+    historical: bool = Field(
+        default=False,
+        description="历史件补录: entered after the fact with its real dates; "
+        "not in on-time figures",
+    )
     signatures: list[str]
     signatures_needed: list[str]
     events: list[EventRead]
-    media: list[dict[str, Any]]
+    media: list[dict[str, Any]] = Field(
+        description="attached files staff may see: not those WeChat content security is "
+        "still checking or found risky (``moderation`` says review when flagged)"
+    )
+    media_withheld: int = Field(
+        default=0, description="attached files withheld: still being checked, or found risky"
+    )
     disclosure: DisclosureRef | None = None
 
 
@@ -126,6 +148,11 @@ class OfflineIntake(RequestModel):
     accused_level: RegionLevel | None = None
     priority_flags: list[Priority] = Field(default_factory=list)
     media_ids: list[str] = Field(default_factory=list, max_length=13)
+    decline_query_code: bool = Field(
+        default=False,
+        description="true when the resident declines a query code; otherwise one is issued "
+        "(shown once in the answer and on the receipt) so they can follow the case at /track",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -144,10 +171,24 @@ class OfflineIntake(RequestModel):
         return data
 
 
+class IntakeFiled(CaseFile):
+    query_code: str | None = Field(
+        default=None,
+        description="shown once (stored hashed): with the tracking number, follows the case "
+        "at GET /track/{tracking_no}; null when the resident declined",
+    )
+    tracking_url: str = Field(description="the public tracking page the receipt's QR code opens")
+
+
 class OrderCreate(RequestModel):
     complaint_id: str = Field(min_length=32, max_length=32)
     reason: str = Field(min_length=2, max_length=2000)
-    deadline_days: int | None = Field(default=None, ge=1, le=30)
+    deadline_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=30,
+        description="working days (like every deadline): due at the end of that working day",
+    )
 
 
 class OrderRead(BaseModel):
@@ -160,3 +201,8 @@ class OrderRead(BaseModel):
     spell_due_at: datetime | None
     deadline_at: datetime | None
     created_at: datetime
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    next_cursor: str | None = None

@@ -31,7 +31,7 @@ from app.models import Complaint, Department, Region, StaffUser, SupervisionUnit
 from app.models.enums import ComplaintStatus, RegionLevel, StaffRole
 from app.notifications import service as notify
 from app.routing import calendar_service
-from app.workflow import queue
+from app.workflow import queue, reclassify
 from app.workflow.machine import Action, check_action, transition_to
 from app.workflow.schemas import ActionRequest, CaseFile
 
@@ -47,6 +47,7 @@ ALLOWED_ROLES: dict[Action, frozenset[StaffRole]] = {
     Action.extend: SUPERVISION | {StaffRole.handler},
     Action.sign: SUPERVISION | {StaffRole.handler},
     Action.reopen: SUPERVISION,
+    Action.reclassify: SUPERVISION,
 }
 SLOT_ROLES = {
     "complainant": SUPERVISION,  # recording the resident's confirmation (phone / on site)
@@ -65,6 +66,7 @@ EVENT_KIND = {
     Action.sign: "signed",
     Action.reopen: "reopened",
     Action.extend: "extended",
+    Action.reclassify: "reclassified",
 }
 # The internal note (staff only) these actions cannot go without.
 NOTE_REQUIRED = {
@@ -104,7 +106,8 @@ class Effect:
     public_reply: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     extra_events: list[dict[str, Any]] = field(default_factory=list)
-    citizen_notice: tuple[str, str, str] | None = None  # kind, title, body
+    # kind, title, body, and the template slots (app/notifications/templates.py)
+    citizen_notice: tuple[str, str, str, dict[str, str]] | None = None
     staff_notice: tuple[list[int], str, str] | None = None
 
 
@@ -210,9 +213,11 @@ async def act(
         await events.append(session, c, actor_kind="staff", actor_id=user.id, at=now, **extra)
     media_service.attach(evidence, f"complaint:{c.id}", now)
     if effect.citizen_notice:
-        kind, title, text = effect.citizen_notice
-        notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now)
-        await notify.to_followers(session, c, kind=kind, title=title, body=text, now=now)
+        kind, title, text, slots = effect.citizen_notice
+        notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now, slots=slots)
+        await notify.to_followers(
+            session, c, kind=kind, title=title, body=text, now=now, slots=slots
+        )
     if effect.staff_notice:
         ids, title, text = effect.staff_notice
         notify.to_staff(
@@ -248,6 +253,7 @@ async def _effect(
                 "诉求已受理",
                 f"您反映的问题（{c.tracking_no}）已由{unit.name}受理，"
                 f"将于 {c.due_at.astimezone(tz):%m月%d日} 前办结。",
+                {"unit": unit.name},
             ),
         )
     if action is Action.reject:
@@ -257,6 +263,7 @@ async def _effect(
                 "rejected",
                 "诉求不予受理",
                 f"您反映的问题（{c.tracking_no}）不予受理：{reply}",
+                {"summary": reply},
             ),
         )
     if action is Action.assign:
@@ -319,6 +326,7 @@ async def _effect(
                 "replied",
                 "办理进展",
                 f"您反映的问题（{c.tracking_no}）有新进展：{reply}",
+                {"summary": reply},
             ),
         )
     if action is Action.resolve:
@@ -330,6 +338,7 @@ async def _effect(
                 "resolved",
                 "诉求已办结",
                 f"您反映的问题（{c.tracking_no}）已办结：{reply}。请对办理结果进行评价。",
+                {"summary": reply},
             ),
         )
     if action is Action.reopen:
@@ -342,6 +351,23 @@ async def _effect(
             },
             event_kind="reopened",
             public_reply=reply,
+            citizen_notice=(
+                "reopened",
+                "诉求重新办理",
+                f"您反映的问题（{c.tracking_no}）已重新办理：{reply}",
+                {"summary": reply or "已重新办理"},
+            ),
+        )
+    if action is Action.reclassify:
+        found = await reclassify.effect(
+            session, c, body.item_code, now=now, settings=settings
+        )
+        return Effect(
+            values=found.values,
+            public=False,
+            public_reply=reply,
+            data=found.data,
+            staff_notice=found.staff_notice,
         )
     if action is Action.extend:
         return await _extend(session, user, c, body, note, reply, now=now, settings=settings)
@@ -445,7 +471,19 @@ async def _sign(
     if closing:
         effect.values = {"status": ComplaintStatus.closed, "closed_at": now}
         effect.extra_events.append(await closing_event(session, c, now=now, settings=settings))
+        # 三个100% (结果100%反馈) and 两个当天: the resident hears of the closure today.
+        effect.citizen_notice = closed_notice(c)
     return effect
+
+
+def closed_notice(c: Complaint) -> tuple[str, str, str, dict[str, str]]:
+    """The notice of a closure, whoever closed it (staff sign-off, the resident's rating)."""
+    return (
+        "closed",
+        "诉求已销号",
+        f"您反映的问题（{c.tracking_no}）已办结销号，欢迎在小程序中评价办理结果。",
+        {"tip": "欢迎评价办理结果"},
+    )
 
 
 async def closing_event(

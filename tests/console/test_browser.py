@@ -321,8 +321,18 @@ async def test_offline_intake_prints_a_receipt(browser: Browser, live_server: Li
         await page.click("button:has-text('登记并生成回执')")
     assert (await nav.value).status == 201, await page.content()  # type: ignore[union-attr]
     receipt = await page.locator(".receipt").inner_text()
-    assert "受理回执" in receipt and "凤北街道" in receipt
+    assert "受理回执" in receipt and "凤北街道" in receipt and "查询码" in receipt
+    assert await page.locator(".receipt-qr svg").is_visible()
     await shot(live, page, "receipt")
+    # Printed: an A5 sheet by default, a 58 mm slip from the other button.
+    await page.emulate_media(media="print")
+    await shot(live, page, "receipt-print-a5")
+    await page.evaluate("document.documentElement.classList.add('print-slip')")
+    width = await page.locator(".receipt").evaluate("e => e.getBoundingClientRect().width")
+    assert width < 260, width  # 54 mm is about 204 CSS pixels
+    await shot(live, page, "receipt-print-slip")
+    await page.evaluate("document.documentElement.classList.remove('print-slip')")
+    await page.emulate_media(media="screen")
     # A reload re-posts the form: the first registration is shown, not a second one.
     async with page.expect_navigation():
         await page.reload()

@@ -265,10 +265,18 @@ async def test_offline_intake_and_its_receipt(client: AsyncClient, team: Team) -
     assert done.status_code == 201, done.text[:2000]
     tracking = re.search(r"[A-Z]{2}\d{8}-\d{6}", done.text)
     assert tracking and "受理回执" in done.text
+    # The receipt carries a query code (shown this once) and the tracking page's QR code.
+    code = re.search(r'<span class="code">([2-9A-Z]{8})</span>', done.text)
+    assert code and "<svg" in done.text and "/track?no=" + tracking.group(0) in done.text
+    followed = await client.get(
+        f"/api/v1/track/{tracking.group(0)}", params={"query_code": code.group(1)}
+    )
+    assert followed.status_code == 200 and followed.json()["tracking_no"] == tracking.group(0)
     again = await client.post("/console/intake", data=data)  # a reload
     assert again.status_code == 303 and again.headers["location"].endswith("/receipt")
     reprint = await client.get(again.headers["location"])
     assert tracking.group(0) in reprint.text and "已经提交过" in reprint.text
+    assert code.group(1) not in reprint.text  # shown once, stored hashed
     listed = (await client.get("/api/v1/staff/complaints", headers=await login(client, "c.agent")))
     assert [i["tracking_no"] for i in listed.json()["items"]].count(tracking.group(0)) == 1
     # A handler may not register.

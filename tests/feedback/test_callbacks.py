@@ -31,7 +31,7 @@ async def drawn(client: AsyncClient, connection: AsyncConnection) -> tuple[Staff
     listed = await client.get(
         f"/api/v1/staff/callbacks?draw_id={d.json()['draw_id']}", headers=s.county
     )
-    return s, next(cb for cb in listed.json() if cb["complaint_id"] == cid)
+    return s, next(cb for cb in listed.json()["items"] if cb["complaint_id"] == cid)
 
 
 async def test_the_audited_unit_cannot_see_or_record_its_own_callback(
@@ -48,7 +48,7 @@ async def test_the_audited_unit_cannot_see_or_record_its_own_callback(
         )
         assert listed.status_code == 404
     after = await client.get(f"/api/v1/staff/callbacks?draw_id={cb['draw_id']}", headers=s.county)
-    mine = next(x for x in after.json() if x["id"] == cb["id"])
+    mine = next(x for x in after.json()["items"] if x["id"] == cb["id"])
     assert mine["status"] == "pending" and mine["done_at"] is None
     events = [e["kind"] for e in (await case(client, s.zhang, cb["complaint_id"]))["events"]]
     assert "callback" not in events
@@ -74,7 +74,7 @@ async def test_the_commission_above_and_an_admin_do_not_record_it(
     assert (await client.post(url, headers=city, json=RECORD)).status_code == 404
     # An administrator may read every sample, but a callback is a cadre's work.
     listed = await client.get(f"/api/v1/staff/callbacks?draw_id={cb['draw_id']}", headers=admin)
-    assert listed.status_code == 200 and cb["id"] in [x["id"] for x in listed.json()]
+    assert listed.status_code == 200 and cb["id"] in [x["id"] for x in listed.json()["items"]]
     assert (await client.post(url, headers=admin, json=RECORD)).status_code == 403
 
 

@@ -117,7 +117,7 @@ async def test_quarterly_callbacks_draw_record_and_catch_a_fake_closure(
     assert set(again["callback_ids"]).isdisjoint(body["callback_ids"])
     listed = (
         await client.get(f"/api/v1/staff/callbacks?draw_id={body['draw_id']}", headers=s.county)
-    ).json()
+    ).json()["items"]
     target = next(cb for cb in listed if cb["complaint_id"] in ids)
     # A sample names cases and residents' verdicts: only the drawing commission
     # sees it, not another unit, nor the unit whose cases it checks.

@@ -51,7 +51,7 @@ async def test_two_cadres_recording_one_callback_one_wins(
     d = await http.post("/api/v1/staff/callbacks/draw?quarter=2026Q4", headers=a)
     assert d.status_code == 201, d.text
     listed = await http.get(f"/api/v1/staff/callbacks?draw_id={d.json()['draw_id']}", headers=a)
-    cb = next(x for x in listed.json() if x["complaint_id"] == cid)
+    cb = next(x for x in listed.json()["items"] if x["complaint_id"] == cid)
     url = f"/api/v1/staff/callbacks/{cb['id']}"
     verdicts = [
         {"method": "phone", "reached": True, "resolved": True, "satisfaction": "satisfied"},

@@ -123,3 +123,15 @@ async def test_the_page_and_the_api_share_one_budget(
     r = await post_track(client, f"{HOME}/track", "DZ20261124-000001", "ABCD")
     assert r.status_code == 429 and "频繁" in r.text
     assert "retry-after" in r.headers
+
+
+async def test_the_receipt_link_fills_in_the_number_and_nothing_else(client: AsyncClient) -> None:
+    """A receipt's QR code opens /track?no=…: the number is filled in, the code
+    is typed by the resident; a hostile ``no`` is dropped, never echoed raw."""
+    r = await client.get("/track", params={"no": "dz20261124-000123"})
+    assert r.status_code == 200
+    assert 'value="DZ20261124-000123"' in r.text
+    for bad in ('"><script>alert(1)</script>', "DZ\x00123", "9" * 500):
+        r = await client.get("/track", params={"no": bad})
+        assert r.status_code in (200, 422), r.text  # 422: the boundary's control-character rule
+        assert "<script>alert" not in r.text and "9" * 500 not in r.text

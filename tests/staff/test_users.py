@@ -28,7 +28,7 @@ async def test_admin_creates_and_lists_staff(client: AsyncClient, admin: dict[st
     created = await client.post("/api/v1/staff/users", headers=admin, json=body)
     assert created.status_code == 201, created.text
     assert created.json()["region_code"] == "511702000000" and "password" not in created.json()
-    listed = (await client.get("/api/v1/staff/users?limit=200", headers=admin)).json()
+    listed = (await client.get("/api/v1/staff/users?limit=200", headers=admin)).json()["items"]
     assert "new.handler" in [u["username"] for u in listed]
     again = await client.post("/api/v1/staff/users", headers=admin, json=body)
     assert again.status_code == 409 and again.json()["error"] == "username_taken"

@@ -53,7 +53,7 @@ WORK = ("resolve", "resolve", "resolve", "assign", "reply", "extend", "escalate"
 # What may happen next to a case, by its status; repeats weight the usual path,
 # so that sequences reach closing, verdicts and reopening, not only filing.
 MOVES: dict[str, tuple[str, ...]] = {
-    "submitted": ("accept", "accept", "accept", "reject", "escalate"),
+    "submitted": ("accept", "accept", "accept", "reject", "escalate", "reclassify"),
     "escalated": ("accept", "accept", "reject"),
     "accepted": WORK,
     "assigned": WORK,
@@ -208,6 +208,10 @@ async def act_on(
         body["cadre_id"] = w.cadres.get(cf["unit"]["code"], 1)
     if action == "extend":
         body["days"] = 1 + n % 5
+    if action == "reclassify":
+        # Another item of the same unit, or a county-scope one (another unit),
+        # or the same item (refused): the case's counts move with its item.
+        body["item_code"] = ("0101", "0105", "0106")[n % 3]
     ok(await act(w.client, sup, cid, action, version, **body))
 
 

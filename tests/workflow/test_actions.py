@@ -135,7 +135,7 @@ async def test_full_lifecycle_to_sign_off(
                 )
             ).scalars()
         ]
-    assert kinds_sent == ["filed", "accepted", "replied", "resolved"]
+    assert kinds_sent == ["filed", "accepted", "replied", "resolved", "closed"]
 
 
 async def test_stale_version_is_409_and_changes_nothing(client: AsyncClient, team: Team) -> None:
@@ -383,7 +383,7 @@ async def test_manual_supervision_order_and_notices(client: AsyncClient, team: T
         await client.get(
             f"/api/v1/staff/supervision-orders?complaint_id={cid(team)}", headers=team.zhang
         )
-    ).json()
+    ).json()["items"]
     assert len(orders) == 1
     assert (
         await client.post(

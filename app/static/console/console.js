@@ -21,6 +21,8 @@
     var target = event.target instanceof Element ? event.target.closest("[data-print]") : null;
     if (target) {
       event.preventDefault();
+      // data-print="slip": a 58 mm thermal slip; anything else: the A5 sheet.
+      document.documentElement.classList.toggle("print-slip", target.dataset.print === "slip");
       window.print();
     }
   });
