@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.auth.router import router as auth_router
 from app.complaints.router import router as complaints_router
 from app.disclosures.router import router as disclosures_router
+from app.duplicates.router import router as duplicates_router
 from app.feedback.router import router as feedback_router
 from app.historical.router import router as historical_router
 from app.ledger.router import router as ledger_router
@@ -26,6 +27,7 @@ api_router.include_router(auth_router)
 api_router.include_router(regions_router)
 api_router.include_router(taxonomy_router)
 api_router.include_router(media_router)
+api_router.include_router(duplicates_router)
 api_router.include_router(complaints_router)
 api_router.include_router(feedback_router)
 api_router.include_router(staff_router)

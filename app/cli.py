@@ -286,6 +286,13 @@ def cmd_stats_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_duplicates_evaluate(args: argparse.Namespace) -> int:
+    from app.duplicates import evaluate
+
+    threshold = args.threshold if args.threshold is not None else Settings().duplicate_threshold
+    return evaluate.main(threshold, verbose=args.verbose)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from app.audit import exported, verify
     from app.audit.signing import trusted_keys
@@ -499,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = stats.add_parser("rebuild", help="recompute the rollups from the event log")
     p.set_defaults(fn=cmd_stats_rebuild)
+
+    dup = sub.add_parser("duplicates", help="duplicate detection").add_subparsers(
+        dest="duplicates_command", required=True
+    )
+    p = dup.add_parser("evaluate", help="precision and recall on the labelled duplicate pairs")
+    p.add_argument("--threshold", type=float, default=None, help="instead of the configured one")
+    p.add_argument("-v", "--verbose", action="store_true", help="list the pairs it gets wrong")
+    p.set_defaults(fn=cmd_duplicates_evaluate)
 
     media = sub.add_parser("media", help="media maintenance").add_subparsers(
         dest="media_command", required=True

@@ -246,6 +246,21 @@ BODIES: dict[tuple[str, str], Body] = {
         "note": "已受理",
         "media_ids": [],
     },
+    ("post", "/api/v1/complaints/similar"): lambda w: {
+        "region_code": VILLAGE,
+        "item_code": "0101",
+        "content": "村里的财务收支好几个季度都没有公开了",
+        "location": {"lat": 31.2, "lng": 107.5, "address": "村委会门口"},
+    },
+    ("post", "/api/v1/staff/complaints/{complaint_id}/merge"): lambda w: {
+        "parent_id": w.ids["complaint_id"],
+        "expected_version": 1,
+        "note": "同一问题",
+    },
+    ("post", "/api/v1/staff/complaints/{complaint_id}/unmerge"): lambda w: {
+        "expected_version": 1,
+        "note": "不是同一问题",
+    },
     ("post", "/api/v1/staff/supervision-orders"): lambda w: {
         "complaint_id": w.ids["complaint_id"],
         "reason": "请加快办理",

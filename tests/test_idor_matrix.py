@@ -212,6 +212,41 @@ ROWS: tuple[Row, ...] = (
         json={"expected_version": "{case_a_version}", "public_reply": "正在核查"},
         key="case_a",
     ),
+    # --- duplicates ------------------------------------------------------------
+    # Any resident may follow someone's open, unprotected case; its owner is
+    # told it is theirs. Unfollowing what one does not follow changes nothing.
+    Row(
+        "follow",
+        "POST",
+        "/complaints/{case_a}/follow",
+        resident_route(r1=400, r2=200),
+        key="case_a",
+    ),
+    Row(
+        "unfollow",
+        "DELETE",
+        "/complaints/{case_a}/follow",
+        resident_route(r1=200, r2=200),
+        key="case_a",
+    ),
+    Row("duplicates", "GET", "/staff/complaints/{case_a}/duplicates", CASE_FILE_A, key="case_a"),
+    Row(
+        "merge",
+        "POST",
+        "/staff/complaints/{case_a}/merge",
+        # into the agent's filing: only the child's own unit's supervisors merge
+        staff_route(404, sup1=200, commission=403, handler=404, admin=403),
+        json={"parent_id": "{case_g}", "expected_version": "{case_a_version}"},
+        key="case_a",
+    ),
+    Row(
+        "unmerge",
+        "POST",
+        "/staff/complaints/{case_a}/unmerge",
+        staff_route(404, sup1=409, commission=403, handler=403, admin=403),
+        json={"expected_version": "{case_a_version}"},
+        key="case_a",
+    ),
     Row(
         "issue order",
         "POST",

@@ -69,6 +69,10 @@ EVENT_LABELS = {
     "supervision_order": "下发督办单",
     "extension_requested": "申请延期",
     "callback": "回访",
+    "merged": "并件办理",
+    "merge_received": "相同问题并入",
+    "unmerged": "撤销并件",
+    "unmerge_received": "撤销并件",
     "imported": "历史件补录",
 }
 

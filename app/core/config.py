@@ -500,6 +500,26 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="a staff console session ends this many hours after sign-in in any case",
     )
+    duplicate_window_days: int = Field(
+        default=60,
+        ge=1,
+        le=365,
+        description="duplicate hints and staff duplicate lists look this many days back "
+        "(and forward, for staff) from the case or the filing",
+    )
+    duplicate_radius_m: int = Field(
+        default=500,
+        ge=10,
+        le=20000,
+        description="cases located within this many metres count as nearby for duplicates",
+    )
+    duplicate_threshold: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="text similarity (0-1) from which a case is a likely duplicate; "
+        "`ydt duplicates evaluate` reports precision and recall at it",
+    )
 
     # Open311 GeoReport v2 facade (/open311/v2): integrators file with an api key.
     open311_requests_per_hour: int = Field(

@@ -28,6 +28,7 @@ from app.models import (
     CallbackDraw,
     Citizen,
     Complaint,
+    ComplaintMerge,
     Rating,
     StaffUser,
     SupervisionUnit,
@@ -60,6 +61,16 @@ async def rate(
         raise ComplaintNotFound("未找到该反映事项")
     if c.status not in (ComplaintStatus.resolved, ComplaintStatus.closed):
         raise Conflict("事项尚未办结，办结后再评价")
+    merge = await session.get(ComplaintMerge, c.id)
+    if merge is not None:
+        # A merged duplicate is rated once the case it joined is resolved (the
+        # rating request comes with that case's notice); it counts nowhere.
+        parent = await session.get(Complaint, merge.parent_id)
+        if parent is None or parent.status not in (
+            ComplaintStatus.resolved,
+            ComplaintStatus.closed,
+        ):
+            raise Conflict("该事项已并入其他事项一并办理，办结后再评价")
     round_ = c.reopen_count
     taken = await session.execute(
         select(Rating.id).where(Rating.complaint_id == c.id, Rating.round == round_)

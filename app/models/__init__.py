@@ -10,6 +10,7 @@ from app.models.complaint import (
     TrackingCounter,
 )
 from app.models.disclosure import Disclosure, DisclosureEvent
+from app.models.duplicate import ComplaintFollow, ComplaintMerge
 from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.integrator import IntegratorKey, Open311Token
 from app.models.media import IdempotencyRecord, Media
@@ -45,6 +46,8 @@ __all__ = [
     "Citizen",
     "Complaint",
     "ComplaintEvent",
+    "ComplaintFollow",
+    "ComplaintMerge",
     "ContentCheck",
     "Department",
     "DesignatedCadre",

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import identity
 from app.core.config import Settings
-from app.models import Complaint, Notification, StaffUser
+from app.models import Complaint, ComplaintFollow, ComplaintMerge, Notification, StaffUser
 from app.models.enums import StaffRole
 from app.notifications import templates
 from app.workflow import scope
@@ -34,28 +34,74 @@ def to_citizen(
     """
     if not identity.has_citizen(complaint):
         return
-    session.add(
-        Notification(
-            recipient_kind="citizen",
-            recipient_id=complaint.citizen_id,  # NULL on a protected case
-            complaint_id=complaint.id,
-            kind=kind,
-            title=title[:64],
-            body=body,
-            data={
-                "tracking_no": complaint.tracking_no,
-                "status": templates.STATUS_WORDS.get(kind, ""),
-                "at": now.isoformat(),
-                "due": complaint.due_at.isoformat(),
-                **(slots or {}),
-            },
-            channel="wechat_subscribe",
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    # recipient NULL on a protected case
+    session.add(_citizen_row(complaint, complaint.citizen_id, kind, title, body, now, slots))
+
+
+def _citizen_row(
+    complaint: Complaint,
+    recipient_id: int | None,
+    kind: str,
+    title: str,
+    body: str,
+    now: datetime,
+    slots: Mapping[str, str] | None,
+) -> Notification:
+    return Notification(
+        recipient_kind="citizen",
+        recipient_id=recipient_id,
+        complaint_id=complaint.id,
+        kind=kind,
+        title=title[:64],
+        body=body,
+        data={
+            "tracking_no": complaint.tracking_no,
+            "status": templates.STATUS_WORDS.get(kind, ""),
+            "at": now.isoformat(),
+            "due": complaint.due_at.isoformat(),
+            **(slots or {}),
+        },
+        channel="wechat_subscribe",
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
+
+
+async def to_followers(
+    session: AsyncSession,
+    complaint: Complaint,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    now: datetime,
+    slots: Mapping[str, str] | None = None,
+) -> None:
+    """The same notice to everyone who follows this case: residents who chose
+    关注 instead of filing, and the complainants of cases merged into it.
+
+    A merged child's complainant is reached through the child (a notice row
+    on the child, delivered like the child's own), so an anonymous or accusing
+    child's filer stays sealed and no row ties them to this case.
+    """
+    followers = (
+        await session.execute(
+            select(ComplaintFollow.citizen_id).where(ComplaintFollow.complaint_id == complaint.id)
+        )
+    ).scalars()
+    for citizen_id in followers:
+        session.add(_citizen_row(complaint, int(citizen_id), kind, title, body, now, slots))
+    children = (
+        await session.execute(
+            select(Complaint)
+            .join(ComplaintMerge, ComplaintMerge.child_id == Complaint.id)
+            .where(ComplaintMerge.parent_id == complaint.id)
+        )
+    ).scalars()
+    for child in children:
+        to_citizen(session, child, kind=kind, title=title, body=body, now=now, slots=slots)
 
 
 def to_staff(

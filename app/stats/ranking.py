@@ -17,6 +17,7 @@ soon as each of them had one warning.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,7 +26,8 @@ from sqlalchemy import ColumnElement, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest
-from app.models import Complaint, Rating, StatsDaily, StatsOpenDue, StatsUnitMonth
+from app.duplicates import similarity
+from app.models import Complaint, ComplaintMerge, Rating, StatsDaily, StatsOpenDue, StatsUnitMonth
 from app.stats import service
 from app.stats.schemas import Alert, Figures, RankedUnit, Rankings
 from app.taxonomy import service as taxonomy_service
@@ -252,6 +254,8 @@ async def _low_satisfaction_alerts(
 
 
 MAX_CLUSTERS = 20
+# Looser than a duplicate: a class case is the same kind of trouble, not the same pipe.
+CLUSTER_SIMILARITY = 0.25
 CASES_PER_ALERT = 50
 
 
@@ -259,7 +263,14 @@ async def _cluster_alerts(
     session: AsyncSession, scope: service.Scope, date_to: date, n: int, days: int
 ) -> list[Alert]:
     """类案: at least n complaints on one item in one township within the window;
-    the largest clusters first, at most MAX_CLUSTERS, their cases in one query."""
+    the largest clusters first, at most MAX_CLUSTERS, their cases in one query.
+
+    Within an item and township the cases are then grouped by text similarity
+    (app/duplicates/similarity.py): each group of at least n look-alike
+    reports is its own alert, since "ten reports of one broken pipe" and "ten
+    different water complaints" call for different fixes. An item and
+    township with no such group keeps its one alert by item. Merged
+    duplicates count once: the rollup drops them, the case lists skip them."""
     start = date_to - timedelta(days=days - 1)
     where = and_(
         StatsDaily.township_code.startswith(scope.prefix),
@@ -288,12 +299,13 @@ async def _cluster_alerts(
     # and cut there, so a cluster of thousands costs no more than one of five.
     per_pair = [
         select(
-            select(Complaint.id, Complaint.item_code, Complaint.township_code)
+            select(Complaint.id, Complaint.item_code, Complaint.township_code, Complaint.content)
             .where(
                 Complaint.item_code == item,
                 Complaint.township_code == town,
                 Complaint.received_at >= lo,
                 Complaint.received_at < hi,
+                Complaint.id.not_in(select(ComplaintMerge.child_id)),
             )
             .order_by(Complaint.received_at, Complaint.id)
             .limit(CASES_PER_ALERT)
@@ -301,18 +313,40 @@ async def _cluster_alerts(
         )
         for item, town in pairs
     ]
-    cases: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for cid, item, town in (await session.execute(union_all(*per_pair))).all():
-        cases[(item, town)].append(cid)
-    items = (await taxonomy_service.snapshot(session)).items  # the current version's names
-    names = {code: items[code].name for code, _ in pairs if code in items}
-    return [
-        Alert(
-            kind="cluster",
-            title=f"类案：{days} 天内同一乡镇「{names.get(item, item)}」{count} 件",
-            item_code=item,
-            township_code=town,
-            complaint_ids=cases[(item, town)],
-        )
-        for item, town, count in rows
-    ]
+    cases: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for cid, item, town, content in (await session.execute(union_all(*per_pair))).all():
+        cases[(item, town)].append((cid, content))
+    snap = await taxonomy_service.snapshot(session)  # the current version's names
+    names = {code: snap.items[code].name for code, _ in pairs if code in snap.items}
+    grouped = await asyncio.to_thread(
+        lambda: {
+            pair: similarity.group([t for _, t in found], CLUSTER_SIMILARITY)
+            for pair, found in cases.items()
+        }
+    )
+    alerts: list[Alert] = []
+    for item, town, count in rows:
+        found = cases[(item, town)]
+        name = names.get(item, item)
+        alike = [g for g in grouped.get((item, town), []) if len(g) >= n]
+        for g in alike:
+            alerts.append(
+                Alert(
+                    kind="cluster",
+                    title=f"类案：{days} 天内同一乡镇「{name}」内容相近 {len(g)} 件",
+                    item_code=item,
+                    township_code=town,
+                    complaint_ids=[found[i][0] for i in sorted(g)],
+                )
+            )
+        if not alike:
+            alerts.append(
+                Alert(
+                    kind="cluster",
+                    title=f"类案：{days} 天内同一乡镇「{name}」{count} 件",
+                    item_code=item,
+                    township_code=town,
+                    complaint_ids=[cid for cid, _ in found],
+                )
+            )
+    return alerts

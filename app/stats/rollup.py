@@ -90,6 +90,8 @@ COUNTED = frozenset(
         "reopened",
         "rated",
         "callback",
+        "merged",
+        "unmerged",
         "reclassified",
     }
 )
@@ -111,6 +113,7 @@ class Tally:
     callback_unsolved: bool = False  # a callback on the current closure found it unsolved
     reopened: bool = False
     fake_closure: bool = False
+    merged: bool = False  # closed as a duplicate of another case: counted there, not here
     historical: bool = False  # imported after the fact: timeliness not counted
 
 
@@ -154,6 +157,8 @@ def step(t: Tally, event: EventLike) -> Tally:
     if kind == "rated":
         verdict = str(d.get("satisfaction"))
         return replace(t, verdict=verdict, round_verdict=verdict, score=int(d.get("score", 0)))
+    if kind in ("merged", "unmerged"):
+        return replace(t, merged=kind == "merged")
     if kind == "callback":
         fake = bool(d.get("fake_closure"))
         unsolved = t.closed and (fake or d.get("resolved") is False)
@@ -179,7 +184,7 @@ def contribution(t: Tally) -> tuple[int, date, dict[str, int]] | None:
     unsolved only while closed; reopened only once accepted; satisfied, basic
     and unsatisfied split the rated.
     """
-    if t.received_day is None or t.unit_id is None:
+    if t.received_day is None or t.unit_id is None or t.merged:
         return None
     m = dict.fromkeys(METRICS, 0)
     m["received"] = 1

@@ -28,13 +28,16 @@ class Action(enum.StrEnum):
     reclassify = "reclassify"
 
 
+# An open case may go straight to closed only by being merged into another as
+# its duplicate (app/duplicates/service.py): no action targets closed, and the
+# sign-off path closes from resolved alone; unmerging is closed → reopened.
 ALLOWED_TRANSITIONS: dict[S, frozenset[S]] = {
-    S.submitted: frozenset({S.accepted, S.rejected, S.escalated}),
-    S.escalated: frozenset({S.accepted, S.rejected, S.escalated}),
-    S.accepted: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved}),
-    S.assigned: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved}),
-    S.in_progress: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved}),
-    S.reopened: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved}),
+    S.submitted: frozenset({S.accepted, S.rejected, S.escalated, S.closed}),
+    S.escalated: frozenset({S.accepted, S.rejected, S.escalated, S.closed}),
+    S.accepted: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved, S.closed}),
+    S.assigned: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved, S.closed}),
+    S.in_progress: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved, S.closed}),
+    S.reopened: frozenset({S.assigned, S.in_progress, S.escalated, S.resolved, S.closed}),
     S.resolved: frozenset({S.closed, S.reopened}),
     S.closed: frozenset({S.reopened}),
     S.rejected: frozenset(),

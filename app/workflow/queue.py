@@ -32,6 +32,7 @@ from app.core.config import Settings
 from app.core.errors import BadRequest
 from app.core.schemas import DB_INT_MAX, DbId
 from app.disclosures import views as disclosure_views
+from app.duplicates import search as meaning_search
 from app.models import Complaint, ComplaintEvent, Item, Media, Region, StaffUser, SupervisionUnit
 from app.models.enums import Channel, ComplaintStatus, StaffRole
 from app.moderation import checks as moderation_checks
@@ -189,14 +190,6 @@ def _filtered(stmt: S, f: QueueFilter) -> S:
         stmt = stmt.where(Complaint.item_code.startswith(f.category_code))
     if f.region_code:
         stmt = stmt.where(Complaint.region_code.startswith(prefix_of(f.region_code)))
-    if f.q:
-        needle = f.q.strip()
-        stmt = stmt.where(
-            or_(
-                Complaint.tracking_no == needle.upper(),
-                Complaint.content.contains(needle, autoescape=True),
-            )
-        )
     if f.channel is not None:
         stmt = stmt.where(Complaint.channel == f.channel)
     if f.cadre_id is not None:
@@ -310,6 +303,8 @@ async def _scoped(
         visible = and_(
             visible, identity.visible_condition(user), Complaint.contact_name == f.name.strip()
         )
+    if f.q:  # by meaning as well as exact words: one condition, read with the scope
+        visible = and_(visible, await meaning_search.condition(session, f.q))
     if not f.phone:
         return visible
     return and_(visible, identity.visible_condition(user), identity.phone_condition(f.phone))

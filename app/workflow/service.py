@@ -215,6 +215,9 @@ async def act(
     if effect.citizen_notice:
         kind, title, text, slots = effect.citizen_notice
         notify.to_citizen(session, c, kind=kind, title=title, body=text, now=now, slots=slots)
+        await notify.to_followers(
+            session, c, kind=kind, title=title, body=text, now=now, slots=slots
+        )
     if effect.staff_notice:
         ids, title, text = effect.staff_notice
         notify.to_staff(
