@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,7 @@ from app.health.router import router as health_router
 from app.media.router import files_router
 from app.openapi import install_openapi
 from app.routing import service as routing_service
+from app.stats import projector
 from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -60,7 +63,21 @@ def create_app(
             await store.start()
         except Exception as exc:  # keep serving; /readyz reports storage as down
             logger.error("object storage not ready at start", extra={"error": repr(exc)})
+        projecting = None
+        if settings.projector_in_app:  # processes take turns (app/stats/projector.py)
+            projecting = asyncio.create_task(
+                projector.run(
+                    app.state.sessionmaker,
+                    app.state.clock,
+                    interval=settings.projector_interval_seconds,
+                    batch=settings.projector_batch,
+                )
+            )
         yield
+        if projecting is not None:
+            projecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await projecting
         await app.state.wechat.aclose()
         close = getattr(app.state.shared_store, "close", None)
         if close is not None:

@@ -1,6 +1,7 @@
 """``ydt worker``: the periodic work (red-card sweeps and their orders, folding
 past days of the open-cases rollup, outbox delivery, signed audit checkpoints,
-playable copies of voice/video and sha256 checks of newly attached media).
+playable copies of voice/video and sha256 checks of newly attached media), and
+the statistics projector as its own loop (app/stats/projector.py).
 Safe to run as several processes: orders are unique per spell, folds lock the
 table they rewrite, notifications are claimed with leases, and audit
 checkpoints are unique per period."""
@@ -24,11 +25,12 @@ from app.core.storage import MediaStore, create_media_store
 from app.media import maintenance as media_maintenance
 from app.notifications.delivery import DeliveryStats, deliver
 from app.staff import login as staff_login
-from app.stats import rollup
+from app.stats import projector, rollup
 from app.supervision import service as supervision
 from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
+_background: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -85,6 +87,21 @@ async def run(
     me = worker_id()
     store = store or create_media_store(settings)
     logger.info("worker started", extra={"worker": me})
+    if once:
+        async with sessionmaker() as s:
+            await projector.drain(s, now=clock.now(), batch=settings.projector_batch)
+            await s.commit()
+    else:  # the rollups follow the event log within a second, not a tick
+        projecting = asyncio.create_task(
+            projector.run(
+                sessionmaker,
+                clock,
+                interval=settings.projector_interval_seconds,
+                batch=settings.projector_batch,
+            )
+        )
+        _background.add(projecting)
+        projecting.add_done_callback(_background.discard)
     while True:
         try:
             result = await tick(sessionmaker, wechat, settings, clock, me=me, store=store)

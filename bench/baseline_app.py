@@ -6,7 +6,7 @@ tracking, on `bench_baseline`, which the runner creates as
 and fills with the same rows. It serves the same paths as the app, so the
 same wrk scripts drive both, and it starts through the same launcher
 (bench.serve) with the same worker count. Its pool matches the app's
-(pool_size 10 + max_overflow 10 per worker).
+(pool_size 20, no overflow, per worker).
 
 No authentication, rate limiting, idempotency, routing, events, rollups or
 logging: whatever the app spends beyond this is the price of its features.
@@ -59,7 +59,7 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
+        pool = await asyncpg.create_pool(dsn, min_size=20, max_size=20)
         assert pool is not None
         # Any existing row supplies the foreign values routing would have chosen.
         state["template"] = await pool.fetchrow(

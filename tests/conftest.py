@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.core import keys
@@ -29,6 +29,7 @@ from app.core.storage.local import LocalMediaStore
 from app.core.storage.s3 import S3MediaStore
 from app.main import create_app
 from app.reference import service as reference_service
+from app.stats import projector
 from app.wechat.client import WeChatClient
 from tests import support
 from tests.fake_wechat import FakeWeChat
@@ -58,6 +59,11 @@ def make_settings(**overrides: object) -> Settings:
         "checkpoint_minutes": 0,
         "log_json": True,
         "log_level": "WARNING",
+        # Each test's changes live in a transaction that is rolled back: check
+        # the reference token on every use, as a process does once per second.
+        "reference_cache_seconds": 0,
+        # Tests drain the statistics projector themselves (tests/support.py).
+        "projector_in_app": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -262,7 +268,26 @@ async def app(
     await application.state.wechat.aclose()
 
 
+async def drain_projector(app: FastAPI) -> int:
+    """Apply every queued event to the rollups, as the running projector would
+    within a second (app/stats/projector.py), on the test's connection."""
+    async with app.state.sessionmaker() as s:
+        n = await projector.drain(s, now=app.state.clock.now())
+        await s.commit()
+    return n
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:
+    async def _projected(request: Request) -> None:
+        # Statistics trail the event log by design; a test reading them reads
+        # them after the projector caught up, as a person would a second later.
+        if "stats" in request.url.path:
+            await drain_projector(app)
+
+    async with AsyncClient(
+        transport=ASGITransport(app=app),
+        base_url="http://testserver",
+        event_hooks={"request": [_projected]},
+    ) as c:
         yield c

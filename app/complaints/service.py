@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import state as audit_state
@@ -37,10 +38,9 @@ from app.media.dependencies import Uploader
 from app.models import Citizen, Complaint, ComplaintEvent, Item, Media, Region, TaxonomyVersion
 from app.models.enums import Channel, ComplaintStatus, RegionLevel
 from app.notifications import service as notify
-from app.regions import service as regions_service
+from app.routing import refcache
 from app.routing import service as routing_service
 from app.routing.engine import RouteDecision
-from app.stats import rollup
 from app.workflow.machine import CardThresholds
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
@@ -260,14 +260,23 @@ async def open_case(
             "warnings": list(decision.warnings),
         },
     )
+    # Inserting them queues both for the statistics projector (migration 0017).
     session.add_all([filed, routed])
-    await rollup.apply(session, complaint, filed)
     media_service.attach(
         new.media, f"complaint:{complaint_id}", now, forget_owner=complaint.identity_protected
     )
-    version = await session.get(TaxonomyVersion, new.item.version_id)
-    if version is not None and version.first_used_at is None:
-        version.first_used_at = now  # from now on this taxonomy version is immutable
+    # From the first filing on, this taxonomy version is immutable. The cached
+    # version says whether that already happened, so the pin costs a
+    # statement only until the cache sees it (its trigger moves the token).
+    tv = (await refcache.get(session, settings)).taxonomy
+    if tv is None or tv.id != new.item.version_id or tv.first_used_at is None:
+        await session.execute(
+            update(TaxonomyVersion)
+            .where(
+                TaxonomyVersion.id == new.item.version_id, TaxonomyVersion.first_used_at.is_(None)
+            )
+            .values(first_used_at=now)
+        )
     await session.flush()
     # The day's counter row is the one every filing locks: take it last, so it
     # is held for the commit only, not for the twenty statements above (bench/).
@@ -293,8 +302,8 @@ async def file(
         )
         item_code, region_code = item_code or suggested, disclosure.region_code
     assert item_code is not None and region_code is not None  # the schema requires them
-    item = await routing_service.current_item(session, item_code)
-    path = await regions_service.get_chain(session, region_code)
+    item = await routing_service.current_item(session, item_code, settings=settings)
+    path = await routing_service.region_chain(session, region_code, settings)
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")

@@ -101,7 +101,19 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.update(pool_size=settings.database_pool_size, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: asyncpg's ping is BEGIN; ROLLBACK, a round trip per checkout
+    # (9 of a filing's 37, bench/). A connection PostgreSQL dropped fails its
+    # first statement instead; SQLAlchemy then invalidates the whole pool, and
+    # the request answers 503 (app/core/errors.py), never 500. ``pool_recycle``
+    # retires connections before firewalls and PgBouncer's timeouts do.
+    # No overflow: connections opened past the pool were closed on check-in and
+    # reopened at the next burst (churn at 16 concurrent requests per worker).
+    kwargs.update(
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_recycle=settings.database_pool_recycle_seconds or -1,
+    )
     return create_async_engine(url, **kwargs)
 
 

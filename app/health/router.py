@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.core.deps import ClockDep, SettingsDep, StoreDep
 from app.routing import calendar_service
+from app.stats import projector
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -39,7 +40,20 @@ async def readyz(
                 warnings = await calendar_service.readiness_warnings(
                     session, now=clock.now(), settings=settings
                 )
+                behind = await projector.lag(session)
         checks["database"] = "ok"
+        lag_s = behind.seconds(clock.now())
+        checks["projector"] = {
+            "pending": behind.pending,
+            "lag_seconds": round(lag_s, 1),
+            "high_water": behind.high_water,
+        }
+        if lag_s > settings.projector_lag_warn_seconds:
+            # A warning, not a failure: requests are served, statistics trail.
+            warnings.append(
+                f"projector: statistics trail the event log by {lag_s:.0f} s "
+                f"({behind.pending} events queued); is `ydt worker` running?"
+            )
     except Exception as exc:
         logger.warning("readiness: database failed", extra={"error": repr(exc)})
         checks["database"] = f"error: {type(exc).__name__}"

@@ -12,6 +12,7 @@ from app.models.complaint import (
 from app.models.disclosure import Disclosure, DisclosureEvent
 from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.media import IdempotencyRecord, Media
+from app.models.projection import ProjectorMark, ReferenceVersion, StatsPending
 from app.models.reference import (
     Category,
     Department,
@@ -52,7 +53,9 @@ __all__ = [
     "LoginOutcome",
     "Media",
     "Notification",
+    "ProjectorMark",
     "Rating",
+    "ReferenceVersion",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
@@ -64,6 +67,7 @@ __all__ = [
     "StatsDaily",
     "StatsItemMonth",
     "StatsOpenDue",
+    "StatsPending",
     "StatsTownDay",
     "StatsUnitMonth",
     "SupervisionOrder",

@@ -6,11 +6,12 @@ closed (and on time), its latest rating, reopened at least once, unsolved,
 found faked at a callback. ``fold`` replays a case's events into a ``Tally``;
 ``contribution`` turns a tally into the counters it adds to its rollup rows.
 
-The request that writes an event moves the case's contribution from what the
-events before it said to what they say now, in the same transaction; ``ydt
-stats rebuild`` folds every case's whole log and adds the final contributions.
-The live rows are therefore sums of final contributions too, so the two agree
-unless a write bypassed the event log.
+The projector (``app/stats/projector.py``), shortly after the request that
+wrote an event, moves the case's contribution from what the events before it
+said to what they say now; ``ydt stats rebuild`` folds every case's whole log
+and adds the final contributions. Once the projector has drained, the live
+rows are therefore sums of final contributions too, so the two agree unless a
+write bypassed the event log.
 
 Why this shape: a rate is only bounded if its numerator counts a subset of the
 cases its denominator counts, in the same rows. Counting events instead (each
@@ -464,7 +465,14 @@ ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
 
 
 async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
-    """Recompute every rollup from the event log (run in one transaction)."""
+    """Recompute every rollup from the event log (run in one transaction).
+
+    Events still queued for the projector are folded here and dropped from
+    its queue; events written meanwhile (above ``top``) stay queued for it.
+    """
+    from app.stats import projector
+
+    top = await projector.forget_before_rebuild(session)
     for table in ROLLUP_TABLES:
         await session.execute(delete(table))
     totals: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
@@ -491,7 +499,7 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
         events: Iterable[ComplaintEvent] = (
             await session.execute(
                 select(ComplaintEvent)
-                .where(ComplaintEvent.complaint_id.in_(list(info)))
+                .where(ComplaintEvent.complaint_id.in_(list(info)), ComplaintEvent.id <= top)
                 .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq)
             )
         ).scalars()

@@ -16,7 +16,6 @@ from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import StaffUser
 from app.models.enums import Channel, RegionLevel, StaffRole
-from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.workflow.machine import Priority, priority_score
 from app.workflow.schemas import OfflineIntake
@@ -54,8 +53,8 @@ async def register(
         and body.channel is not Channel.door_to_door
     ):
         raise BadRequest("实名登记请填写反映人姓名和电话")
-    item = await routing_service.current_item(session, body.item_code)
-    path = await regions_service.get_chain(session, body.region_code)
+    item = await routing_service.current_item(session, body.item_code, settings=settings)
+    path = await routing_service.region_chain(session, body.region_code, settings)
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
