@@ -21,7 +21,7 @@ from app.core import keys
 from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.security import TokenService
@@ -97,6 +97,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
     shared: SharedStore = create_shared_store(settings, app.state.sessionmaker)
     app.state.shared_store = shared

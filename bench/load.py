@@ -20,11 +20,12 @@ import asyncio
 import json
 import random
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,16 @@ from bench.servers import JWT_SECRET, Database, Server, cpu_seconds, postgres_pi
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
 PER_RESIDENT = 9  # filings per resident over the whole run; the limit is 10 an hour
 MAX_FILING_RPS = 2000  # generous ceiling used only to size the resident pool
+SESSION_COLUMNS = (
+    "id",
+    "subject_kind",
+    "subject_id",
+    "kind",
+    "generation",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+)
 
 
 def ensure_wrk() -> str:
@@ -90,14 +101,31 @@ async def prepare(
             "select item_code, region_code, content from complaints order by random() limit $1",
             residents,
         )
+        # Owners of protected cases are not in the clear (citizen_id is NULL).
         cases = await conn.fetch(
-            "select id, citizen_id from complaints order by random() limit $1", tracked
+            "select id, citizen_id from complaints where citizen_id is not null "
+            "order by random() limit $1",
+            tracked,
+        )
+        # Tokens work only while their server-side session does
+        # (app/auth/sessions.py): one live api session per resident.
+        owners = sorted({first + i for i in range(residents)} | {c["citizen_id"] for c in cases})
+        sid = {cid: secrets.token_hex(16) for cid in owners}
+        await conn.copy_records_to_table(
+            "auth_sessions",
+            records=[
+                (sid[c], "citizen", c, "api", 0, now, now, now + timedelta(hours=3))
+                for c in owners
+            ],
+            columns=SESSION_COLUMNS,
         )
     finally:
         await conn.close()
 
     def token(citizen_id: int) -> str:
-        return tokens.issue(subject=str(citizen_id), kind="citizen", now=now)[0]
+        return tokens.issue(
+            subject=str(citizen_id), kind="citizen", now=now, session_id=sid[citizen_id]
+        )[0]
 
     def address(i: int) -> str:  # a loopback-range label, one per resident
         return f"127.{1 + i // 65536 % 254}.{i // 256 % 256}.{i % 256}"

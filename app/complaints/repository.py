@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,6 +101,75 @@ async def summary(session: AsyncSession, complaint_id: str) -> SummaryRow | None
     return (await session.execute(stmt)).one_or_none()
 
 
+async def tracking_no_of(session: AsyncSession, complaint_id: str) -> str | None:
+    stmt = select(Complaint.tracking_no).where(Complaint.id == complaint_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def by_tracking_no(session: AsyncSession, tracking_no: str) -> Complaint | None:
     stmt = select(Complaint).where(Complaint.tracking_no == tracking_no)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# The resident's view of a case in one statement: the case, the names it
+# shows, its public events and its media ids aggregated as JSON, correlated on
+# the outer ``complaints`` row. Only what the timeline shows leaves the
+# database: an event's public reply, not its whole ``data`` (the filing
+# event's carries the row's snapshot).
+_EVENTS_SQL = {
+    "postgresql": (
+        "(SELECT json_agg(json_build_array(e.kind, e.created_at, e.to_status, e.note, "
+        "(e.data -> 'public_reply') IS NOT NULL, e.data ->> 'public_reply') ORDER BY e.seq) "
+        "FROM complaint_events e WHERE e.complaint_id = complaints.id AND e.public)"
+    ),
+    # SQLite before 3.44 has no ORDER BY inside an aggregate: it folds the
+    # rows of an ordered subquery in their order.
+    "sqlite": (
+        "(SELECT json_group_array(json_array(e.kind, e.created_at, e.to_status, e.note, "
+        "json_type(e.data, '$.public_reply') IS NOT NULL, json_extract(e.data, '$.public_reply'))) "
+        "FROM (SELECT * FROM complaint_events WHERE complaint_id = complaints.id AND public = 1 "
+        "ORDER BY seq) e)"
+    ),
+}
+_MEDIA_SQL = {
+    "postgresql": (
+        "(SELECT json_agg(m.id ORDER BY m.attached_at, m.id) FROM media m "
+        "WHERE m.attached_to = 'complaint:' || complaints.id)"
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(m.id) FROM (SELECT id FROM media "
+        "WHERE attached_to = 'complaint:' || complaints.id ORDER BY attached_at, id) m)"
+    ),
+}
+
+DetailRow = Row[Complaint, str, str, str, Any, Any]
+
+
+async def detail_row(
+    session: AsyncSession,
+    *,
+    complaint_id: str | None = None,
+    tracking_no: str | None = None,
+    owner: int | None = None,
+    also: ColumnElement[bool] | None = None,
+) -> DetailRow | None:
+    """One SELECT for ``GET /complaints/{id}`` and ``/track/{no}``.
+
+    ``owner`` puts the ownership check in the WHERE clause (another
+    resident's case is simply not found); ``also`` adds a condition such as
+    "the caller's session is live", so the token check costs no round trip.
+    """
+    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+    stmt = _summary_select().add_columns(
+        literal_column(_EVENTS_SQL[dialect]).label("events"),
+        literal_column(_MEDIA_SQL[dialect]).label("media"),
+    )
+    if complaint_id is not None:
+        stmt = stmt.where(Complaint.id == complaint_id)
+    if tracking_no is not None:
+        stmt = stmt.where(Complaint.tracking_no == tracking_no)
+    if owner is not None:
+        stmt = stmt.where(identity.owned_condition(owner))
+    if also is not None:
+        stmt = stmt.where(also)
+    return (await session.execute(stmt)).one_or_none()

@@ -36,6 +36,12 @@ NAMING_CONVENTION = {
 }
 
 
+# An execution option marking a read-only session's connection.
+READ_ONLY = "ydt_read_only"
+# Connections kept per process on SQLite (one writer at a time; readers share).
+SQLITE_POOL_SIZE = 8
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend.
 
@@ -84,9 +90,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE: a transaction that reads then writes must not lose to a
-        # concurrent writer with SQLITE_BUSY (a 500); it waits its turn instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers: IMMEDIATE, so a transaction that reads then writes waits its
+        # turn instead of losing to a concurrent writer with SQLITE_BUSY.
+        # Readers (``create_read_sessionmaker``): deferred, so they never take
+        # the write lock and, under WAL, run beside the one writer.
+        read = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
@@ -96,8 +105,13 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         path = settings.sqlite_path() if url == settings.database_url else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout: SQLite file locks, not a pool, decide.
-        kwargs["poolclass"] = NullPool
+        if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+            kwargs["poolclass"] = NullPool
+        else:
+            # Connections are kept: opening one per request cost a thread, a
+            # file open and four PRAGMAs. SQLite's locks, not the pool, order
+            # the writers; readers share the pool beside them.
+            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -121,9 +135,36 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read.
+
+    PostgreSQL: autocommit, so a read sends no BEGIN and no COMMIT (two of a
+    one-statement read's three round trips). SQLite: a deferred BEGIN, which
+    never takes the write lock. A service that writes must use ``get_session``.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, execution_options=options
+    )
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: commit on success, roll back on error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a request that only reads (``create_read_sessionmaker``)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
     async with sessionmaker() as session:
         try:
             yield session

@@ -131,19 +131,24 @@ async def begin(
     return Replay(found.status_code, _open(scope, owner, key, found.response))
 
 
-async def complete(
-    session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
-) -> None:
-    sealed = {
+def sealed(record: IdempotencyRecord, body: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of an answer (what ``complete`` writes)."""
+    return {
         "sealed": crypto.seal_json(
             keys.current(), body, aad=_aad(record.scope, record.owner, record.key)
         )
     }
+
+
+async def complete(
+    session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
+) -> None:
+    sealed_body = sealed(record, body)
     record.status_code = status_code
-    record.response = sealed
+    record.response = sealed_body
     await session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record.id)
-        .values(status_code=status_code, response=sealed)
+        .values(status_code=status_code, response=sealed_body)
         .execution_options(synchronize_session=False)
     )

@@ -23,22 +23,30 @@ def to_citizen(
     On a protected case the row names no recipient: delivery finds the openid
     in the case's sealed identity, so the outbox does not tie case to citizen.
     """
+    notice = citizen_notice(complaint, kind=kind, title=title, body=body, now=now)
+    if notice is not None:
+        session.add(notice)
+
+
+def citizen_notice(
+    complaint: Complaint, *, kind: str, title: str, body: str, now: datetime
+) -> Notification | None:
+    """The row ``to_citizen`` adds, for a writer that inserts it itself
+    (app/complaints/filing_sql.py); None when no resident filed the case."""
     if not identity.has_citizen(complaint):
-        return
-    session.add(
-        Notification(
-            recipient_kind="citizen",
-            recipient_id=complaint.citizen_id,  # NULL on a protected case
-            complaint_id=complaint.id,
-            kind=kind,
-            title=title[:64],
-            body=body,
-            channel="wechat_subscribe",
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        return None
+    return Notification(
+        recipient_kind="citizen",
+        recipient_id=complaint.citizen_id,  # NULL on a protected case
+        complaint_id=complaint.id,
+        kind=kind,
+        title=title[:64],
+        body=body,
+        channel="wechat_subscribe",
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import service as complaints_service
+from app.complaints import filing as complaints_filing
 from app.complaints.schemas import PHONE_RE
 from app.core.config import Settings
 from app.core.errors import BadRequest, Forbidden
@@ -72,9 +72,9 @@ async def register(
     media = await media_service.claimable(session, body.media_ids, Uploader("staff", user.id))
     media_service.check_case_limits(media)
     flags = {Priority(f) for f in body.priority_flags}
-    complaint = await complaints_service.open_case(
+    complaint = await complaints_filing.open_case(
         session,
-        complaints_service.NewCase(
+        complaints_filing.NewCase(
             item=item,
             path=path,
             decision=decision,
