@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -89,6 +89,11 @@ class Overview(BaseModel):
     by_item: list[Breakdown]
     by_unit: list[Breakdown]
     by_region: list[Breakdown]
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )
 
 
 class PublicStats(BaseModel):
@@ -99,6 +104,11 @@ class PublicStats(BaseModel):
     closure_rate: float | None
     solved_rate: float | None
     satisfaction_rate: float | None
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )
 
 
 class RankedUnit(BaseModel):
@@ -155,3 +165,8 @@ class Rankings(BaseModel):
         "reasons it is or is not on a list (e.g. too few cases)"
     )
     alerts: list[Alert]
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )
