@@ -32,10 +32,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, inspect, literal, select, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.expression import ColumnElement
 
 from app.models import (
     Complaint,
@@ -54,9 +64,17 @@ def supported(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _serial(column: Any) -> bool:
+    return bool(
+        column.primary_key
+        and isinstance(column.type, Integer)
+        and column.autoincrement in (True, "auto")
+    )
+
+
 def row_values(obj: Any) -> dict[str, Any]:
     """Column -> value for a transient ORM object, with the Python-side
-    defaults the ORM would apply on flush; server-generated keys left out."""
+    defaults the ORM would apply on flush; serial keys left to the sequence."""
     out: dict[str, Any] = {}
     for prop in inspect(type(obj)).column_attrs:
         column = prop.columns[0]
@@ -66,16 +84,26 @@ def row_values(obj: Any) -> dict[str, Any]:
                 value = column.default.arg
             elif column.default.is_callable:
                 value = column.default.arg(None)
-        serial = column.primary_key and isinstance(column.type, Integer)
-        if value is None and serial and column.autoincrement in (True, "auto"):
-            continue  # the sequence numbers it
+        if value is None and _serial(column):
+            continue
         out[column.name] = value
     return out
 
 
-def _typed(model: Any, values: dict[str, Any]) -> dict[str, ColumnElement[Any]]:
-    table = model.__table__
-    return {k: literal(v, type_=table.c[k].type) for k, v in values.items()}
+def _binds(model: Any, prefix: str) -> dict[str, Any]:
+    """A typed bind parameter per written column, named ``prefix`` + column."""
+    return {
+        c.name: bindparam(f"{prefix}{c.name}", type_=c.type)
+        for c in model.__table__.columns
+        if not _serial(c)
+    }
+
+
+def _params(obj: Any, prefix: str) -> dict[str, Any]:
+    values = row_values(obj)
+    return {
+        f"{prefix}{c.name}": values.get(c.name) for c in obj.__table__.columns if not _serial(c)
+    }
 
 
 @dataclass
@@ -83,6 +111,83 @@ class Idempotent:
     record_id: int
     status_code: int
     response: dict[str, Any]
+
+
+# Built once per shape and reused: SQLAlchemy then skips walking ~100 values
+# for a cache key on every filing, and reuses the compiled SQL.
+_STATEMENTS: dict[tuple[int, bool, bool, str | None], Any] = {}
+
+
+def _statement(events: int, notice: bool, idem: bool, media: str | None) -> Any:
+    key = (events, notice, idem, media)
+    found = _STATEMENTS.get(key)
+    if found is not None:
+        return found
+    counter = (
+        pg_insert(TrackingCounter)
+        .values(day=bindparam("day", type_=Date), value=1)
+        .on_conflict_do_update(
+            index_elements=[TrackingCounter.day], set_={"value": TrackingCounter.value + 1}
+        )
+        .returning(TrackingCounter.value)
+        .cte("n")
+    )
+    case_values = _binds(Complaint, "c_")
+    case_values["tracking_no"] = (
+        bindparam("prefix", type_=String) + func.lpad(cast(counter.c.value, String), 6, "0")
+    ).label("tracking_no")
+    case = (
+        pg_insert(Complaint)
+        .from_select(list(case_values), select(*case_values.values()).select_from(counter))
+        .returning(Complaint.tracking_no)
+        .cte("c")
+    )
+    parts: list[Any] = []
+    for i in range(events):
+        values = _binds(ComplaintEvent, f"e{i}_")
+        parts.append(
+            pg_insert(ComplaintEvent)
+            .from_select(list(values), select(*values.values()).select_from(case))
+            .cte(f"e{i}")
+        )
+    if notice:
+        values = _binds(Notification, "n_")
+        values["body"] = func.replace(values["body"], literal(NUMBER), case.c.tracking_no)
+        parts.append(
+            pg_insert(Notification)
+            .from_select(list(values), select(*values.values()).select_from(case))
+            .cte("note")
+        )
+    if idem:
+        response = IdempotencyRecord.__table__.c.response
+        parts.append(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == bindparam("i_id", type_=Integer))
+            .values(
+                status_code=bindparam("i_status", type_=Integer),
+                response=bindparam("i_response", type_=response.type),
+            )
+            .cte("idem")
+        )
+    if media is not None:
+        table = Media.__table__
+        attached: dict[str, Any] = {
+            "status": bindparam("m_status", type_=table.c.status.type),
+            "attached_to": bindparam("m_attached_to", type_=table.c.attached_to.type),
+            "attached_at": bindparam("m_attached_at", type_=table.c.attached_at.type),
+            "verified_at": None,
+        }
+        if media == "forget_owner":
+            attached["owner_citizen_id"] = None
+        parts.append(
+            update(Media)
+            .where(Media.id.in_(bindparam("m_ids", expanding=True)))
+            .values(**attached)
+            .cte("media")
+        )
+    stmt = select(case.c.tracking_no).add_cte(*parts)
+    _STATEMENTS[key] = stmt
+    return stmt
 
 
 async def insert_case(
@@ -100,63 +205,30 @@ async def insert_case(
 
     ``complaint.tracking_no`` is replaced by the counter's next number; a
     notification's body may carry ``NUMBER`` where the number goes. The media
-    rows must already hold their attached values (``media_service.attach``).
+    rows must already hold their attached values (``media_service.attach``),
+    the same for every one of them.
     """
-    counter = (
-        pg_insert(TrackingCounter)
-        .values(day=day, value=1)
-        .on_conflict_do_update(
-            index_elements=[TrackingCounter.day], set_={"value": TrackingCounter.value + 1}
-        )
-        .returning(TrackingCounter.value)
-        .cte("n")
-    )
-    number = (
-        literal(f"{prefix}{day:%Y%m%d}-") + func.lpad(cast(counter.c.value, String), 6, "0")
-    ).label("tracking_no")
-    case_values = _typed(Complaint, row_values(complaint))
-    case_values["tracking_no"] = number
-    case = (
-        pg_insert(Complaint)
-        .from_select(list(case_values), select(*case_values.values()).select_from(counter))
-        .returning(Complaint.tracking_no)
-        .cte("c")
-    )
-    parts: list[Any] = []
+    params: dict[str, Any] = {"day": day, "prefix": f"{prefix}{day:%Y%m%d}-"}
+    params |= _params(complaint, "c_")
     for i, event in enumerate(events):
-        values = _typed(ComplaintEvent, row_values(event))
-        parts.append(
-            pg_insert(ComplaintEvent)
-            .from_select(list(values), select(*values.values()).select_from(case))
-            .cte(f"e{i + 1}")
-        )
+        params |= _params(event, f"e{i}_")
     if notification is not None:
-        values = _typed(Notification, row_values(notification))
-        values["body"] = func.replace(values["body"], NUMBER, case.c.tracking_no)
-        parts.append(
-            pg_insert(Notification)
-            .from_select(list(values), select(*values.values()).select_from(case))
-            .cte("note")
-        )
+        params |= _params(notification, "n_")
     if idempotent is not None:
-        parts.append(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == idempotent.record_id)
-            .values(status_code=idempotent.status_code, response=idempotent.response)
-            .cte("idem")
-        )
-    for m in media:
-        parts.append(
-            update(Media)
-            .where(Media.id == m.id)
-            .values(
-                status=m.status,
-                attached_to=m.attached_to,
-                attached_at=m.attached_at,
-                verified_at=m.verified_at,
-                owner_citizen_id=m.owner_citizen_id,
-            )
-            .cte(f"m_{len(parts)}")
-        )
-    stmt = select(case.c.tracking_no).add_cte(*parts)
-    return str((await session.execute(stmt)).scalar_one())
+        params |= {
+            "i_id": idempotent.record_id,
+            "i_status": idempotent.status_code,
+            "i_response": idempotent.response,
+        }
+    media_mode = None
+    if media:
+        first = media[0]
+        media_mode = "forget_owner" if first.owner_citizen_id is None else "keep_owner"
+        params |= {
+            "m_ids": [m.id for m in media],
+            "m_status": first.status,
+            "m_attached_to": first.attached_to,
+            "m_attached_at": first.attached_at,
+        }
+    stmt = _statement(len(events), notification is not None, idempotent is not None, media_mode)
+    return str((await session.execute(stmt, params)).scalar_one())

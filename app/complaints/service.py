@@ -269,8 +269,12 @@ async def detail(
     WHERE clause (another resident's case is "not found", never "forbidden")."""
     row = None
     if len(complaint_id) == 32:
-        row = await repository.detail_row(
-            session, complaint_id=complaint_id, owner=token.citizen_id, also=token.live(now)
+        row = await repository.owned_detail_row(
+            session,
+            complaint_id=complaint_id,
+            owner=token.citizen_id,
+            session_id=token.session_id,
+            now=now,
         )
     if row is None:
         await token.require_live(session, now)  # a dead session is a 401, not a 404
@@ -287,7 +291,7 @@ async def track(
     *,
     now: datetime,
 ) -> ComplaintDetail:
-    row = await repository.detail_row(session, tracking_no=tracking_no.strip().upper())
+    row = await repository.tracked_detail_row(session, tracking_no.strip().upper())
     complaint = row[0] if row is not None else None
     ok = (
         complaint is not None
