@@ -98,6 +98,8 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.read_sessionmaker = create_read_sessionmaker(engine)
+    # One writer at a time per process on SQLite, queued here (app/core/db.py).
+    app.state.sqlite_writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
     app.state.clock = clock or SystemClock()
     shared: SharedStore = create_shared_store(settings, app.state.sessionmaker)
     app.state.shared_store = shared

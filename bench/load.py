@@ -39,6 +39,7 @@ from bench.servers import JWT_SECRET, Database, Server, cpu_seconds, postgres_pi
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
 PER_RESIDENT = 9  # filings per resident over the whole run; the limit is 10 an hour
 MAX_FILING_RPS = 2000  # generous ceiling used only to size the resident pool
+RESIDENT_IDS_FROM = 50_000_000
 SESSION_COLUMNS = (
     "id",
     "subject_kind",
@@ -80,7 +81,11 @@ async def prepare(
     rnd = random.Random(7)
     conn = await asyncpg.connect(db.dsn)
     try:
-        first = await conn.fetchval("select coalesce(max(id), 0) + 1 from citizens")
+        # Far above the ids bench.datagen gives its residents, so the data can
+        # still grow after load residents were added (bench.embedded).
+        first = await conn.fetchval(
+            "select greatest(coalesce(max(id), 0) + 1, $1) from citizens", RESIDENT_IDS_FROM
+        )
         villages = [
             r["code"] for r in await conn.fetch("select code from regions where level = 'village'")
         ]
