@@ -138,7 +138,8 @@ async def _new_cases(db: Database, since: datetime) -> dict[str, Any]:
                         unit_id, day, counts = found
                         key = rollup.Key(day, unit_id, c.item_code, c.township_code, c.county_code)
                         for model, k in rollup.coarse_keys(key):
-                            bucket = expected[(model.__tablename__, tuple(k.values()))]
+                            pk = tuple(k[c.name] for c in model.__table__.primary_key.columns)
+                            bucket = expected[(model.__tablename__, pk)]
                             for m, v in counts.items():
                                 bucket[m] += v
                     wanted = rollup.open_key(c)

@@ -354,8 +354,12 @@ async def file(
 
 
 async def replay_body(session: AsyncSession, body: dict[str, Any]) -> dict[str, Any]:
-    """A stored filing answer, with the number filled in from its case."""
+    """A stored filing answer, with the number filled in from its case, in the
+    first answer's field order (the sealed copy is stored with sorted keys), so
+    a retry gets the same bytes."""
     if body.get("tracking_no") is None and isinstance(body.get("id"), str):
-        number = await repository.tracking_no_of(session, body["id"])
-        return {**body, "tracking_no": number}
-    return body
+        body = {**body, "tracking_no": await repository.tracking_no_of(session, body["id"])}
+    try:
+        return ComplaintFiled.model_validate(body).model_dump(mode="json")
+    except ValueError:  # an answer stored in another shape: as it was
+        return body

@@ -146,7 +146,10 @@ async def test_a_retry_replays_the_number_drawn_inside_the_statement(
     again = await client.post(
         "/api/v1/complaints", headers=h | {"Idempotency-Key": "k-1"}, json=body
     )
-    assert again.status_code == 201 and again.json() == first.json()
+    assert again.status_code == 201 and again.content == first.content, (
+        first.content,
+        again.content,
+    )
     other = await client.post(
         "/api/v1/complaints", headers=h | {"Idempotency-Key": "k-1"}, json=payload(content="x" * 30)
     )
