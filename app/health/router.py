@@ -30,6 +30,7 @@ async def readyz(
     request: Request, store: StoreDep, clock: ClockDep, settings: SettingsDep
 ) -> JSONResponse:
     checks: dict[str, Any] = {}
+    projection: dict[str, Any] = {}
     failing: list[str] = []
     warnings: list[str] = []
 
@@ -43,7 +44,7 @@ async def readyz(
                 behind = await projector.lag(session)
         checks["database"] = "ok"
         lag_s = behind.seconds(clock.now())
-        checks["projector"] = {
+        projection = {
             "pending": behind.pending,
             "lag_seconds": round(lag_s, 1),
             "high_water": behind.high_water,
@@ -69,6 +70,8 @@ async def readyz(
         failing.append("storage")
 
     body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "checks": checks}
+    if projection:  # how far the statistics trail the event log (app/stats/projector.py)
+        body["projector"] = projection
     if warnings:
         body["warnings"] = warnings
     if failing:
