@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.core import keys
 from app.core.clock import FixedClock
 from app.core.config import Settings
-from app.core.db import create_engine, get_read_session, get_session
+from app.core.db import create_engine, get_filing_session, get_read_session, get_session
 from app.core.shared import DatabaseSharedStore
 from app.core.storage.local import LocalMediaStore
 from app.core.storage.s3 import S3MediaStore
@@ -254,6 +254,7 @@ async def app(
 
     application.dependency_overrides[get_session] = _session
     application.dependency_overrides[get_read_session] = _session
+    application.dependency_overrides[get_filing_session] = _session
     # Health checks open their own sessions: point them at the test connection too.
     application.state.sessionmaker = lambda: AsyncSession(
         bind=connection,

@@ -43,6 +43,20 @@ class CitizenToken:
             sessions.live(self.session_id, SessionSubject.citizen, Citizen.id, now),
         )
 
+    async def citizen(self, session: AsyncSession, now: datetime) -> Citizen:
+        """The resident, only while the token's session works (one query)."""
+        found = (
+            await session.execute(
+                select(Citizen).where(
+                    Citizen.id == self.citizen_id,
+                    sessions.live(self.session_id, SessionSubject.citizen, Citizen.id, now),
+                )
+            )
+        ).scalar_one_or_none()
+        if found is None:
+            raise Unauthorized("登录已失效，请重新登录")
+        return found
+
     async def require_live(self, session: AsyncSession, now: datetime) -> None:
         if not (await session.execute(select(self.live(now)))).scalar_one():
             raise Unauthorized("登录已失效，请重新登录")

@@ -322,18 +322,25 @@ async def file(
             if record is not None
             else None
         )
-        complaint.tracking_no = await filing_sql.insert_case(
-            session,
-            complaint=complaint,
-            events=case_events,
-            day=local_day(settings, now),
-            prefix=settings.tracking_prefix,
-            notification=notify.citizen_notice(
-                complaint, kind="filed", title="诉求已登记", body=notice_text, now=now
-            ),
-            media=media,
-            idempotent=kept,
-        )
+        try:
+            complaint.tracking_no = await filing_sql.insert_case(
+                session,
+                complaint=complaint,
+                events=case_events,
+                day=local_day(settings, now),
+                prefix=settings.tracking_prefix,
+                notification=notify.citizen_notice(
+                    complaint, kind="filed", title="诉求已登记", body=notice_text, now=now
+                ),
+                media=media,
+                idempotent=kept,
+            )
+        except BaseException:
+            # Under autocommit the key's record was committed before the work;
+            # the statement wrote nothing, so free the key for a retry.
+            if record is not None:
+                await idempotency.abandon(session, record)
+            raise
         for m in media:  # written by the statement; nothing left for the ORM to flush
             session.expunge(m)
         return ComplaintFiled.model_validate(answer(complaint, complaint.tracking_no))

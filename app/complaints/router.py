@@ -16,6 +16,7 @@ from app.complaints.schemas import (
 )
 from app.core.deps import (
     ClockDep,
+    FilingSessionDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,
@@ -46,14 +47,15 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 async def file_complaint(
     body: ComplaintCreate,
     request: Request,
-    citizen: CurrentCitizen,
-    session: SessionDep,
+    token: CitizenTokenDep,
+    session: FilingSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ComplaintFiled | JSONResponse:
     now = clock.now()
+    citizen = await token.citizen(session, now)
     key = idempotency.check_key(idempotency_key)
     record = None
     if key:

@@ -187,6 +187,20 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of a filing. PostgreSQL: autocommit, because the filing's
+    rows go out as one statement (app/complaints/filing_sql.py) that takes the
+    day's counter row; inside a request transaction that lock would be held
+    until the commit, one more round trip and a turn of a busy event loop
+    later, and every filing would queue on it. SQLite: the writer session."""
+    if request.app.state.engine.dialect.name == "postgresql":
+        async for session in get_read_session(request):
+            yield session
+    else:
+        async for session in get_session(request):
+            yield session
+
+
 # Expression indexes: SQLite's reflection cannot see them, so autogenerate
 # would propose them forever, and a batch-mode rebuild of their table drops
 # them (a migration that rebuilds complaints must restore them, as 0009 does).

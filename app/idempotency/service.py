@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,3 +152,16 @@ async def complete(
         .values(status_code=status_code, response=sealed_body)
         .execution_options(synchronize_session=False)
     )
+
+
+async def abandon(session: AsyncSession, record: IdempotencyRecord) -> None:
+    """Drop a record whose work failed before it was answered (autocommit
+    writers, app/complaints/filing.py), so a retry runs instead of waiting."""
+    try:
+        await session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.id == record.id, IdempotencyRecord.response.is_(None)
+            )
+        )
+    except Exception:  # the retry then sees "in flight"; never mask the first error
+        return
