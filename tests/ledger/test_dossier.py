@@ -115,7 +115,7 @@ async def worked(client: AsyncClient, s: Staff, r: dict[str, str]) -> dict[str, 
     listed = await client.get(
         f"/api/v1/staff/callbacks?draw_id={d.json()['draw_id']}", headers=s.county
     )
-    drawn = [cb for cb in listed.json() if cb["complaint_id"] == filed["id"]]
+    drawn = [cb for cb in listed.json()["items"] if cb["complaint_id"] == filed["id"]]
     for cb in drawn:
         done = await client.post(
             f"/api/v1/staff/callbacks/{cb['id']}",
