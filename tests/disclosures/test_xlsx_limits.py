@@ -141,8 +141,11 @@ async def test_parsing_leaves_the_event_loop_free() -> None:
     done.set()
     await tick
     assert len(rows) == 2000
-    # The loop kept ticking all along: no pause near the parse's own length.
-    assert max(gaps) < max(0.1, took / 3), (max(gaps), took)
+    # The loop kept ticking while the sheet was parsed: on the loop there would
+    # be one tick at most, after the parse, as long as the parse itself. (A
+    # loaded machine stretches every gap, so the count is the proof, not a time.)
+    assert len(gaps) >= 3, (gaps, took)
+    assert max(gaps) < took, (max(gaps), took)
 
 
 @pytest.mark.usefixtures("seeded")
