@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +21,7 @@ from app.core import keys
 from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
 from app.core.config import ConfigurationError, Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.security import TokenService
@@ -32,6 +34,7 @@ from app.open311 import router as open311
 from app.openapi import install_openapi
 from app.public_site.router import router as public_site_router
 from app.routing import service as routing_service
+from app.stats import projector
 from app.wechat.client import WeChatClient
 from app.wechat.standin import router as standin_router
 
@@ -68,7 +71,21 @@ def create_app(
             await store.start()
         except Exception as exc:  # keep serving; /readyz reports storage as down
             logger.error("object storage not ready at start", extra={"error": repr(exc)})
+        projecting = None
+        if settings.projector_in_app:  # processes take turns (app/stats/projector.py)
+            projecting = asyncio.create_task(
+                projector.run(
+                    app.state.sessionmaker,
+                    app.state.clock,
+                    interval=settings.projector_interval_seconds,
+                    batch=settings.projector_batch,
+                )
+            )
         yield
+        if projecting is not None:
+            projecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await projecting
         await app.state.wechat.aclose()
         close = getattr(app.state.shared_store, "close", None)
         if close is not None:
@@ -88,6 +105,9 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
+    # One writer at a time per process on SQLite, queued here (app/core/db.py).
+    app.state.sqlite_writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
     app.state.clock = clock or SystemClock()
     shared: SharedStore = create_shared_store(settings, app.state.sessionmaker)
     app.state.shared_store = shared

@@ -2,7 +2,8 @@
 past days of the open-cases rollup, outbox delivery, signed audit checkpoints,
 WeChat content security of residents' media and of texts WeChat could not
 judge at filing, playable copies of voice/video and sha256 checks of newly
-attached media).
+attached media), and the statistics projector as its own loop
+(app/stats/projector.py).
 Safe to run as several processes: orders are unique per spell, folds lock the
 table they rewrite, notifications are claimed with leases, and audit
 checkpoints are unique per period."""
@@ -28,11 +29,12 @@ from app.media import maintenance as media_maintenance
 from app.moderation import worker as moderation_worker
 from app.notifications.delivery import DeliveryStats, deliver
 from app.staff import login as staff_login
-from app.stats import rollup
+from app.stats import projector, rollup
 from app.supervision import service as supervision
 from app.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
+_background: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -97,6 +99,21 @@ async def run(
     me = worker_id()
     store = store or create_media_store(settings)
     logger.info("worker started", extra={"worker": me})
+    if once:
+        async with sessionmaker() as s:
+            await projector.drain(s, now=clock.now(), batch=settings.projector_batch)
+            await s.commit()
+    else:  # the rollups follow the event log within a second, not a tick
+        projecting = asyncio.create_task(
+            projector.run(
+                sessionmaker,
+                clock,
+                interval=settings.projector_interval_seconds,
+                batch=settings.projector_batch,
+            )
+        )
+        _background.add(projecting)
+        projecting.add_done_callback(_background.discard)
     while True:
         try:
             result = await tick(sessionmaker, wechat, settings, clock, me=me, store=store)

@@ -6,7 +6,8 @@ tracking, on `bench_baseline`, which the runner creates as
 and fills with the same rows. It serves the same paths as the app, so the
 same wrk scripts drive both, and it starts through the same launcher
 (bench.serve) with the same worker count. Its pool matches the app's
-(pool_size 10 + max_overflow 10 per worker).
+(the same size, no overflow, per worker: 12 in the bench, as the shared
+PostgreSQL allows 100 connections).
 
 No authentication, rate limiting, idempotency, routing, events, rollups or
 logging: whatever the app spends beyond this is the price of its features.
@@ -28,6 +29,8 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 TABLE = "bench_baseline"
+# The app's pool size in the bench (bench.servers.app_env), so both cap alike.
+POOL = int(os.environ.get("BENCH_POOL", "12"))
 INSERT = f"""
 insert into {TABLE} (
     id, tracking_no, channel, citizen_id, item_id, item_code, region_code, township_code,
@@ -59,7 +62,7 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=20)
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=POOL)
         assert pool is not None
         # Any existing row supplies the foreign values routing would have chosen.
         state["template"] = await pool.fetchrow(

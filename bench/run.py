@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import growth, load, media_memory, profile  # noqa: E402
+from bench import embedded, growth, guarantees, load, media_memory, profile  # noqa: E402
 from bench.datagen import Loader  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.report import goals, markdown  # noqa: E402
@@ -70,7 +70,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--media-mb", type=int, default=300)
     p.add_argument("--profile", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--profile-seconds", type=float, default=15.0)
-    p.add_argument("--skip", nargs="*", default=[], choices=["growth", "load", "media"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["growth", "load", "media", "embedded"])
     p.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--name", default="latest", help="results file name, without extension")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds in all")
@@ -101,6 +101,8 @@ async def load_stage(
         args.workers,
         work,
     )
+    before = await guarantees.rollup_rows(db)
+    since = utcnow()
     try:
         result = await load.measure(
             db,
@@ -136,6 +138,8 @@ async def load_stage(
                 offset=offset,
             )
             offset += result["profile"][what].get("requests_during_profile", 0) + 1000
+    print("checking the guarantees", flush=True)
+    result["guarantees"] = await guarantees.check(db, app, since, before)
     return result
 
 
@@ -200,11 +204,17 @@ async def _sizes(
                     warmup=args.growth_warmup,
                 )
             sizes[size] = data
+            if size == args.sizes[0] and "embedded" not in args.skip and "load" not in args.skip:
+                print(f"embedded (SQLite) filing and tracking at {size}", flush=True)
+                result["embedded"] = await embedded.run(args, db, work)
+                result["embedded"]["size"] = size
             if size == args.sizes[-1] and "load" not in args.skip:
                 print(f"load: filing and tracking at {size}", flush=True)
                 result["load"] = await load_stage(args, db, app, work, out_dir)
         finally:
             app.stop()
+    if "load" in result:
+        result["guarantees"] = result["load"].pop("guarantees")
     result["growth"] = {"sizes": sizes}
     if "growth" not in args.skip and len(sizes) > 1:
         result["growth"].update(growth.ratios({n: d["median_ms"] for n, d in sizes.items()}))

@@ -118,6 +118,9 @@ def app_env(db: Database, work: Path) -> dict[str, str]:
         "YDT_MEDIA_DIR": str(work / "media"),
         "YDT_LOG_LEVEL": "INFO",
         "YDT_PUBLIC_BASE_URL": "http://127.0.0.1",
+        # Both servers' pools, two workers each, must fit the local server's
+        # max_connections (100) beside the baseline's and other databases'.
+        "YDT_DATABASE_POOL_SIZE": "12",
     }
 
 

@@ -17,18 +17,19 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.core import keys
 from app.core.clock import FixedClock
 from app.core.config import Settings
-from app.core.db import create_engine, get_session
+from app.core.db import create_engine, get_filing_session, get_read_session, get_session
 from app.core.shared import DatabaseSharedStore
 from app.core.storage.local import LocalMediaStore
 from app.core.storage.s3 import S3MediaStore
 from app.main import create_app
 from app.reference import service as reference_service
+from app.stats import projector
 from app.wechat.client import WeChatClient
 from tests import support
 from tests.fake_wechat import FakeWeChat
@@ -61,6 +62,11 @@ def make_settings(**overrides: object) -> Settings:
         "content_security_enabled": False,
         "log_json": True,
         "log_level": "WARNING",
+        # Each test's changes live in a transaction that is rolled back: check
+        # the reference token on every use, as a process does once per second.
+        "reference_cache_seconds": 0,
+        # Tests drain the statistics projector themselves (tests/support.py).
+        "projector_in_app": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -296,6 +302,8 @@ async def app(
             await s.close()
 
     application.dependency_overrides[get_session] = _session
+    application.dependency_overrides[get_read_session] = _session
+    application.dependency_overrides[get_filing_session] = _session
     # Health checks open their own sessions: point them at the test connection too.
     application.state.sessionmaker = lambda: AsyncSession(
         bind=connection,
@@ -311,7 +319,31 @@ async def app(
     await application.state.wechat.aclose()
 
 
+async def drain_projector(app: FastAPI) -> int:
+    """Apply every queued event to the rollups, as the running projector would
+    within a second (app/stats/projector.py), on the test's connection."""
+    async with app.state.sessionmaker() as s:
+        n = await projector.drain(s, now=app.state.clock.now())
+        await s.commit()
+    return n
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:
+    async def _projected(request: Request) -> None:
+        # Statistics trail the event log by design (about a second); a test
+        # reads every page after the projector caught up, as a person would a
+        # second later: the API's statistics, the console's dashboard and
+        # ledger, the resident site's figures. Not before the resident's own
+        # reads of a case, whose statements some tests count, nor the health
+        # checks, which report the projector's lag.
+        path = request.url.path
+        if not path.startswith(("/api/v1/complaints", "/api/v1/track", "/healthz", "/readyz")):
+            await drain_projector(app)
+
+    async with AsyncClient(
+        transport=ASGITransport(app=app),
+        base_url="http://testserver",
+        event_hooks={"request": [_projected]},
+    ) as c:
         yield c

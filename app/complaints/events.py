@@ -135,10 +135,9 @@ def build(
 
 
 async def append(session: AsyncSession, complaint: Complaint, **kw: Any) -> ComplaintEvent:
-    """Append to the chain and update the statistics rollups, in one transaction."""
-    from app.stats import rollup
-
+    """Append to the chain. The insert queues the event for the statistics
+    projector (a trigger, migration 0017), which updates the rollups after the
+    commit (app/stats/projector.py)."""
     event = build(complaint, await last_event(session, complaint.id), **kw)
     await chain.add_entry(session, event)
-    await rollup.apply(session, complaint, event)
     return event

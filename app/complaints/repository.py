@@ -1,14 +1,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import sessions
 from app.complaints import identity
+from app.core.db import UTCDateTime
 from app.models import (
+    Citizen,
     Complaint,
     ComplaintEvent,
     Item,
@@ -18,6 +34,7 @@ from app.models import (
     TrackingCounter,
 )
 from app.models.enums import ComplaintStatus
+from app.models.session import SessionSubject
 
 OPEN_STATUSES = [s for s in ComplaintStatus if s.is_open]
 
@@ -100,6 +117,112 @@ async def summary(session: AsyncSession, complaint_id: str) -> SummaryRow | None
     return (await session.execute(stmt)).one_or_none()
 
 
+async def tracking_no_of(session: AsyncSession, complaint_id: str) -> str | None:
+    stmt = select(Complaint.tracking_no).where(Complaint.id == complaint_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def by_tracking_no(session: AsyncSession, tracking_no: str) -> Complaint | None:
     stmt = select(Complaint).where(Complaint.tracking_no == tracking_no)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# The resident's view of a case in one statement: the case, the names it
+# shows, its public events and its media ids aggregated as JSON, correlated on
+# the outer ``complaints`` row. Only what the timeline shows leaves the
+# database: an event's public reply, not its whole ``data`` (the filing
+# event's carries the row's snapshot).
+_EVENTS_SQL = {
+    "postgresql": (
+        "(SELECT json_agg(json_build_array(e.kind, e.created_at, e.to_status, e.note, "
+        "(e.data -> 'public_reply') IS NOT NULL, e.data ->> 'public_reply') ORDER BY e.seq) "
+        "FROM complaint_events e WHERE e.complaint_id = complaints.id AND e.public)"
+    ),
+    # SQLite before 3.44 has no ORDER BY inside an aggregate: it folds the
+    # rows of an ordered subquery in their order.
+    "sqlite": (
+        "(SELECT json_group_array(json_array(e.kind, e.created_at, e.to_status, e.note, "
+        "json_type(e.data, '$.public_reply') IS NOT NULL, json_extract(e.data, '$.public_reply'))) "
+        "FROM (SELECT * FROM complaint_events WHERE complaint_id = complaints.id AND public = 1 "
+        "ORDER BY seq) e)"
+    ),
+}
+_MEDIA_SQL = {
+    "postgresql": (
+        "(SELECT json_agg(m.id ORDER BY m.attached_at, m.id) FROM media m "
+        "WHERE m.attached_to = 'complaint:' || complaints.id)"
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(m.id) FROM (SELECT id FROM media "
+        "WHERE attached_to = 'complaint:' || complaints.id ORDER BY attached_at, id) m)"
+    ),
+}
+
+DetailRow = Row[Complaint, str, str, str, Any, Any]
+
+# Built once per dialect and kind, with bind parameters for every value:
+# SQLAlchemy then reuses the statement's cache key and compiled form instead
+# of walking a fresh statement on every read (measured at about 2 ms a read).
+_DETAIL: dict[tuple[str, str], Select[Any]] = {}
+
+
+def _detail_stmt(dialect: str, kind: str) -> Select[Any]:
+    stmt = _DETAIL.get((dialect, kind))
+    if stmt is not None:
+        return stmt
+    stmt = _summary_select().add_columns(
+        literal_column(_EVENTS_SQL[dialect]).label("events"),
+        literal_column(_MEDIA_SQL[dialect]).label("media"),
+    )
+    if kind == "owned":
+        owner = bindparam("owner_id", type_=Integer)
+        live: Any = sessions.live(
+            bindparam("sid", type_=String),  # type: ignore[arg-type]
+            SessionSubject.citizen,
+            Citizen.id,
+            bindparam("now", type_=UTCDateTime()),  # type: ignore[arg-type]
+        )
+        stmt = stmt.where(
+            Complaint.id == bindparam("cid", type_=String),
+            or_(
+                Complaint.citizen_id == owner,
+                Complaint.owner_index == bindparam("owner_index", type_=String),
+            ),
+            exists().where(Citizen.id == owner, live),
+        )
+    else:
+        stmt = stmt.where(Complaint.tracking_no == bindparam("tracking_no", type_=String))
+    _DETAIL[(dialect, kind)] = stmt
+    return stmt
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
+async def owned_detail_row(
+    session: AsyncSession, *, complaint_id: str, owner: int, session_id: str, now: datetime
+) -> DetailRow | None:
+    """One SELECT for ``GET /complaints/{id}``: the case only if ``owner`` filed
+    it (either way the row keeps it) and the caller's session is live, so
+    another resident's case is simply not found and the token costs no
+    separate query."""
+    params = {
+        "cid": complaint_id,
+        "owner_id": owner,
+        "owner_index": identity.owner_index(owner),
+        "sid": session_id,
+        "now": now,
+    }
+    result = await session.execute(_detail_stmt(_dialect(session), "owned"), params)
+    found: DetailRow | None = result.one_or_none()
+    return found
+
+
+async def tracked_detail_row(session: AsyncSession, tracking_no: str) -> DetailRow | None:
+    """One SELECT for ``/track/{no}`` (the query code is checked by the caller)."""
+    result = await session.execute(
+        _detail_stmt(_dialect(session), "tracked"), {"tracking_no": tracking_no}
+    )
+    found: DetailRow | None = result.one_or_none()
+    return found

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.auth.dependencies import CurrentCitizen
-from app.complaints import identity, service
+from app.auth.dependencies import CitizenTokenDep, CurrentCitizen
+from app.complaints import filing, identity, service
 from app.complaints.schemas import (
     ComplaintCreate,
     ComplaintDetail,
@@ -14,7 +14,15 @@ from app.complaints.schemas import (
     ComplaintPage,
     SupplementCreate,
 )
-from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, StoreDep
+from app.core.deps import (
+    ClockDep,
+    FilingSessionDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    SharedDep,
+    StoreDep,
+)
 from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import client_ip, enforce, ip_bucket
 from app.idempotency import service as idempotency
@@ -40,8 +48,8 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 async def file_complaint(
     body: ComplaintCreate,
     request: Request,
-    citizen: CurrentCitizen,
-    session: SessionDep,
+    token: CitizenTokenDep,
+    session: FilingSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
@@ -49,6 +57,7 @@ async def file_complaint(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ComplaintFiled | JSONResponse:
     now = clock.now()
+    citizen = await token.citizen(session, now)
     key = idempotency.check_key(idempotency_key)
     record = None
     if key:
@@ -61,33 +70,44 @@ async def file_complaint(
             now=now,
         )
         if isinstance(found, idempotency.Replay):
-            return JSONResponse(status_code=found.status_code, content=found.body)
+            answer = await filing.replay_body(session, found.body)
+            return JSONResponse(status_code=found.status_code, content=answer)
         record = found
-    # Retries of the same key return above without counting against the limits.
-    await enforce(
-        shared,
-        f"file:citizen:{identity.limit_key(citizen.id)}",
-        limit=FILINGS_PER_HOUR_PER_RESIDENT,
-        window_seconds=3600,
-        now=now,
-        what="提交",
-    )
-    await enforce(
-        shared,
-        f"file:ip:{ip_bucket(client_ip(request, settings))}",
-        limit=FILINGS_PER_HOUR_PER_IP,
-        window_seconds=3600,
-        now=now,
-        what="提交",
-    )
-    filed = await service.file(
-        session, citizen=citizen, body=body, settings=settings, now=now, gate=gate
-    )
-    if record is not None:
-        await idempotency.complete(
-            session, record, status_code=201, body=filed.model_dump(mode="json")
+    try:
+        # Retries of the same key return above without counting against the limits.
+        await enforce(
+            shared,
+            f"file:citizen:{identity.limit_key(citizen.id)}",
+            limit=FILINGS_PER_HOUR_PER_RESIDENT,
+            window_seconds=3600,
+            now=now,
+            what="提交",
         )
-    return filed
+        await enforce(
+            shared,
+            f"file:ip:{ip_bucket(client_ip(request, settings))}",
+            limit=FILINGS_PER_HOUR_PER_IP,
+            window_seconds=3600,
+            now=now,
+            what="提交",
+        )
+        # The answer for retries is stored by the filing itself (one statement on PostgreSQL).
+        return await filing.file(
+            session,
+            citizen=citizen,
+            body=body,
+            settings=settings,
+            now=now,
+            gate=gate,
+            record=record,
+        )
+    except BaseException:
+        # On PostgreSQL the filing session autocommits: the key's record was
+        # committed before the work. Nothing of the filing was written (a 429,
+        # a risky text, a failed statement), so free the key for a retry.
+        if record is not None:
+            await idempotency.abandon(session, record)
+        raise
 
 
 @router.get("/complaints/mine", response_model=ComplaintPage)
@@ -101,13 +121,14 @@ async def my_complaints(
 @router.get("/complaints/{complaint_id}", response_model=ComplaintDetail)
 async def get_complaint(
     complaint_id: ComplaintId,
-    citizen: CurrentCitizen,
-    session: SessionDep,
+    token: CitizenTokenDep,
+    session: ReadSessionDep,
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> ComplaintDetail:
-    return await service.detail(session, complaint_id, citizen, store, settings, now=clock.now())
+    # One SELECT: the token's session is checked inside it (no citizen load).
+    return await service.detail(session, complaint_id, token, store, settings, now=clock.now())
 
 
 @router.post(
@@ -137,7 +158,7 @@ async def track(
     tracking_no: Annotated[str, Path(min_length=5, max_length=24)],
     query_code: Annotated[str, Query(min_length=4, max_length=16)],
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,

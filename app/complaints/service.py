@@ -4,46 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-import uuid
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import state as audit_state
+from app.auth.dependencies import CitizenToken
 from app.complaints import events, identity, repository
 from app.complaints.schemas import (
-    ComplaintCreate,
     ComplaintDetail,
-    ComplaintFiled,
     ComplaintSummary,
     ItemBrief,
-    Location,
     MediaLink,
     SupplementCreate,
     TimelineEntry,
-    UnitBrief,
 )
 from app.core.config import Settings
-from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.errors import Conflict, NotFound
 from app.core.ratelimit import enforce, ip_bucket
 from app.core.shared import SharedStore
 from app.core.storage import MediaStore
-from app.disclosures import service as disclosures_service
 from app.disclosures import views as disclosure_views
 from app.media import service as media_service
 from app.media.dependencies import Uploader
-from app.models import Citizen, Complaint, ComplaintEvent, Item, Media, Region, TaxonomyVersion
-from app.models.enums import Channel, ComplaintStatus, RegionLevel
+from app.models import Citizen, ComplaintEvent, Media
+from app.models.enums import ComplaintStatus
 from app.moderation import service as moderation
-from app.notifications import service as notify
-from app.regions import service as regions_service
-from app.routing import service as routing_service
-from app.routing.engine import RouteDecision
-from app.stats import rollup
 from app.wechat.client import SCENE_FORUM
 from app.workflow.machine import CardThresholds
 
@@ -139,290 +127,6 @@ async def _check_media(
     return chosen
 
 
-@dataclass
-class NewCase:
-    """Everything a new case needs, whichever door it came in by."""
-
-    item: Item
-    path: list[Region]
-    decision: RouteDecision
-    channel: Channel
-    content: str
-    anonymous: bool
-    accusation: bool
-    accused_level: RegionLevel | None
-    received_at: datetime
-    actor_kind: str
-    actor_id: int
-    citizen_id: int | None = None
-    openid: str | None = None
-    filed_by_staff_id: int | None = None
-    contact_name: str | None = None
-    contact_phone: str | None = None
-    reporter_name: str | None = None
-    query_code: str | None = None
-    location: Location | None = None
-    priority: int = 0
-    priority_flags: list[str] = field(default_factory=list)
-    media: list[Media] = field(default_factory=list)
-    disclosure_id: int | None = None
-    disclosure_row: int | None = None
-    # 历史件补录: opened with ``now`` = its real receipt time; imported at this moment.
-    imported_at: datetime | None = None
-
-
-async def open_case(
-    session: AsyncSession, new: NewCase, *, settings: Settings, now: datetime
-) -> Complaint:
-    """Register a case (one door for every channel): its gapless number, the
-    filed and routed events, the rollups, its media, and the taxonomy pin."""
-    decision, village = new.decision, new.path[-1]
-    complaint_id = uuid.uuid4().hex
-    tz = ZoneInfo(settings.timezone)
-    local_day = now.astimezone(tz).date()
-    by_level = {r.level: r for r in new.path}
-    yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
-    complaint = Complaint(
-        id=complaint_id,
-        disclosure_id=new.disclosure_id,
-        disclosure_row=new.disclosure_row,
-        # Provisional and unique; the gapless number is taken at the very end.
-        tracking_no=f"~{complaint_id[:23]}",
-        channel=new.channel,
-        filed_by_staff_id=new.filed_by_staff_id,
-        item_id=new.item.id,
-        item_code=new.item.code,
-        region_code=village.code,
-        township_code=by_level[RegionLevel.township].code,
-        county_code=by_level[RegionLevel.county].code,
-        content=new.content,
-        anonymous=new.anonymous,
-        query_code_hash=_hash_code(complaint_id, new.query_code) if new.query_code else None,
-        location_lat=new.location.lat if new.location else None,
-        location_lng=new.location.lng if new.location else None,
-        location_address=new.location.address if new.location else None,
-        accusation=new.accusation,
-        accused_level=new.accused_level,
-        status=ComplaintStatus.submitted,
-        version=1,
-        unit_id=decision.unit.id,
-        department_code=decision.department_code,
-        department_region_code=decision.department_region_code,
-        cadre_id=decision.cadre_id,
-        tier=decision.tier,
-        time_limit_days=decision.time_limit_days,
-        received_at=new.received_at,
-        accept_due_at=decision.accept_due_at,
-        due_at=decision.due_at,
-        routing_trace=list(decision.trace),
-        yellow_at=yellow_at,
-        orange_at=orange_at,
-        priority=new.priority,
-        priority_flags=list(new.priority_flags),
-        reopen_count=0,
-        created_at=now,
-        updated_at=now,
-        historical=new.imported_at is not None,
-        imported_at=new.imported_at,
-    )
-    # Sealed on a protected case (accusation, anonymous), plain otherwise.
-    identity.store(
-        complaint,
-        identity.Identity(
-            citizen_id=new.citizen_id,
-            openid=new.openid,
-            name=None if new.anonymous else new.contact_name,
-            phone=None if new.anonymous else new.contact_phone,
-            reporter_name=None if new.anonymous else new.reporter_name,
-        ),
-    )
-    session.add(complaint)
-    filed = events.build(
-        complaint,
-        None,
-        kind="filed",
-        public=True,
-        actor_kind=new.actor_kind,
-        actor_id=new.actor_id,
-        at=now,
-        to_status=ComplaintStatus.submitted.value,
-        note=f"已登记，由{decision.unit.name}负责办理",
-        data={
-            "channel": new.channel.value,
-            "unit_id": decision.unit.id,
-            "received_at": new.received_at.isoformat(),
-            "media_ids": [m.id for m in new.media],
-            "identity_commitment": complaint.identity_commitment,
-            **(
-                {"disclosure_id": new.disclosure_id, "disclosure_row": new.disclosure_row}
-                if new.disclosure_id is not None
-                else {}
-            ),
-            **({"historical": True} if new.imported_at is not None else {}),
-            # The row as filed, so `ydt audit verify` can replay it (app/audit/state.py).
-            "state": audit_state.snapshot(complaint),
-        },
-    )
-    routed = events.build(
-        complaint,
-        filed,
-        kind="routed",
-        public=False,
-        actor_kind="system",
-        actor_id=None,
-        at=now,
-        data={
-            "unit_id": decision.unit.id,
-            "cadre_id": decision.cadre_id,
-            "override_id": decision.override_id,
-            "trace": list(decision.trace),
-            "warnings": list(decision.warnings),
-        },
-    )
-    session.add_all([filed, routed])
-    await rollup.apply(session, complaint, filed)
-    media_service.attach(
-        new.media, f"complaint:{complaint_id}", now, forget_owner=complaint.identity_protected
-    )
-    version = await session.get(TaxonomyVersion, new.item.version_id)
-    if version is not None and version.first_used_at is None:
-        version.first_used_at = now  # from now on this taxonomy version is immutable
-    await session.flush()
-    # The day's counter row is the one every filing locks: take it last, so it
-    # is held for the commit only, not for the twenty statements above (bench/).
-    seq = await repository.next_counter(session, local_day)
-    complaint.tracking_no = f"{settings.tracking_prefix}{local_day:%Y%m%d}-{seq:06d}"
-    await session.flush()
-    return complaint
-
-
-@dataclass(frozen=True, slots=True)
-class Filer:
-    """Who files through ``file``: a resident in the mini-program, or an outside
-    system (Open311) relaying a resident's report, which has no citizen account."""
-
-    channel: Channel
-    actor_kind: str
-    actor_id: int
-    citizen: Citizen | None = None
-    priority_flags: tuple[str, ...] = ()
-    priority: int = 0
-
-
-async def file(
-    session: AsyncSession,
-    *,
-    citizen: Citizen | None = None,
-    body: ComplaintCreate,
-    settings: Settings,
-    now: datetime,
-    gate: moderation.ContentGate | None = None,
-    filer: Filer | None = None,
-) -> ComplaintFiled:
-    if filer is None:
-        assert citizen is not None
-        filer = Filer(Channel.online, "citizen", citizen.id, citizen)
-    citizen = filer.citizen
-    item_code, region_code = body.item_code, body.region_code
-    if body.disclosure_id is not None:
-        # "Ask about this line": the disclosure fixes the village and suggests the item.
-        disclosure, suggested = await disclosures_service.for_question(
-            session, body.disclosure_id, body.disclosure_row, region_code
-        )
-        item_code, region_code = item_code or suggested, disclosure.region_code
-    assert item_code is not None and region_code is not None  # the schema requires them
-    item = await routing_service.current_item(session, item_code)
-    path = await regions_service.get_chain(session, region_code)
-    village = path[-1]
-    if village.level is not RegionLevel.village:
-        raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
-    media = await _check_media(session, body.media_ids, citizen) if citizen is not None else []
-    # WeChat content security, before anything is written: risky is a 422. It checks
-    # what a mini-program user wrote (it needs their openid); an integrator's filing
-    # (Open311) did not come through the mini-program and is not published by it.
-    text = (
-        await moderation.check_text(
-            gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
-        )
-        if citizen is not None
-        else None
-    )
-    # Naming the accused's level makes it an accusation, whatever the item.
-    accusation = item.klass.value == "accusation" or body.accused_level is not None
-    decision = await routing_service.decide(
-        session,
-        item=item,
-        region_code=village.code,
-        received_at=now,
-        settings=settings,
-        accusation=accusation,
-        accused_level=body.accused_level,
-    )
-    query_code = (
-        "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8)) if body.anonymous else None
-    )
-    complaint = await open_case(
-        session,
-        NewCase(
-            item=item,
-            path=path,
-            decision=decision,
-            channel=filer.channel,
-            content=body.content,
-            anonymous=body.anonymous,
-            accusation=accusation,
-            accused_level=body.accused_level,
-            received_at=now,
-            actor_kind=filer.actor_kind,
-            actor_id=filer.actor_id,
-            citizen_id=citizen.id if citizen is not None else None,
-            openid=citizen.openid if citizen is not None else None,
-            priority=filer.priority,
-            priority_flags=list(filer.priority_flags),
-            contact_name=body.contact_name,
-            contact_phone=body.contact_phone,
-            query_code=query_code,
-            location=body.location,
-            media=media,
-            disclosure_id=body.disclosure_id,
-            disclosure_row=body.disclosure_row,
-        ),
-        settings=settings,
-        now=now,
-    )
-    moderation.record_text(
-        session, text, target=f"complaint:{complaint.id}", complaint=complaint, now=now
-    )
-    tz = ZoneInfo(settings.timezone)
-    # The acceptance notice the resident is owed (三个100%: 受理100%告知).
-    notify.to_citizen(
-        session,
-        complaint,
-        kind="filed",
-        title="诉求已登记",
-        body=(
-            f"您反映的问题已登记（编号 {complaint.tracking_no}），由{decision.unit.name}负责，"
-            f"将于 {decision.accept_due_at.astimezone(tz):%m月%d日} 前受理。"
-        ),
-        now=now,
-        slots={"unit": decision.unit.name},
-    )
-    await session.flush()
-    return ComplaintFiled(
-        id=complaint.id,
-        tracking_no=complaint.tracking_no,
-        status=complaint.status,
-        status_label=complaint.status.label,
-        accept_due_at=complaint.accept_due_at,
-        due_at=complaint.due_at,
-        unit=UnitBrief(id=decision.unit.id, code=decision.unit.code, name=decision.unit.name),
-        item=ItemBrief(code=item.code, name=item.name),
-        region_name=village.full_name,
-        created_at=now,
-        query_code=query_code,
-    )
-
-
 def _summary(row: repository.SummaryRow) -> ComplaintSummary:
     c, item_name, region_name, unit_name = row
     return ComplaintSummary(
@@ -446,44 +150,34 @@ async def mine(
     ]
 
 
-async def _detail(
+async def _assemble(
     session: AsyncSession,
     row: repository.SummaryRow,
+    timeline: list[TimelineEntry],
+    media: Sequence[Media],
     store: MediaStore,
     settings: Settings,
     *,
     now: datetime,
-    with_media: bool,
 ) -> ComplaintDetail:
     c = row[0]
     # The resident's own contact (an anonymous filing has none to show).
     filer = identity.Identity() if c.anonymous else identity.of(c)
-    timeline = [
-        TimelineEntry(
-            kind=e.kind,
-            label=EVENT_LABELS.get(e.kind, e.kind),
-            at=e.created_at,
-            status=ComplaintStatus(e.to_status) if e.to_status else None,
-            note=public_text(e),
-        )
-        for e in await repository.public_events(session, c.id)
-    ]
     links: list[MediaLink] = []
-    if with_media:
-        for m in await repository.attached_media(session, c.id):
-            u = await media_service.urls(store, settings, m, now=now)
-            links.append(
-                MediaLink(
-                    id=m.id,
-                    kind=m.kind,
-                    content_type=m.content_type,
-                    url=u.url,
-                    play_url=u.play_url,
-                    poster_url=u.poster_url,
-                    moderation=m.moderation,
-                    moderation_note=moderation.resident_note(m),
-                )
+    for m in media:
+        u = await media_service.urls(store, settings, m, now=now)
+        links.append(
+            MediaLink(
+                id=m.id,
+                kind=m.kind,
+                content_type=m.content_type,
+                url=u.url,
+                play_url=u.play_url,
+                poster_url=u.poster_url,
+                moderation=m.moderation,
+                moderation_note=moderation.resident_note(m),
             )
+        )
     return ComplaintDetail(
         **_summary(row).model_dump(),
         content=c.content,
@@ -495,6 +189,77 @@ async def _detail(
         timeline=timeline,
         media=links,
     )
+
+
+async def _detail(
+    session: AsyncSession,
+    row: repository.SummaryRow,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+    with_media: bool,
+) -> ComplaintDetail:
+    """The detail through the ORM, a query per part: after a supplement, and the
+    reference ``tests/complaints`` holds the one-statement read to, byte for byte."""
+    c = row[0]
+    timeline = [
+        TimelineEntry(
+            kind=e.kind,
+            label=EVENT_LABELS.get(e.kind, e.kind),
+            at=e.created_at,
+            status=ComplaintStatus(e.to_status) if e.to_status else None,
+            note=public_text(e),
+        )
+        for e in await repository.public_events(session, c.id)
+    ]
+    media = await repository.attached_media(session, c.id) if with_media else []
+    return await _assemble(session, row, timeline, media, store, settings, now=now)
+
+
+def _moment(value: str) -> datetime:
+    """A timestamp from JSON: PostgreSQL writes an offset, SQLite naive UTC."""
+    at = datetime.fromisoformat(value)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _json(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(json.loads(value) if isinstance(value, str | bytes) else value)
+
+
+def _timeline(raw: Any) -> list[TimelineEntry]:
+    """``public_text`` over the aggregated rows (kind, at, status, note, has reply, reply)."""
+    out: list[TimelineEntry] = []
+    for kind, at, to_status, note, has_reply, reply in _json(raw):
+        shown = str(reply or "") if has_reply else (note if kind in NOTE_IS_PUBLIC else "")
+        out.append(
+            TimelineEntry(
+                kind=kind,
+                label=EVENT_LABELS.get(kind, kind),
+                at=_moment(at),
+                status=ComplaintStatus(to_status) if to_status else None,
+                note=shown,
+            )
+        )
+    return out
+
+
+async def _from_row(
+    session: AsyncSession,
+    row: repository.DetailRow,
+    store: MediaStore,
+    settings: Settings,
+    *,
+    now: datetime,
+    with_media: bool,
+) -> ComplaintDetail:
+    summary: repository.SummaryRow = row[:4]  # type: ignore[assignment]
+    media: Sequence[Media] = []
+    if with_media and _json(row[5]):  # rows only when there are any: a second read
+        media = await repository.attached_media(session, row[0].id)
+    return await _assemble(session, summary, _timeline(row[4]), media, store, settings, now=now)
 
 
 async def _owned_row(
@@ -510,14 +275,27 @@ async def _owned_row(
 async def detail(
     session: AsyncSession,
     complaint_id: str,
-    citizen: Citizen,
+    token: CitizenToken,
     store: MediaStore,
     settings: Settings,
     *,
     now: datetime,
 ) -> ComplaintDetail:
-    row = await _owned_row(session, complaint_id, citizen)
-    return await _detail(session, row, store, settings, now=now, with_media=True)
+    """The resident's own case: one SELECT with the owner and the session in its
+    WHERE clause (another resident's case is "not found", never "forbidden")."""
+    row = None
+    if len(complaint_id) == 32:
+        row = await repository.owned_detail_row(
+            session,
+            complaint_id=complaint_id,
+            owner=token.citizen_id,
+            session_id=token.session_id,
+            now=now,
+        )
+    if row is None:
+        await token.require_live(session, now)  # a dead session is a 401, not a 404
+        raise ComplaintNotFound("未找到该反映事项")
+    return await _from_row(session, row, store, settings, now=now, with_media=True)
 
 
 TRACKS_PER_MINUTE_PER_IP = 20
@@ -552,7 +330,8 @@ async def track(
     Every failure (unknown number, wrong code, no code issued, a case of
     another village when ``region_code`` is given) is the same answer after
     the same work, so the answer cannot tell which numbers exist."""
-    complaint = await repository.by_tracking_no(session, tracking_no.strip().upper())
+    row = await repository.tracked_detail_row(session, tracking_no.strip().upper())
+    complaint = row[0] if row is not None else None
     expected = complaint.query_code_hash if complaint is not None else None
     given = _hash_code(complaint.id if complaint is not None else "-" * 32, query_code)
     ok = (
@@ -561,11 +340,9 @@ async def track(
         and expected is not None
         and (region_code is None or complaint.region_code == region_code)
     )
-    if not ok or complaint is None:
+    if not ok or row is None:
         raise ComplaintNotFound("编号或查询码不正确")
-    row = await repository.summary(session, complaint.id)
-    assert row is not None
-    return await _detail(session, row, store, settings, now=now, with_media=False)
+    return await _from_row(session, row, store, settings, now=now, with_media=False)
 
 
 async def supplement(

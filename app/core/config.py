@@ -91,7 +91,41 @@ class Settings(BaseSettings):
         description="database; production: postgresql+asyncpg://ydt:secret@db:5432/yidiantong",
     )
     database_echo: bool = Field(default=False, description="log every SQL statement (debugging)")
-    database_pool_size: int = Field(default=10, description="connections per process (PostgreSQL)")
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="connections per process (PostgreSQL); no overflow, so none churn",
+    )
+    database_pool_recycle_seconds: int = Field(
+        default=1800,
+        ge=0,
+        description="replace a pooled connection older than this (seconds; 0 never); "
+        "stands in for a pre-ping per checkout, a dead one is retried once or answered 503",
+    )
+    reference_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="how long a process trusts its cached reference data before one cheap "
+        "read of reference_version (seconds; 0 checks on every use)",
+    )
+    projector_in_app: bool = Field(
+        default=True,
+        description="run the statistics projector inside each app process too (several may "
+        "run: they take turns); `ydt worker` always runs one",
+    )
+    projector_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="how often the projector looks for new events"
+    )
+    projector_batch: int = Field(
+        default=500, ge=1, le=100000, description="events the projector applies per transaction"
+    )
+    projector_lag_warn_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/readyz warns when the oldest event not yet in the statistics is older",
+    )
 
     storage: Literal["local", "s3"] = Field(
         default="local", description="media storage: local (a folder) or s3 (MinIO / any S3)"

@@ -8,6 +8,8 @@ is switched off so SQLAlchemy emits BEGIN itself).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -34,6 +36,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# An execution option marking a read-only session's connection.
+READ_ONLY = "ydt_read_only"
+# Connections kept per process on SQLite (one writer at a time; readers share).
+SQLITE_POOL_SIZE = 8
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,9 +92,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE: a transaction that reads then writes must not lose to a
-        # concurrent writer with SQLITE_BUSY (a 500); it waits its turn instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers: IMMEDIATE, so a transaction that reads then writes waits its
+        # turn instead of losing to a concurrent writer with SQLITE_BUSY.
+        # Readers (``create_read_sessionmaker``) never take the write lock and,
+        # under WAL, run beside the one writer.
+        # Readers send no BEGIN at all: each statement reads one consistent
+        # snapshot on its own, and a thread hop to aiosqlite is saved.
+        if not conn.get_execution_options().get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
@@ -96,12 +109,29 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         path = settings.sqlite_path() if url == settings.database_url else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout: SQLite file locks, not a pool, decide.
-        kwargs["poolclass"] = NullPool
+        if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+            kwargs["poolclass"] = NullPool
+        else:
+            # Connections are kept: opening one per request cost a thread, a
+            # file open and four PRAGMAs. SQLite's locks, not the pool, order
+            # the writers; readers share the pool beside them.
+            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.update(pool_size=settings.database_pool_size, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: asyncpg's ping is BEGIN; ROLLBACK, a round trip per checkout
+    # (9 of a filing's 37, bench/). A connection PostgreSQL dropped fails its
+    # first statement instead; SQLAlchemy then invalidates the whole pool, and
+    # the request answers 503 (app/core/errors.py), never 500. ``pool_recycle``
+    # retires connections before firewalls and PgBouncer's timeouts do.
+    # No overflow: connections opened past the pool were closed on check-in and
+    # reopened at the next burst (churn at 16 concurrent requests per worker).
+    kwargs.update(
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_recycle=settings.database_pool_recycle_seconds or -1,
+    )
     return create_async_engine(url, **kwargs)
 
 
@@ -109,9 +139,45 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read.
+
+    PostgreSQL: autocommit, so a read sends no BEGIN and no COMMIT (two of a
+    one-statement read's three round trips). SQLite: a deferred BEGIN, which
+    never takes the write lock. A service that writes must use ``get_session``.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, execution_options=options
+    )
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction: commit on success, roll back on error."""
+    """The request's one transaction: commit on success, roll back on error.
+
+    On SQLite, a process's writers queue on an asyncio lock first: SQLite's
+    own busy handler makes a waiting writer sleep 1, 2, 5 ... 100 ms between
+    tries, so eight concurrent filings spent most of their time asleep.
+    """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    lock: asyncio.Lock | None = getattr(request.app.state, "sqlite_writers", None)
+    async with contextlib.AsyncExitStack() as stack:
+        if lock is not None:
+            await stack.enter_async_context(lock)
+        session = await stack.enter_async_context(sessionmaker())
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a request that only reads (``create_read_sessionmaker``)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
     async with sessionmaker() as session:
         try:
             yield session
@@ -119,6 +185,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of a filing. PostgreSQL: autocommit, because the filing's
+    rows go out as one statement (app/complaints/filing_sql.py) that takes the
+    day's counter row; inside a request transaction that lock would be held
+    until the commit, one more round trip and a turn of a busy event loop
+    later, and every filing would queue on it. SQLite: the writer session."""
+    if request.app.state.engine.dialect.name == "postgresql":
+        async for session in get_read_session(request):
+            yield session
+    else:
+        async for session in get_session(request):
+            yield session
 
 
 # Expression indexes: SQLite's reflection cannot see them, so autogenerate

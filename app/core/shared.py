@@ -188,7 +188,9 @@ def create_shared_store(
         settings.database_url,
         pool_size=SHARED_POOL_SIZE,
         max_overflow=SHARED_POOL_OVERFLOW,
-        pool_pre_ping=True,
+        # As the app's pool (app/core/db.py): no ping round trip per hit.
+        pool_pre_ping=False,
+        pool_recycle=settings.database_pool_recycle_seconds or -1,
     )
     return DatabaseSharedStore(
         async_sessionmaker(engine, expire_on_commit=False, autoflush=False), engine=engine

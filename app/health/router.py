@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.core.deps import ClockDep, SettingsDep, StoreDep
 from app.notifications import service as notify
 from app.routing import calendar_service
+from app.stats import projector
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ async def readyz(
     request: Request, store: StoreDep, clock: ClockDep, settings: SettingsDep
 ) -> JSONResponse:
     checks: dict[str, Any] = {}
+    projection: dict[str, Any] = {}
     failing: list[str] = []
     warnings: list[str] = []
 
@@ -46,7 +48,20 @@ async def readyz(
                         f"{held} 条群众通知因未配置微信订阅消息（YDT_WECHAT_APPID、"
                         "YDT_WECHAT_SECRET、YDT_WECHAT_TEMPLATES）暂未发送，配置后将自动发出"
                     )
+                behind = await projector.lag(session)
         checks["database"] = "ok"
+        lag_s = behind.seconds(clock.now())
+        projection = {
+            "pending": behind.pending,
+            "lag_seconds": round(lag_s, 1),
+            "high_water": behind.high_water,
+        }
+        if lag_s > settings.projector_lag_warn_seconds:
+            # A warning, not a failure: requests are served, statistics trail.
+            warnings.append(
+                f"projector: statistics trail the event log by {lag_s:.0f} s "
+                f"({behind.pending} events queued); is `ydt worker` running?"
+            )
     except Exception as exc:
         logger.warning("readiness: database failed", extra={"error": repr(exc)})
         checks["database"] = f"error: {type(exc).__name__}"
@@ -62,6 +77,8 @@ async def readyz(
         failing.append("storage")
 
     body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "checks": checks}
+    if projection:  # how far the statistics trail the event log (app/stats/projector.py)
+        body["projector"] = projection
     if warnings:
         body["warnings"] = warnings
     if failing:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import state as audit_state
 from app.complaints import events
-from app.complaints import service as complaints_service
+from app.complaints import filing as complaints_filing
 from app.complaints.schemas import PHONE_RE
 from app.core.config import Settings
 from app.core.errors import AppError, Forbidden
@@ -176,9 +176,9 @@ async def _write(
     row = plan.row
     accusation = plan.item.klass.value == "accusation" or row.accused_level is not None
     name = None if row.anonymous else row.contact_name
-    c = await complaints_service.open_case(
+    c = await complaints_filing.open_case(
         session,
-        complaints_service.NewCase(
+        complaints_filing.NewCase(
             item=plan.item,
             path=plan.path,
             decision=plan.decision,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,19 +131,37 @@ async def begin(
     return Replay(found.status_code, _open(scope, owner, key, found.response))
 
 
-async def complete(
-    session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
-) -> None:
-    sealed = {
+def sealed(record: IdempotencyRecord, body: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of an answer (what ``complete`` writes)."""
+    return {
         "sealed": crypto.seal_json(
             keys.current(), body, aad=_aad(record.scope, record.owner, record.key)
         )
     }
+
+
+async def complete(
+    session: AsyncSession, record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]
+) -> None:
+    sealed_body = sealed(record, body)
     record.status_code = status_code
-    record.response = sealed
+    record.response = sealed_body
     await session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record.id)
-        .values(status_code=status_code, response=sealed)
+        .values(status_code=status_code, response=sealed_body)
         .execution_options(synchronize_session=False)
     )
+
+
+async def abandon(session: AsyncSession, record: IdempotencyRecord) -> None:
+    """Drop a record whose work failed before it was answered (autocommit
+    writers, app/complaints/filing.py), so a retry runs instead of waiting."""
+    try:
+        await session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.id == record.id, IdempotencyRecord.response.is_(None)
+            )
+        )
+    except Exception:  # the retry then sees "in flight"; never mask the first error
+        return

@@ -15,6 +15,7 @@ from app.models.feedback import Callback, CallbackDraw, Rating
 from app.models.integrator import IntegratorKey, Open311Token
 from app.models.media import IdempotencyRecord, Media
 from app.models.moderation import ContentCheck
+from app.models.projection import ProjectorMark, ReferenceVersion, StatsPending
 from app.models.reference import (
     Category,
     Department,
@@ -60,7 +61,9 @@ __all__ = [
     "Media",
     "Notification",
     "Open311Token",
+    "ProjectorMark",
     "Rating",
+    "ReferenceVersion",
     "Region",
     "ResidentGroup",
     "RoutingOverride",
@@ -72,6 +75,7 @@ __all__ = [
     "StatsDaily",
     "StatsItemMonth",
     "StatsOpenDue",
+    "StatsPending",
     "StatsTownDay",
     "StatsUnitMonth",
     "SupervisionOrder",

@@ -115,31 +115,40 @@ def record_text(
     complaint: Complaint,
     now: datetime,
 ) -> None:
-    """Keep the verdict beside what was written, and flag the case.
+    """Keep the verdict beside what was written, and flag the case."""
+    row = text_check_row(check, target=target, complaint=complaint, now=now)
+    if row is not None:
+        session.add(row)
+
+
+def text_check_row(
+    check: TextCheck | None, *, target: str, complaint: Complaint, now: datetime
+) -> ContentCheck | None:
+    """Flag the case with the verdict; the row to keep beside the text, if any.
 
     A passed text leaves only the flag ``pass``; a text to review, or one
     still to check (its openid sealed for the worker's retry), gets a row.
+    A writer that inserts rows itself (app/complaints/filing_sql.py) takes it.
     """
     if check is None:
-        return
-    if check.verdict is not Verdict.pass_:
-        session.add(
-            checks.new_check(
-                target=target,
-                kind="text",
-                part="text",
-                complaint_id=complaint.id,
-                verdict=check.verdict,
-                label=check.label,
-                openid_sealed=checks.seal_openid(target, check.openid)
-                if check.verdict is Verdict.checking
-                else None,
-                now=now,
-            )
-        )
+        return None
     complaint.moderation = worst(
         [Verdict(complaint.moderation or Verdict.pass_.value), check.verdict]
     ).value
+    if check.verdict is Verdict.pass_:
+        return None
+    return checks.new_check(
+        target=target,
+        kind="text",
+        part="text",
+        complaint_id=complaint.id,
+        verdict=check.verdict,
+        label=check.label,
+        openid_sealed=checks.seal_openid(target, check.openid)
+        if check.verdict is Verdict.checking
+        else None,
+        now=now,
+    )
 
 
 async def refresh_complaint(session: AsyncSession, complaint_id: str) -> None:

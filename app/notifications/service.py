@@ -32,10 +32,26 @@ def to_citizen(
     On a protected case the row names no recipient: delivery finds the openid
     in the case's sealed identity, so the outbox does not tie case to citizen.
     """
+    notice = citizen_notice(complaint, kind=kind, title=title, body=body, now=now, slots=slots)
+    if notice is not None:
+        session.add(notice)
+
+
+def citizen_notice(
+    complaint: Complaint,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    now: datetime,
+    slots: Mapping[str, str] | None = None,
+) -> Notification | None:
+    """The row ``to_citizen`` adds, for a writer that inserts it itself
+    (app/complaints/filing_sql.py); None when no resident filed the case."""
     if not identity.has_citizen(complaint):
-        return
+        return None
     # recipient NULL on a protected case
-    session.add(_citizen_row(complaint, complaint.citizen_id, kind, title, body, now, slots))
+    return _citizen_row(complaint, complaint.citizen_id, kind, title, body, now, slots)
 
 
 def _citizen_row(

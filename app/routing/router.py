@@ -62,7 +62,7 @@ async def preview_route(
     settings: SettingsDep,
 ) -> RouteDecisionRead:
     """Where a complaint on this item in this region would go, and why."""
-    item = await routing_service.current_item(session, body.item_code)
+    item = await routing_service.current_item(session, body.item_code, settings=settings)
     d = await routing_service.decide(
         session,
         item=item,

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import NotFound, UnprocessableEntity
-from app.models import Department, Item, SupervisionUnit
+from app.models import Department, Item, Region, SupervisionUnit
 from app.models.enums import RegionLevel
 from app.regions import service as regions_service
-from app.routing import calendar_service, repository
+from app.routing import refcache
 from app.routing.engine import (
     Cadre,
     Override,
@@ -65,6 +65,10 @@ async def route_item_for(session: AsyncSession, item: Item) -> RouteItem:
     dept = await session.get(Department, item.department_code)
     if dept is None:  # guarded by a foreign key; kept for a clear message
         raise NotFound(f"事项 {item.code} 的主管部门不存在")
+    return _route_item(item, dept)
+
+
+def _route_item(item: Item, dept: Department) -> RouteItem:
     return RouteItem(
         code=item.code,
         name=item.name,
@@ -79,13 +83,33 @@ async def route_item_for(session: AsyncSession, item: Item) -> RouteItem:
 
 
 async def current_item(
-    session: AsyncSession, item_code: str, *, allow_retired: bool = False
+    session: AsyncSession,
+    item_code: str,
+    *,
+    allow_retired: bool = False,
+    settings: Settings | None = None,
 ) -> Item:
-    tv = await taxonomy_service.current(session)
-    item = await taxonomy_repository.item_by_code(session, tv.id, item_code)
+    """The item of the current taxonomy; from the process cache when ``settings`` is given."""
+    item: Item | None
+    if settings is not None:
+        ref = await refcache.get(session, settings)
+        if ref.taxonomy is None:
+            await taxonomy_service.current(session)  # raises the usual 503
+        item = ref.items.get(item_code)
+    else:
+        tv = await taxonomy_service.current(session)
+        item = await taxonomy_repository.item_by_code(session, tv.id, item_code)
     if item is None or (item.retired and not allow_retired):
         raise taxonomy_service.ItemNotFound(f"事项 {item_code} 不存在或已停用，请重新选择")
     return item
+
+
+async def region_chain(session: AsyncSession, region_code: str, settings: Settings) -> list[Region]:
+    """``regions_service.get_chain`` from the process cache (same errors)."""
+    path = (await refcache.get(session, settings)).chain(region_code)
+    if not path or path[-1].code != region_code:
+        return await regions_service.get_chain(session, region_code)  # its 400/404
+    return path
 
 
 async def decide(
@@ -98,24 +122,33 @@ async def decide(
     accusation: bool | None = None,
     accused_level: RegionLevel | None = None,
 ) -> RouteDecision:
-    path = await regions_service.get_chain(session, region_code)
+    """Everything but the cadres' open-case counts comes from the process cache."""
+    ref = await refcache.get(session, settings)
+    path = await region_chain(session, region_code, settings)
     chain = RegionChain(tuple(RegionNode(r.code, r.name, r.level) for r in path))
-    route_item = await route_item_for(session, item)
-    overrides = await repository.active_overrides(session, item.code, chain.codes)
-    unit_rows = list(await repository.units_in_regions(session, chain.codes))
-    extra_ids = [o.unit_id for o in overrides if o.unit_id not in {u.id for u in unit_rows}]
-    unit_rows.extend(await repository.units_by_ids(session, extra_ids))
-    unit_ids = [u.id for u in unit_rows]
-    designations = await repository.active_designations(session, item.code, unit_ids)
-    staff = await repository.cadres_of_units(session, unit_ids)
+    dept = ref.departments.get(item.department_code)
+    if dept is None:  # guarded by a foreign key; kept for a clear message
+        raise NotFound(f"事项 {item.code} 的主管部门不存在")
+    route_item = _route_item(item, dept)
+    codes = set(chain.codes)
+    overrides = [o for o in ref.overrides.get(item.code, ()) if o.region_code in codes]
+    unit_rows = [u for code in chain.codes for u in ref.units_by_region.get(code, ())]
+    known = {u.id for u in unit_rows}
+    unit_rows.extend(
+        ref.units_by_id[o.unit_id]
+        for o in overrides
+        if o.unit_id not in known and o.unit_id in ref.units_by_id
+    )
+    unit_ids = {u.id for u in unit_rows}
+    designations = [d for d in ref.designations.get(item.code, ()) if d.unit_id in unit_ids]
+    staff = [s for uid in sorted(unit_ids) for s in ref.cadres_by_unit.get(uid, ())]
     loads = await _load_counter(session, [s.id for s in staff])
-    calendar = await calendar_service.load_calendar(session, settings)
     try:
         return route(
             item=route_item,
             region=chain,
             units=UnitDirectory(unit_ref(u) for u in unit_rows),
-            calendar=calendar,
+            calendar=ref.calendar(settings.timezone),
             received_at=received_at,
             overrides=[
                 Override(o.id, o.item_code, o.region_code, o.unit_id, o.reason, o.created_by)

@@ -6,11 +6,12 @@ closed (and on time), its latest rating, reopened at least once, unsolved,
 found faked at a callback. ``fold`` replays a case's events into a ``Tally``;
 ``contribution`` turns a tally into the counters it adds to its rollup rows.
 
-The request that writes an event moves the case's contribution from what the
-events before it said to what they say now, in the same transaction; ``ydt
-stats rebuild`` folds every case's whole log and adds the final contributions.
-The live rows are therefore sums of final contributions too, so the two agree
-unless a write bypassed the event log.
+The projector (``app/stats/projector.py``), shortly after the request that
+wrote an event, moves the case's contribution from what the events before it
+said to what they say now; ``ydt stats rebuild`` folds every case's whole log
+and adds the final contributions. Once the projector has drained, the live
+rows are therefore sums of final contributions too, so the two agree unless a
+write bypassed the event log.
 
 Why this shape: a rate is only bounded if its numerator counts a subset of the
 cases its denominator counts, in the same rows. Counting events instead (each
@@ -257,72 +258,6 @@ async def _upsert(
     await session.execute(stmt)
 
 
-async def _add(session: AsyncSession, key: Key, deltas: dict[str, int]) -> None:
-    if not deltas:
-        return
-    for model, keys in coarse_keys(key):
-        await _upsert(session, model, keys, deltas)
-
-
-async def _prior(session: AsyncSession, event: ComplaintEvent) -> Tally:
-    """The tally of the case's events before this one (all flushed: chain order)."""
-    if event.seq <= 1:
-        return Tally()
-    rows = await session.execute(
-        select(ComplaintEvent.kind, ComplaintEvent.data, ComplaintEvent.created_at)
-        .where(
-            ComplaintEvent.complaint_id == event.complaint_id,
-            ComplaintEvent.seq < event.seq,
-            ComplaintEvent.kind.in_(COUNTED),
-        )
-        .order_by(ComplaintEvent.seq)
-    )
-    return fold(rows.all())
-
-
-def moved_from_item(complaint: Complaint, event: EventLike) -> str:
-    """The item the case was counted under before ``event``: its own, unless the
-    event is the reclassification that changed it (the row already holds the new
-    item when the event is written)."""
-    if event.kind == "reclassified":
-        return str((event.data or {}).get("from_item_code") or complaint.item_code)
-    return complaint.item_code
-
-
-async def apply(session: AsyncSession, complaint: Complaint, event: ComplaintEvent) -> None:
-    """Called with every event written: moves the case's contribution."""
-    old_item = moved_from_item(complaint, event)
-    if old_item != complaint.item_code and complaint.open_due_day is not None:
-        # The open-case row is keyed by item too: take the case out of the old
-        # item's row; sync_open_due then counts it under the new one.
-        assert complaint.open_unit_id is not None
-        await _bump_open(
-            session, complaint, complaint.open_unit_id, complaint.open_due_day, -1, old_item
-        )
-        complaint.open_unit_id, complaint.open_due_day = None, None
-    await sync_open_due(session, complaint)
-    if event.kind not in COUNTED:
-        return
-    before = await _prior(session, event)
-    old, new = contribution(before), contribution(step(before, event))
-    if old == new and old_item == complaint.item_code:
-        return
-
-    def key(found: tuple[int, date, dict[str, int]], item_code: str) -> Key:
-        return Key(found[1], found[0], item_code, complaint.township_code, complaint.county_code)
-
-    old_key = key(old, old_item) if old is not None else None
-    new_key = key(new, complaint.item_code) if new is not None else None
-    if old is not None and new is not None and new_key is not None and old_key == new_key:
-        deltas = {m: new[2].get(m, 0) - old[2].get(m, 0) for m in {*old[2], *new[2]}}
-        await _add(session, new_key, {m: v for m, v in deltas.items() if v})
-        return
-    if old is not None and old_key is not None:
-        await _add(session, old_key, {m: -v for m, v in old[2].items()})
-    if new is not None and new_key is not None:
-        await _add(session, new_key, new[2])
-
-
 SETTLED_DAY = date(2000, 1, 1)
 
 
@@ -335,46 +270,6 @@ def open_key(complaint: Complaint) -> tuple[int, date] | None:
     if not complaint.status.is_open:
         return None
     return complaint.unit_id, _day(complaint.due_at)
-
-
-async def _bump_open(
-    session: AsyncSession,
-    complaint: Complaint,
-    unit_id: int,
-    due_day: date,
-    delta: int,
-    item_code: str | None = None,
-) -> None:
-    keys = {
-        "due_day": due_day,
-        "unit_id": unit_id,
-        "item_code": item_code or complaint.item_code,
-        "township_code": complaint.township_code,
-        "county_code": complaint.county_code,
-    }
-    await _upsert(session, StatsOpenDue, keys, {"open": delta})
-
-
-async def sync_open_due(session: AsyncSession, complaint: Complaint) -> None:
-    """Move the case in stats_open_due if its open state, unit or due day changed.
-
-    It compares where the case should be counted with where it was counted
-    (stored on the case), so every path that changes status, unit or deadline
-    is covered without each one knowing about statistics.
-    """
-    wanted = open_key(complaint)
-    counted = (
-        (complaint.open_unit_id, complaint.open_due_day)
-        if complaint.open_due_day is not None and complaint.open_unit_id is not None
-        else None
-    )
-    if wanted == counted:
-        return
-    if counted is not None:
-        await _bump_open(session, complaint, counted[0], counted[1], -1)
-    if wanted is not None:
-        await _bump_open(session, complaint, wanted[0], wanted[1], 1)
-    complaint.open_unit_id, complaint.open_due_day = wanted if wanted else (None, None)
 
 
 async def compact_open_due(session: AsyncSession, today: date, *, min_rows: int = 1) -> int:
@@ -498,7 +393,14 @@ ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
 
 
 async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
-    """Recompute every rollup from the event log (run in one transaction)."""
+    """Recompute every rollup from the event log (run in one transaction).
+
+    Events still queued for the projector are folded here and dropped from
+    its queue; events written meanwhile (above ``top``) stay queued for it.
+    """
+    from app.stats import projector
+
+    top = await projector.forget_before_rebuild(session)
     for table in ROLLUP_TABLES:
         await session.execute(delete(table))
     totals: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
@@ -525,7 +427,7 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
         events: Iterable[ComplaintEvent] = (
             await session.execute(
                 select(ComplaintEvent)
-                .where(ComplaintEvent.complaint_id.in_(list(info)))
+                .where(ComplaintEvent.complaint_id.in_(list(info)), ComplaintEvent.id <= top)
                 .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq)
             )
         ).scalars()
@@ -533,13 +435,28 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
         for e in events:
             tallies[e.complaint_id] = step(tallies.get(e.complaint_id, Tally()), e)
             replayed += 1
+        # A case reclassified after ``top`` is counted under the item it had at
+        # ``top``: the projector moves it when it applies the reclassification.
+        item_at_top = {cid: info[cid].item_code for cid in tallies}
+        later = await session.execute(
+            select(ComplaintEvent.complaint_id, ComplaintEvent.data)
+            .where(
+                ComplaintEvent.complaint_id.in_(list(info)),
+                ComplaintEvent.id > top,
+                ComplaintEvent.kind == "reclassified",
+            )
+            .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq.desc())
+        )
+        for cid, data in later.all():
+            if cid in item_at_top:
+                item_at_top[cid] = str((data or {}).get("from_item_code") or item_at_top[cid])
         for cid, t in tallies.items():
             found = contribution(t)
             if found is None:
                 continue
             c = info[cid]
             unit_id, day, deltas = found
-            bucket = totals[Key(day, unit_id, c.item_code, c.township_code, c.county_code)]
+            bucket = totals[Key(day, unit_id, item_at_top[cid], c.township_code, c.county_code)]
             for m, v in deltas.items():
                 bucket[m] += v
         last_id = cases[-1].id

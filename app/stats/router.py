@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from app.core.deps import ClockDep, SessionDep
 from app.core.schemas import BoundedDate
 from app.staff.dependencies import CurrentStaff
-from app.stats import ranking, rollup, service
+from app.stats import projector, ranking, rollup, service
 from app.stats.schemas import Overview, PublicStats, Rankings
 
 router = APIRouter(tags=["stats"])
@@ -16,8 +16,12 @@ RegionQuery = Annotated[str | None, Query(pattern=r"^\d{12}$")]
 
 
 @router.get("/stats/public", response_model=PublicStats)
-async def public_stats(session: SessionDep, region_code: RegionQuery = None) -> PublicStats:
-    return await service.public(session, region_code)
+async def public_stats(
+    session: SessionDep, clock: ClockDep, region_code: RegionQuery = None
+) -> PublicStats:
+    result = await service.public(session, region_code)
+    result.as_of = await projector.as_of(session, clock.now())
+    return result
 
 
 @router.get("/staff/stats/overview", response_model=Overview)
@@ -38,6 +42,7 @@ async def overview(
         date_to=date_to,
         now=clock.now(),
     )
+    result.as_of = await projector.as_of(session, clock.now())
     # Serialised once, as built: FastAPI would otherwise validate the several
     # hundred breakdowns again against response_model, which stays for the docs.
     return Response(result.model_dump_json(), media_type="application/json")
@@ -56,7 +61,7 @@ async def rankings(
     today = rollup.local_date(clock.now())  # the local day, not UTC's
     end = date_to or today
     start = date_from or (end - timedelta(days=90))
-    return await ranking.rankings(
+    result = await ranking.rankings(
         session,
         scope=scope,
         date_from=start,
@@ -64,3 +69,5 @@ async def rankings(
         now=clock.now(),
         min_cases=min_cases,
     )
+    result.as_of = await projector.as_of(session, clock.now())
+    return result

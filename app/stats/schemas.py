@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -117,6 +117,11 @@ class Overview(BaseModel):
         description="两个当天: the share of real-name cases whose acceptance and closure "
         "notices were delivered the same day (by acceptance / closure day in the period)",
     )
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )
 
 
 class PublicStats(BaseModel):
@@ -127,6 +132,11 @@ class PublicStats(BaseModel):
     closure_rate: float | None
     solved_rate: float | None
     satisfaction_rate: float | None
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )
 
 
 class RankedUnit(BaseModel):
@@ -183,3 +193,8 @@ class Rankings(BaseModel):
         "reasons it is or is not on a list (e.g. too few cases)"
     )
     alerts: list[Alert]
+    as_of: datetime | None = Field(
+        default=None,
+        description="every event up to this moment is counted; the statistics projector "
+        "applies new events within about a second (app/stats/projector.py)",
+    )

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.complaints import filing as complaints_filing
 from app.complaints import service as complaints_service
 from app.complaints.schemas import PHONE_RE
 from app.core.config import Settings
@@ -18,7 +19,6 @@ from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import StaffUser
 from app.models.enums import Channel, RegionLevel, StaffRole
-from app.regions import service as regions_service
 from app.routing import service as routing_service
 from app.workflow.machine import Priority, priority_score
 from app.workflow.schemas import OfflineIntake
@@ -75,8 +75,8 @@ async def register(
         and body.channel is not Channel.door_to_door
     ):
         raise BadRequest("实名登记请填写反映人姓名和电话")
-    item = await routing_service.current_item(session, body.item_code)
-    path = await regions_service.get_chain(session, body.region_code)
+    item = await routing_service.current_item(session, body.item_code, settings=settings)
+    path = await routing_service.region_chain(session, body.region_code, settings)
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
@@ -95,9 +95,9 @@ async def register(
     media_service.check_case_limits(media)
     flags = {Priority(f) for f in body.priority_flags}
     query_code = None if body.decline_query_code else new_query_code()
-    complaint = await complaints_service.open_case(
+    complaint = await complaints_filing.open_case(
         session,
-        complaints_service.NewCase(
+        complaints_filing.NewCase(
             item=item,
             path=path,
             decision=decision,

@@ -34,7 +34,9 @@ def test_the_bench_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "smoke.json").read_text())
-    assert {"machine", "config", "growth", "load", "media", "goals"} <= set(report)
+    assert {"machine", "config", "growth", "load", "media", "goals", "embedded", "guarantees"} <= (
+        set(report)
+    )
     assert {"date", "cpu_model", "cores", "memory_gib", "python", "postgresql"} <= set(
         report["machine"]
     )
@@ -49,6 +51,19 @@ def test_the_bench_runs_end_to_end(tmp_path: Path) -> None:
             # Every filing and every read was accepted: tokens, bodies,
             # Idempotency-Keys and rate limits are all right.
             assert measured["non_2xx"] == 0
+
+    # The embedded default (SQLite, one worker) against bare aiosqlite.
+    for what in ("filing", "tracking"):
+        result = report["embedded"][what]
+        assert {"ratio", "baseline", "app", "p99_vs_baseline"} <= set(result)
+        for side in ("baseline", "app"):
+            assert result[side]["rps"] > 0 and result[side]["non_2xx"] == 0
+
+    # Every guarantee the fast paths must keep, checked by the run itself.
+    checks = report["guarantees"]["checks"]
+    assert len(checks) >= 9
+    failed = [c for c in checks if not c["ok"]]
+    assert not failed, failed
 
     growth = report["growth"]
     assert len(growth["sizes"]) == 2

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import ComplaintMerge, Notification, StatsDaily
-from app.stats import rollup
+from app.stats import projector, rollup
 from tests.audit.helpers import about, audit
+from tests.conftest import DEFAULT_NOW
 from tests.stats.scenario import close, staff
 from tests.stats.test_rebuild import open_due, snapshot
 from tests.workflow.helpers import act, case, citizen, file_case
@@ -46,7 +47,9 @@ async def notices(connection: AsyncConnection, complaint_id: str, kind: str) -> 
 
 
 async def received(connection: AsyncConnection) -> int:
+    """Cases counted, once the statistics projector has caught up."""
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await projector.drain(s, now=DEFAULT_NOW)
         return int((await s.execute(select(func.sum(StatsDaily.received)))).scalar() or 0)
 
 

@@ -11,13 +11,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import StatsDaily
+from app.stats import projector
 from tests.audit.helpers import about, audit, steps, team
+from tests.conftest import DEFAULT_NOW
 from tests.open311.helpers import BASE, admin, filed, issue_key
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
 
 async def _received(session: AsyncSession) -> int:
+    """Cases counted, once the statistics projector has caught up."""
+    await projector.drain(session, now=DEFAULT_NOW)
     total = (await session.execute(select(func.sum(StatsDaily.received)))).scalar_one()
     return int(total or 0)
 

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import Complaint, StatsDaily, StatsOpenDue
 from app.models.stats import METRICS
-from app.stats import rollup
+from app.stats import projector, rollup
+from tests.conftest import DEFAULT_NOW
 from tests.stats.scenario import staff
 from tests.workflow.helpers import act, case, citizen, file_case
 
@@ -40,8 +41,10 @@ MOVES = {
 
 
 async def open_due(connection: AsyncConnection) -> dict[tuple[object, ...], int]:
-    """stats_open_due without its zero rows, and the direct count it must equal."""
+    """stats_open_due without its zero rows, and the direct count it must equal
+    (once the projector has drained)."""
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await projector.drain(s, now=DEFAULT_NOW)
         rows = (await s.execute(select(StatsOpenDue))).scalars().all()
         counted = {
             (r.due_day, r.unit_id, r.item_code, r.township_code): r.open for r in rows if r.open
@@ -66,6 +69,7 @@ async def snapshot(
     does not write it."""
     key = [c.name for c in model.__table__.primary_key.columns]
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await projector.drain(s, now=DEFAULT_NOW)
         rows = (await s.execute(select(model))).scalars().all()
         return {
             tuple(getattr(r, k) for k in key): values

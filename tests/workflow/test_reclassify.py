@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import StatsDaily
 from app.models.enums import StaffRole
-from app.stats import rollup
+from app.stats import projector, rollup
 from app.workflow import reclassify
 from tests.factories import login, make_staff
 from tests.stats.test_rebuild import open_due, snapshot
@@ -102,9 +102,7 @@ async def test_reclassify_refusals(client: AsyncClient, connection: AsyncConnect
     # Only before acceptance: after it the unit has committed to a deadline.
     accepted = await act(client, zhang, cid, "accept", v)
     assert accepted.status_code == 200, accepted.text
-    late = await act(
-        client, zhang, cid, "reclassify", accepted.json()["version"], item_code="0105"
-    )
+    late = await act(client, zhang, cid, "reclassify", accepted.json()["version"], item_code="0105")
     assert late.status_code == 409
     # Nothing above changed the item.
     assert (await case(client, zhang, cid))["item"]["code"] == "0101"
@@ -140,9 +138,9 @@ def test_fold_moves_unit_on_reclassified_and_keys_old_item() -> None:
     found = rollup.contribution(t)
     assert found is not None and found[0] == 9 and found[2]["received"] == 1
 
-    class Row:
-        item_code = "0106"
-
-    assert rollup.moved_from_item(Row(), moved) == "0101"  # type: ignore[arg-type]
-    assert rollup.moved_from_item(Row(), filed) == "0106"  # type: ignore[arg-type]
-
+    # The projector keys each side of a change by the item then in force:
+    # before the reclassification the old item, after it the case's own.
+    first, after = projector._items("0106", [filed, moved])
+    assert first == "0101" and after == ["0101", "0106"]
+    again = E("reclassified", {"unit_id": 9, "from_item_code": "0106", "to_item_code": "0203"})
+    assert projector._items("0203", [filed, moved, again]) == ("0101", ["0101", "0106", "0203"])

@@ -1,0 +1,173 @@
+"""Reference data held per process, so routing a filing is pure CPU.
+
+Filing used to reload the taxonomy version, the item, its department, the
+region chain (twice), units, overrides, designations, cadres and the whole
+calendar: ten SELECTs per request for rows that change a few times a year.
+Here they are loaded once and kept until ``reference_version.token`` changes.
+Triggers (migration 0017) give that row a new random token on any write to a
+reference table, so no admin path can forget to invalidate; a random token,
+not a counter, so a rolled-back change cannot leave a cache that a later,
+different change happens to match.
+
+The token is read at most once per ``reference_cache_seconds`` per process
+(0: on every use), so another process's change shows within that bound. The
+objects are detached ORM rows shared by concurrent requests: read them, never
+add them to a session or change them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.models import (
+    CalendarDay,
+    Department,
+    DesignatedCadre,
+    Item,
+    ReferenceVersion,
+    Region,
+    RoutingOverride,
+    StaffUser,
+    SupervisionUnit,
+    TaxonomyVersion,
+)
+from app.models.enums import StaffRole
+from app.routing.calendar import WorkCalendar
+
+
+@dataclass
+class Reference:
+    """One consistent load of everything routing reads."""
+
+    token: str
+    taxonomy: TaxonomyVersion | None
+    items: dict[str, Item]
+    departments: dict[str, Department]
+    regions: dict[str, Region]
+    units_by_id: dict[int, SupervisionUnit]
+    units_by_region: dict[str, list[SupervisionUnit]]
+    overrides: dict[str, list[RoutingOverride]]  # active, by item code
+    designations: dict[str, list[DesignatedCadre]]  # active, by item code
+    cadres_by_unit: dict[int, list[StaffUser]]  # supervisors, by unit
+    calendar_days: dict[date, bool]
+    _calendars: dict[str, WorkCalendar] = field(default_factory=dict)
+
+    def chain(self, code: str) -> list[Region]:
+        """City first, down to ``code``; empty when the code is unknown."""
+        out: list[Region] = []
+        node = self.regions.get(code)
+        while node is not None and len(out) < 8:
+            out.append(node)
+            node = self.regions.get(node.parent_code) if node.parent_code else None
+        return list(reversed(out))
+
+    def calendar(self, timezone: str) -> WorkCalendar:
+        cal = self._calendars.get(timezone)
+        if cal is None:
+            cal = self._calendars[timezone] = WorkCalendar(self.calendar_days, timezone=timezone)
+        return cal
+
+
+@dataclass
+class _Slot:
+    reference: Reference | None = None
+    checked_at: float = float("-inf")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+# One slot per database (tests run SQLite and PostgreSQL in one process).
+_slots: dict[str, _Slot] = defaultdict(_Slot)
+
+
+def _db_key(session: AsyncSession) -> str:
+    bind: Any = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    return str(engine.url)
+
+
+async def _token(session: AsyncSession) -> str:
+    found = (
+        await session.execute(select(ReferenceVersion.token).where(ReferenceVersion.id == 1))
+    ).scalar_one_or_none()
+    return found or ""
+
+
+def _detach(session: AsyncSession, rows: Iterable[Any]) -> list[Any]:
+    out = list(rows)
+    for r in out:
+        session.expunge(r)
+    return out
+
+
+async def _load(session: AsyncSession, token: str) -> Reference:
+    async def all_of(stmt: Any) -> list[Any]:
+        return _detach(session, (await session.execute(stmt)).scalars().all())
+
+    tv_rows = await all_of(select(TaxonomyVersion).where(TaxonomyVersion.is_current.is_(True)))
+    tv = tv_rows[0] if tv_rows else None
+    items = await all_of(select(Item).where(Item.version_id == tv.id)) if tv else []
+    units = await all_of(select(SupervisionUnit))
+    overrides = await all_of(select(RoutingOverride).where(RoutingOverride.revoked_at.is_(None)))
+    designations = await all_of(select(DesignatedCadre).where(DesignatedCadre.revoked_at.is_(None)))
+    cadres = await all_of(select(StaffUser).where(StaffUser.role == StaffRole.supervisor))
+    by_region: dict[str, list[SupervisionUnit]] = defaultdict(list)
+    for u in units:
+        by_region[u.region_code].append(u)
+    by_item_o: dict[str, list[RoutingOverride]] = defaultdict(list)
+    for o in overrides:
+        by_item_o[o.item_code].append(o)
+    by_item_d: dict[str, list[DesignatedCadre]] = defaultdict(list)
+    for d in designations:
+        by_item_d[d.item_code].append(d)
+    by_unit: dict[int, list[StaffUser]] = defaultdict(list)
+    for s in cadres:
+        if s.unit_id is not None:
+            by_unit[s.unit_id].append(s)
+    days = (await session.execute(select(CalendarDay.day, CalendarDay.is_workday))).all()
+    return Reference(
+        token=token,
+        taxonomy=tv,
+        items={i.code: i for i in items},
+        departments={d.code: d for d in await all_of(select(Department))},
+        regions={r.code: r for r in await all_of(select(Region))},
+        units_by_id={u.id: u for u in units},
+        units_by_region=dict(by_region),
+        overrides=dict(by_item_o),
+        designations=dict(by_item_d),
+        cadres_by_unit=dict(by_unit),
+        calendar_days={r.day: r.is_workday for r in days},
+    )
+
+
+async def get(session: AsyncSession, settings: Settings) -> Reference:
+    """The current reference data, reloaded only when its token moved."""
+    slot = _slots[_db_key(session)]
+    ref = slot.reference
+    if ref is not None and time.monotonic() - slot.checked_at < settings.reference_cache_seconds:
+        return ref
+    token = await _token(session)
+    if ref is not None and ref.token == token:
+        slot.checked_at = time.monotonic()
+        return ref
+    async with slot.lock:
+        ref = slot.reference
+        if ref is None or ref.token != token:
+            ref = await _load(session, token)
+            slot.reference = ref
+        slot.checked_at = time.monotonic()
+    return ref
+
+
+def clear() -> None:
+    """Forget every cached load (tests, and after bulk loads in this process)."""
+    _slots.clear()
