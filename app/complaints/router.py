@@ -24,7 +24,7 @@ from app.core.deps import (
     StoreDep,
 )
 from app.core.pagination import PageParams, page_params
-from app.core.ratelimit import client_ip, enforce, ip_bucket
+from app.core.ratelimit import Limit, client_ip, enforce_all, ip_bucket
 from app.idempotency import service as idempotency
 from app.moderation.dependencies import ContentGateDep
 
@@ -75,19 +75,20 @@ async def file_complaint(
         record = found
     try:
         # Retries of the same key return above without counting against the limits.
-        await enforce(
+        await enforce_all(
             shared,
-            f"file:citizen:{identity.limit_key(citizen.id)}",
-            limit=FILINGS_PER_HOUR_PER_RESIDENT,
-            window_seconds=3600,
-            now=now,
-            what="提交",
-        )
-        await enforce(
-            shared,
-            f"file:ip:{ip_bucket(client_ip(request, settings))}",
-            limit=FILINGS_PER_HOUR_PER_IP,
-            window_seconds=3600,
+            [
+                Limit(
+                    f"file:citizen:{identity.limit_key(citizen.id)}",
+                    FILINGS_PER_HOUR_PER_RESIDENT,
+                    3600,
+                ),
+                Limit(
+                    f"file:ip:{ip_bucket(client_ip(request, settings))}",
+                    FILINGS_PER_HOUR_PER_IP,
+                    3600,
+                ),
+            ],
             now=now,
             what="提交",
         )

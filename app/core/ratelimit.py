@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Request
@@ -26,6 +27,29 @@ async def enforce(
         raise TooManyRequests(
             f"{what}过于频繁，请 {retry_after} 秒后再试", headers={"Retry-After": str(retry_after)}
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    key: str
+    limit: int
+    window_seconds: int
+
+
+async def enforce_all(
+    store: SharedStore, limits: Sequence[Limit], *, now: datetime, what: str
+) -> None:
+    """Several limits counted in one round trip; the first one over answers 429.
+
+    Every limit counts the hit, also when another one refuses it (calls to
+    ``enforce`` in a row stopped counting at the first refusal)."""
+    counted = await store.hit_many([(x.key, x.window_seconds) for x in limits], now=now)
+    for x, (count, retry_after) in zip(limits, counted, strict=True):
+        if count > x.limit:
+            raise TooManyRequests(
+                f"{what}过于频繁，请 {retry_after} 秒后再试",
+                headers={"Retry-After": str(retry_after)},
+            )
 
 
 def _parse(value: str) -> IPAddress | None:

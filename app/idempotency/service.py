@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,6 +84,28 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
+# Built once per dialect with bind parameters, so SQLAlchemy reuses its
+# compiled form instead of building and keying a new insert per request.
+_BEGIN: dict[str, Any] = {}
+
+
+def _begin_statement(dialect: str) -> Any:
+    found = _BEGIN.get(dialect)
+    if found is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # The table, not the class: an ORM insert executed with a dict would be
+        # taken as a bulk insert of that dict instead of bound parameters.
+        table: Any = IdempotencyRecord.__table__
+        columns = ("scope", "owner", "key", "request_hash", "status_code", "created_at")
+        found = _BEGIN[dialect] = (
+            insert(table)
+            .values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
+            .returning(table.c.id)
+        )
+    return found
+
+
 async def begin(
     session: AsyncSession, *, scope: str, owner: str, key: str, fingerprint: str, now: datetime
 ) -> Replay | IdempotencyRecord:
@@ -103,15 +125,8 @@ async def begin(
         "status_code": 0,
         "created_at": now,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    new_id = (
-        await session.execute(
-            insert(IdempotencyRecord)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
-            .returning(IdempotencyRecord.id)
-        )
-    ).scalar_one_or_none()
+    stmt = _begin_statement(session.get_bind().dialect.name)
+    new_id = (await session.execute(stmt, values)).scalar_one_or_none()
     if new_id is not None:
         # Not added to the session: complete() writes the answer by id.
         return IdempotencyRecord(id=new_id, **values)

@@ -48,6 +48,22 @@ async def test_hits_count_within_a_window_and_reset_after(store: SharedStore) ->
     assert (await store.hit(key, window_seconds=60, now=NOW + timedelta(seconds=60)))[0] == 1
 
 
+async def test_several_windows_are_counted_in_one_call(store: SharedStore) -> None:
+    """A filing counts the resident's and the address's windows together:
+    each keeps its own count and retry time, in the caller's order."""
+    a, b = f"a:{uuid.uuid4().hex}", f"b:{uuid.uuid4().hex}"
+    await store.hit(b, window_seconds=60, now=NOW)
+    first = await store.hit_many([(b, 60), (a, 3600)], now=NOW)
+    assert [c for c, _ in first] == [2, 1]
+    assert first[0][1] <= 60 < first[1][1] <= 3600
+    again = await store.hit_many([(a, 3600), (b, 60)], now=NOW)
+    assert [c for c, _ in again] == [2, 3]
+    # The same key twice in one call counts once: no half-applied double step.
+    same = await store.hit_many([(a, 3600), (a, 3600)], now=NOW)
+    assert [c for c, _ in same] == [3, 3]
+    assert (await store.hit(a, window_seconds=3600, now=NOW))[0] >= 4
+
+
 async def test_values_expire(store: SharedStore) -> None:
     key = f"v:{uuid.uuid4().hex}"
     assert await store.get(key, now=NOW) is None
