@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from app.core import pgbouncer
 from app.core.config import Settings
 
 NAMING_CONVENTION = {
@@ -102,6 +103,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         _configure_sqlite(engine)
         return engine
     kwargs.update(pool_size=settings.database_pool_size, max_overflow=10, pool_pre_ping=True)
+    kwargs.update(pgbouncer.engine_options(settings, url))  # empty unless behind PgBouncer
     return create_async_engine(url, **kwargs)
 
 

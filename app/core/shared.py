@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core import pgbouncer
 from app.core.config import Settings
 from app.core.db import Base
 from app.models import SharedState
@@ -189,6 +190,7 @@ def create_shared_store(
         pool_size=SHARED_POOL_SIZE,
         max_overflow=SHARED_POOL_OVERFLOW,
         pool_pre_ping=True,
+        **pgbouncer.engine_options(settings, settings.database_url),
     )
     return DatabaseSharedStore(
         async_sessionmaker(engine, expire_on_commit=False, autoflush=False), engine=engine
