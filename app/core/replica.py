@@ -16,8 +16,8 @@ primary. Two rules keep what the replica shows honest:
 * Bounded lag for everyone else. The replica is used only while it is a
   standby that is at most ``YDT_DATABASE_REPLICA_MAX_LAG_SECONDS`` behind;
   when it is further behind, down, or no longer a standby (promoted), reads
-  go to the primary. Its state is checked at most once a second per process,
-  and again at once when a reader needs a newer position than last seen.
+  go to the primary. Its state is asked at the start of each replica read,
+  in that read's own transaction (one round trip, on the replica).
 
 A failure of the replica, of the check, or of the shared store never turns
 a read into an error: the primary answers. Each answer says where it was
@@ -53,9 +53,9 @@ from app.core.shared import SharedStore
 
 logger = logging.getLogger(__name__)
 
-CHECK_EVERY = 1.0  # seconds a replica's state is trusted without asking again
 DOWN_FOR = 5.0  # seconds a replica that failed its check is left alone
 CONNECT_TIMEOUT = 2.0  # a replica that does not answer quickly is treated as down
+CHECK_TIMEOUT = CONNECT_TIMEOUT + 1.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HEADER = b"x-read-from"
 
@@ -83,7 +83,7 @@ def parse_lsn(value: str | None) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaState:
-    usable: bool  # a standby we could reach
+    usable: bool  # a standby
     replay_lsn: int | None
     lag_seconds: float  # math.inf when unknown
 
@@ -123,7 +123,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 class Replica:
-    """The replica's engine, its last known state, and the staleness rule."""
+    """The replica's engine and the staleness rule."""
 
     def __init__(
         self, settings: Settings, primary: AsyncEngine, shared: SharedStore, clock: Clock
@@ -143,64 +143,59 @@ class Replica:
             connect_args={**pgbouncer.connect_args(settings), "timeout": CONNECT_TIMEOUT},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._state = ReplicaState(False, None, math.inf)
-        self._checked = -math.inf  # monotonic time of the last check
-        self._down_until = -math.inf
-        self._lock = asyncio.Lock()
+        self._down_until = -math.inf  # monotonic time until which the replica is left alone
+        self._usable = True  # what the last check said, to log changes once
 
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def _check(self) -> ReplicaState:
-        now = time.monotonic()
-        if now < self._down_until:
-            return ReplicaState(False, None, math.inf)
+    async def _needs(self, key: str | None) -> int | None:
+        """The WAL position ``key``'s reads must see (raises if the store is down)."""
+        if key is None:
+            return None
+        return parse_lsn(await self.shared.get(f"replica-lsn:{key}", now=self.clock.now()))
+
+    def _note(self, usable: bool, why: str) -> None:
+        if usable != self._usable:
+            logger.warning(
+                "replica usable again" if usable else f"replica not used: {why}",
+                extra={"reads": "replica" if usable else "primary"},
+            )
+        self._usable = usable
+
+    async def open(self, key: str | None) -> AsyncSession | None:
+        """A replica session for ``key``'s reads, or None: read the primary.
+
+        The state is asked in the session's own transaction, so the answer is
+        about the very connection (behind PgBouncer too: one transaction, one
+        server connection) and the snapshot that the reads will use: what it
+        has replayed is what they see."""
+        if time.monotonic() < self._down_until:
+            return None
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT + 1):
-                async with self.engine.connect() as conn:
-                    row = (await conn.execute(STATE_SQL)).first()
+            needs = await self._needs(key)
+        except Exception as exc:  # cannot tell what this reader wrote: the primary
+            logger.warning("replica: shared store unreadable", extra={"error": repr(exc)})
+            return None
+        session = self.sessionmaker()
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                row = (await session.execute(STATE_SQL)).first()
         except Exception as exc:
-            if self._state.usable or self._checked == -math.inf:
-                logger.warning(
-                    "replica unreachable: reads go to the primary", extra={"error": repr(exc)}
-                )
+            await _discard(session)
             self._down_until = time.monotonic() + DOWN_FOR
-            self._state, self._checked = ReplicaState(False, None, math.inf), time.monotonic()
-            return self._state
+            self._note(False, f"unreachable ({exc!r})")
+            return None
         state = judge(row)
-        if not state.usable and self._state.usable:
-            logger.warning("replica is not a standby: reads go to the primary")
-        self._state, self._checked = state, time.monotonic()
-        return state
-
-    async def state(self, *, needs: int | None = None) -> ReplicaState:
-        """The replica's state, asked again when older than CHECK_EVERY or
-        when it has not yet shown the position ``needs``."""
-        fresh = time.monotonic() - self._checked < CHECK_EVERY
-        behind = needs is not None and (self._state.replay_lsn or 0) < needs
-        if fresh and not behind:
-            return self._state
-        async with self._lock:  # one check at a time; the others use its answer
-            checked_while_waiting = time.monotonic() - self._checked < CHECK_EVERY / 10
-            if checked_while_waiting and not (
-                needs is not None and (self._state.replay_lsn or 0) < needs
-            ):
-                return self._state
-            return await self._check()
-
-    async def choose(self, key: str | None) -> bool:
-        """True when ``key``'s reads may go to the replica now."""
-        needs: int | None = None
-        if key is not None:
-            try:
-                needs = parse_lsn(await self.shared.get(f"replica-lsn:{key}", now=self.clock.now()))
-            except Exception as exc:  # no shared store: we cannot tell, so the primary
-                logger.warning("replica: shared store unreadable", extra={"error": repr(exc)})
-                return False
-        state = await self.state(needs=needs)
         if not state.usable or state.lag_seconds > self.max_lag:
-            return False
-        return needs is None or (state.replay_lsn is not None and state.replay_lsn >= needs)
+            await _discard(session)
+            self._note(False, "not a standby" if not state.usable else "lagging")
+            return None
+        self._note(True, "")
+        if needs is not None and (state.replay_lsn is None or state.replay_lsn < needs):
+            await _discard(session)  # this reader's last write is not there yet
+            return None
+        return session
 
     async def record_write(self, key: str) -> None:
         """Remember where the primary's WAL is now: ``key``'s last write is behind it."""
@@ -209,6 +204,13 @@ class Replica:
             await conn.commit()
         now = self.clock.now()
         await self.shared.set(f"replica-lsn:{key}", str(lsn), ttl_seconds=self.ttl, now=now)
+
+
+async def _discard(session: AsyncSession) -> None:
+    try:
+        await session.close()
+    except Exception:  # a broken connection: the pool drops it
+        logger.debug("replica session close failed", exc_info=True)
 
 
 class ReadYourWrites:
@@ -256,15 +258,16 @@ async def get_replica_session(request: Request) -> AsyncIterator[AsyncSession]:
     session where no separate read session exists)."""
     app_state = request.app.state
     replica: Replica | None = getattr(app_state, "replica", None)
-    use_replica = False
+    session: AsyncSession | None = None
     if replica is not None:
-        use_replica = await replica.choose(reader_key(request, app_state.tokens, app_state.clock))
-    if use_replica and replica is not None:
-        maker: async_sessionmaker[AsyncSession] = replica.sessionmaker
-    else:
-        maker = getattr(app_state, "read_sessionmaker", app_state.sessionmaker)
-    request.state.read_from = "replica" if use_replica else "primary"
-    async with maker() as session:
+        session = await replica.open(reader_key(request, app_state.tokens, app_state.clock))
+    request.state.read_from = "replica" if session is not None else "primary"
+    if session is None:
+        maker: async_sessionmaker[AsyncSession] = getattr(
+            app_state, "read_sessionmaker", app_state.sessionmaker
+        )
+        session = maker()
+    async with session:
         try:
             yield session
             await session.commit()
