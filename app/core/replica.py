@@ -7,9 +7,12 @@ primary. Two rules keep what the replica shows honest:
 
 * Read your own writes. After a staff request that changed something
   (a successful POST/PUT/PATCH/DELETE with a staff token), the primary's
-  ``pg_current_wal_lsn()`` is stored in the shared store under that staff
-  member's id, before the response leaves: the commit happened before the
-  response, so that position covers it. A read by the same staff member goes
+  ``pg_current_wal_insert_lsn()`` is stored in the shared store under that
+  staff member's id, before the response leaves: the commit happened before
+  the response, so that position covers it. (Not ``pg_current_wal_lsn()``,
+  the position written so far: with ``synchronous_commit = off`` the commit
+  record may still sit in WAL buffers beyond it, and a replica at that
+  position would not have the write; found by the multi-instance test.) A read by the same staff member goes
   to the replica only once its ``pg_last_wal_replay_lsn()`` has reached that
   position; until then it goes to the primary. The record is shared (Redis),
   so it holds whichever app instance the next request reaches.
@@ -59,6 +62,7 @@ CHECK_TIMEOUT = CONNECT_TIMEOUT + 1.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HEADER = b"x-read-from"
 
+INSERT_LSN_SQL = text("SELECT pg_current_wal_insert_lsn()::text")
 STATE_SQL = text(
     "SELECT pg_is_in_recovery() AS standby,"
     " pg_last_wal_replay_lsn()::text AS replay,"
@@ -200,7 +204,7 @@ class Replica:
     async def record_write(self, key: str) -> None:
         """Remember where the primary's WAL is now: ``key``'s last write is behind it."""
         async with self.primary.connect() as conn:
-            lsn = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
+            lsn = (await conn.execute(INSERT_LSN_SQL)).scalar_one()
             await conn.commit()
         now = self.clock.now()
         await self.shared.set(f"replica-lsn:{key}", str(lsn), ttl_seconds=self.ttl, now=now)

@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis
 
 from tests.fake_wechat import FakeWeChat
 from tests.support import IN_CI
@@ -180,7 +181,7 @@ def test_rate_limit_is_shared_by_both_apps(topo: multi_instance.Topology) -> Non
     for url in (b, a):  # the 11th is refused whichever app gets it
         refused = _file(url, resident, 11)
         assert refused.status_code == 429, refused.text
-        assert refused.json()["error"] == "rate_limited"
+        assert refused.json()["error"] == "too_many_requests"
     assert len(set(FILED)) == 10
 
 
@@ -271,6 +272,14 @@ def test_replica_reads_are_correct_and_a_cadre_sees_their_own_write(
     # on the other, from the primary.
     _sql(topo.replica_dsn, "SELECT pg_wal_replay_pause()")
     try:
+        _wait_for(
+            lambda: (
+                _sql(topo.replica_dsn, "SELECT pg_get_wal_replay_pause_state() AS s")[0]["s"]
+                == "paused"
+            ),
+            20,
+            "the replica to pause",
+        )
         case = FILED[0]
         accepted = httpx.post(
             f"{a}/api/v1/staff/complaints/{case}/actions/accept",
@@ -279,6 +288,11 @@ def test_replica_reads_are_correct_and_a_cadre_sees_their_own_write(
             timeout=60,
         )
         assert accepted.status_code == 200, accepted.text
+        staff_id = httpx.get(f"{a}/api/v1/staff/me", headers=writer, timeout=60).json()["id"]
+        shared = redis.Redis(port=topo.redis_port, decode_responses=True)
+        written_at = shared.get(f"ydt:kv:replica-lsn:staff:{staff_id}")
+        shared.close()
+        assert written_at and "/" in written_at  # the write's WAL position, shared
         source, queue = _queue(b, writer)
         assert source == "primary"
         assert queue[case] == "accepted"
