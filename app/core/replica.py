@@ -12,9 +12,10 @@ primary. Two rules keep what the replica shows honest:
   the response, so that position covers it. (Not ``pg_current_wal_lsn()``,
   the position written so far: with ``synchronous_commit = off`` the commit
   record may still sit in WAL buffers beyond it, and a replica at that
-  position would not have the write; found by the multi-instance test.) A read by the same staff member goes
-  to the replica only once its ``pg_last_wal_replay_lsn()`` has reached that
-  position; until then it goes to the primary. The record is shared (Redis),
+  position would not have the write; found by the multi-instance test.)
+  A read by the same staff member goes to the replica only once its
+  ``pg_last_wal_replay_lsn()`` has reached that position; until then it goes
+  to the primary. The record is shared (Redis),
   so it holds whichever app instance the next request reaches.
 * Bounded lag for everyone else. The replica is used only while it is a
   standby that is at most ``YDT_DATABASE_REPLICA_MAX_LAG_SECONDS`` behind;
