@@ -58,6 +58,13 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] \
     || echo "note: could not install pgbouncer; the multi-instance test will be skipped" >&2
 fi
 
+# A second S3 server beside moto for the storage contract tests: s3rver from
+# the npm registry, kept under .tools/ (skipped when npm is not installed).
+if [ ! -x .tools/node_modules/.bin/s3rver ] && command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix .tools s3rver@3.7.1 >/dev/null 2>&1 \
+    || echo "note: could not install s3rver; storage tests run against moto only" >&2
+fi
+
 echo "== ruff"
 .venv/bin/ruff check app tests bench scripts migrations
 echo "== mypy"

@@ -52,6 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core import pgbouncer
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.deps import SessionDep
 from app.core.security import TokenService
 from app.core.shared import SharedStore
 
@@ -256,11 +257,11 @@ class ReadYourWrites:
         await self.app(scope, receive, send_wrapper)
 
 
-async def get_replica_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for reads a replica may serve; the primary when the rule says so.
+async def get_replica_session(request: Request, primary: SessionDep) -> AsyncIterator[AsyncSession]:
+    """A session for reads a replica may serve; else the request's own session.
 
-    Without a replica this is the primary's read session (the write
-    session where no separate read session exists)."""
+    ``primary`` is the request's session (``SessionDep``, already open for the
+    staff check of the routes that use this), so falling back costs nothing."""
     app_state = request.app.state
     replica: Replica | None = getattr(app_state, "replica", None)
     session: AsyncSession | None = None
@@ -268,10 +269,8 @@ async def get_replica_session(request: Request) -> AsyncIterator[AsyncSession]:
         session = await replica.open(reader_key(request, app_state.tokens, app_state.clock))
     request.state.read_from = "replica" if session is not None else "primary"
     if session is None:
-        maker: async_sessionmaker[AsyncSession] = getattr(
-            app_state, "read_sessionmaker", app_state.sessionmaker
-        )
-        session = maker()
+        yield primary  # committed or rolled back by its own dependency
+        return
     async with session:
         try:
             yield session
