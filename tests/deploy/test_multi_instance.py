@@ -105,6 +105,7 @@ def topo(wechat: FakeWeChat) -> Iterator[multi_instance.Topology]:
     }
     topology = multi_instance.Topology(env=env)
     topology.start()
+    print(f"\nstart-up seconds: {topology.timings}")
     try:
         for url in topology.app_urls:
             assert topology.ready(url) == 200
@@ -381,3 +382,16 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     # At most the one message WeChat had accepted when worker 0 died, before
     # it could record it (WeChat's API takes no idempotency key).
     assert len(again) <= 1 and all(sends[k] == 2 for k in again), sends
+
+
+def test_nothing_tripped_over_pgbouncer_transaction_mode(topo: multi_instance.Topology) -> None:
+    """With statement caches on, asyncpg behind PgBouncer in transaction mode
+    fails with 'prepared statement ... does not exist / already exists'."""
+    logs = {name: topo.log(name) for name in ("app0", "app1", "worker0", "worker1")}
+    for name, text in logs.items():
+        assert "prepared statement" not in text, f"{name}: {text[-2000:]}"
+        assert "DuplicatePreparedStatement" not in text, name
+        assert "InvalidSQLStatementName" not in text, name
+    failed = {name: text.count("worker tick failed") for name, text in logs.items()}
+    print(f"worker ticks that failed: {failed}")
+    assert failed["worker1"] == 0, logs["worker1"][-3000:]
