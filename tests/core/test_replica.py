@@ -60,8 +60,9 @@ def test_a_server_that_is_not_a_standby_is_never_used() -> None:
 def test_reads_are_keyed_by_the_staff_member_of_the_token() -> None:
     tokens = TokenService("s" * 32, access_minutes=30, refresh_days=30)
     clock = FixedClock(DEFAULT_NOW)
-    staff, _ = tokens.issue(subject="7", kind="staff", now=clock.now(), session_id="x")
-    citizen, _ = tokens.issue(subject="9", kind="citizen", now=clock.now(), session_id="y")
+    sid = "a" * 32
+    staff, _ = tokens.issue(subject="7", kind="staff", now=clock.now(), session_id=sid)
+    citizen, _ = tokens.issue(subject="9", kind="citizen", now=clock.now(), session_id=sid)
 
     def scope(auth: str | None) -> dict[str, object]:
         headers = [(b"authorization", auth.encode())] if auth else []
