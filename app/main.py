@@ -24,6 +24,7 @@ from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.replica import ReadYourWrites, Replica
 from app.core.security import TokenService
 from app.core.shared import SharedStore, create_shared_store
 from app.core.storage import MediaStore, create_media_store
@@ -90,6 +91,8 @@ def create_app(
         close = getattr(app.state.shared_store, "close", None)
         if close is not None:
             await close()
+        if app.state.replica is not None:
+            await app.state.replica.close()
         if owns_engine:
             await engine.dispose()
 
@@ -112,6 +115,9 @@ def create_app(
     shared: SharedStore = create_shared_store(settings, app.state.sessionmaker)
     app.state.shared_store = shared
     app.state.wechat = WeChatClient(settings, shared)
+    # Staff queue, ledger and statistics may read a streaming replica (app/core/replica.py).
+    replica = settings.database_replica_url and Replica(settings, engine, shared, app.state.clock)
+    app.state.replica = replica or None
     app.state.media_store = store
     app.state.tokens = TokenService(
         secret,
@@ -121,6 +127,8 @@ def create_app(
     routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
     app.state.url_error_renderers = {open311.PREFIX + "/": open311.url_error}
+    if app.state.replica is not None:  # a staff write's WAL position, before its answer
+        app.add_middleware(ReadYourWrites)
     # Added first, so it runs inside RequestIdMiddleware: its answers carry the id.
     app.add_middleware(Boundary, settings=settings)
     app.add_middleware(RequestIdMiddleware)

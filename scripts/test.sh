@@ -49,6 +49,22 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     || echo "note: could not install chromium; the console's browser tests will be skipped" >&2
 fi
 
+# The multi-instance test (tests/deploy/) puts PgBouncer from Debian's package
+# in front of a throwaway primary and replica; under CI it must not be skipped.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] \
+    && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq pgbouncer || (apt-get update -qq && apt-get install -y -qq pgbouncer)) \
+    >/dev/null 2>&1 \
+    || echo "note: could not install pgbouncer; the multi-instance test will be skipped" >&2
+fi
+
+# A second S3 server beside moto for the storage contract tests: s3rver from
+# the npm registry, kept under .tools/ (skipped when npm is not installed).
+if [ ! -x .tools/node_modules/.bin/s3rver ] && command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix .tools s3rver@3.7.1 >/dev/null 2>&1 \
+    || echo "note: could not install s3rver; storage tests run against moto only" >&2
+fi
+
 echo "== ruff"
 .venv/bin/ruff check app tests bench scripts migrations
 echo "== mypy"

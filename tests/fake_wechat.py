@@ -47,6 +47,7 @@ class FakeWeChat:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.token_counter = 0
         self.subscribe_failures = 0
+        self.subscribe_delay = 0.0  # seconds each subscribe send takes to answer
         self.slow_seconds = 5.0
         # (body, content type) getwxacodeunlimit answers instead of a PNG, when set.
         self.wxacode_reply: tuple[bytes, str] | None = None
@@ -114,6 +115,7 @@ class FakeWeChat:
                     else:
                         self._json(outer._media_submit(body))
                 elif url.path == "/cgi-bin/message/subscribe/send":
+                    time.sleep(outer.subscribe_delay)
                     refused = subscribe_errors(body.get("data") or {})
                     if refused:  # as real WeChat does: the field rules are checked
                         self._json({"errcode": 47003, "errmsg": "argument invalid! " + refused[0]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,6 +63,37 @@ def start_moto(log_dir: Path) -> S3Server:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+    try:
+        wait_for_port(port, timeout=30)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return S3Server(endpoint=f"127.0.0.1:{port}", port=port, process=proc)
+
+
+S3RVER_KEY = "S3RVER"  # s3rver's built-in access key and secret
+
+
+def s3rver_binary() -> str | None:
+    """s3rver (npm; a second S3 server beside moto): YDT_TEST_S3RVER, PATH, or
+    the copy scripts/test.sh installs under .tools/."""
+    here = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "s3rver"
+    for candidate in (os.environ.get("YDT_TEST_S3RVER"), shutil.which("s3rver"), str(here)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def start_s3rver(binary: str, log_dir: Path) -> S3Server:
+    port = free_port()
+    data = log_dir / f"s3rver-{port}"
+    data.mkdir()
+    log = (log_dir / f"s3rver-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, timeout=30)

@@ -490,6 +490,34 @@ class Settings(BaseSettings):
         default=0.2, gt=0, le=1, description="share of a quarter's closed cases drawn for callbacks"
     )
 
+    # Past one machine (docs/deployment.md): PgBouncer, a streaming replica.
+    database_pgbouncer: bool = Field(
+        default=False,
+        description="the database URLs point at PgBouncer in transaction mode: asyncpg's "
+        "and SQLAlchemy's prepared-statement caches are turned off and statement names made "
+        "unique, since consecutive transactions may run on different server connections",
+    )
+    database_replica_url: str | None = Field(
+        default=None,
+        description="optional streaming replica (postgresql+asyncpg://...) for the staff "
+        "queue, the ledger export and statistics; a staff member's reads stay on the primary "
+        "until the replica has replayed their last write, and always when it is down or late",
+    )
+    database_replica_max_lag_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="reads fall back to the primary while the replica is this many seconds "
+        "or more behind (0: only a replica that has replayed everything it received)",
+    )
+    notify_lease_seconds: int = Field(
+        default=120,
+        ge=2,
+        le=3600,
+        description="a worker's lease on the notices it claimed (seconds): a worker that dies "
+        "mid-batch leaves them to another worker after this long",
+    )
+
     redis_url: str | None = Field(
         default=None,
         description="shared store for several processes (rate limits, caches); unset: the database",
@@ -614,6 +642,27 @@ class Settings(BaseSettings):
             self.wechat_secret = self.wechat_secret or SecretStr("standin-secret")
             if not self.wechat_templates:
                 self.wechat_templates = {k: f"standin-{k}" for k in DEFAULT_TEMPLATE_FIELDS}
+        return self
+
+    @model_validator(mode="after")
+    def _lease(self) -> Settings:
+        """A notice's lease must outlast one send, or a slow send is sent twice."""
+        if self.notify_lease_seconds <= self.wechat_timeout_seconds:
+            raise ValueError(
+                "YDT_NOTIFY_LEASE_SECONDS must be longer than YDT_WECHAT_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _replica(self) -> Settings:
+        """A replica of what? Only a PostgreSQL primary has one."""
+        if not self.database_replica_url:  # unset, or set empty in a compose file
+            self.database_replica_url = None
+            return self
+        if not self.database_replica_url.startswith("postgresql"):
+            raise ValueError("YDT_DATABASE_REPLICA_URL must be a postgresql+asyncpg:// URL")
+        if self.is_sqlite:
+            raise ValueError("YDT_DATABASE_REPLICA_URL needs a PostgreSQL YDT_DATABASE_URL")
         return self
 
     @property

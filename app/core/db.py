@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from app.core import pgbouncer
 from app.core.config import Settings
 
 NAMING_CONVENTION = {
@@ -132,6 +133,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=settings.database_pool_recycle_seconds or -1,
     )
+    kwargs.update(pgbouncer.engine_options(settings, url))  # empty unless behind PgBouncer
     return create_async_engine(url, **kwargs)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core import pgbouncer
 from app.core.config import Settings
 from app.core.db import Base
 from app.models import SharedState
@@ -218,6 +219,18 @@ class SqliteFileSharedStore(DatabaseSharedStore):
         await super().set(key, value, ttl_seconds=ttl_seconds, now=now)
 
 
+def _shared_connect_args(settings: Settings) -> dict[str, Any]:
+    """Rate-limit counts commit without waiting for the WAL flush: a crash can
+    forget the last few hits (a limit briefly lenient), never data; each
+    filing waited for three flushes before (two hits and its own). PgBouncer
+    in transaction mode keeps no session settings (nor accepts them at
+    connect), so behind it the hits commit as everything else does."""
+    args = pgbouncer.connect_args(settings)
+    if not settings.database_pgbouncer:
+        args["server_settings"] = {"synchronous_commit": "off"}
+    return args
+
+
 def create_shared_store(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> SharedStore:
@@ -238,10 +251,7 @@ def create_shared_store(
         # As the app's pool (app/core/db.py): no ping round trip per hit.
         pool_pre_ping=False,
         pool_recycle=settings.database_pool_recycle_seconds or -1,
-        # Rate-limit counts commit without waiting for the WAL flush: a crash
-        # can forget the last few hits (a limit briefly lenient), never data.
-        # Each filing waited for three flushes before (two hits and its own).
-        connect_args={"server_settings": {"synchronous_commit": "off"}},
+        connect_args=_shared_connect_args(settings),
     )
     return DatabaseSharedStore(
         async_sessionmaker(engine, expire_on_commit=False, autoflush=False), engine=engine

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import locks
 from app.core.config import Settings
 from app.models import Complaint, Notification, Rating
 from app.models.enums import ComplaintStatus
@@ -21,7 +22,13 @@ KIND = "rating_reminder"
 async def remind(
     session: AsyncSession, *, now: datetime, settings: Settings, limit: int = 200
 ) -> int:
-    """Write the reminders due now into the outbox; how many."""
+    """Write the reminders due now into the outbox; how many.
+
+    One worker at a time: two workers reading "not reminded yet" side by
+    side would both write the reminder. The lock is taken before the read,
+    so the next holder sees the reminders the last one committed."""
+    if not await locks.try_exclusive(session, "rating-reminders"):
+        return 0
     cutoff = now - timedelta(days=settings.rating_reminder_days)
     rated = (
         select(Rating.id)

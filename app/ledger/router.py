@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.core.replica import ReplicaSessionDep
 from app.ledger import dossier as dossier_files
 from app.ledger import service
 from app.staff.dependencies import CurrentStaff
@@ -32,7 +33,7 @@ def _file(path: Path, media_type: str, filename: str) -> FileResponse:
 @router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {"content": {XLSX: {}}}})
 async def ledger(
     user: CurrentStaff,
-    session: SessionDep,
+    session: ReplicaSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     f: Annotated[QueueFilter, Depends(queue_filter)],

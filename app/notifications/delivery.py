@@ -3,11 +3,20 @@
 Rows are claimed with a lease (claimed_by / claimed_until) in a short
 transaction of their own, so two workers never send the same message; a
 worker that dies leaves its lease to expire and another one picks it up.
+
+A batch can take longer than its lease (each send may wait
+``YDT_WECHAT_TIMEOUT_SECONDS``), so just before each send the worker renews
+its lease on that one row, conditionally: if the lease ran out and another
+worker took the row meanwhile, the renewal fails and this worker leaves the
+row alone. A worker killed between WeChat's answer and its commit leaves one
+message to be sent again after the lease (at-least-once for that message:
+WeChat's subscribe API takes no idempotency key).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +33,7 @@ from app.notifications import templates
 from app.wechat.client import SubscribeRefused, WeChatClient, send_subscribe
 
 logger = logging.getLogger(__name__)
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=120)  # the default of YDT_NOTIFY_LEASE_SECONDS
 
 
 @dataclass
@@ -49,6 +58,7 @@ async def claim(
     now: datetime,
     kinds: list[str] | None = None,
     batch: int = 50,
+    lease: timedelta = LEASE,
 ) -> list[int]:
     """Lease up to ``batch`` due notices of ``kinds`` (None: any kind). Kinds
     that cannot be sent are not claimed at all: they stay pending, untouched,
@@ -85,7 +95,7 @@ async def claim(
                 Notification.id.in_(ids),
                 or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
             )
-            .values(claimed_by=worker_id, claimed_until=now + LEASE)
+            .values(claimed_by=worker_id, claimed_until=now + lease)
             .execution_options(synchronize_session=False)
         )
         mine = list(
@@ -94,7 +104,7 @@ async def claim(
                     select(Notification.id).where(
                         Notification.id.in_(ids),
                         Notification.claimed_by == worker_id,
-                        Notification.claimed_until == now + LEASE,
+                        Notification.claimed_until == now + lease,
                     )
                 )
             ).scalars()
@@ -102,6 +112,24 @@ async def claim(
         await s.commit()
         leased = set(mine)
         return [i for i in ids if i in leased]  # in claim order: same-day kinds first
+
+
+async def _renew(
+    s: AsyncSession, nid: int, *, worker_id: str, now: datetime, lease: timedelta
+) -> bool:
+    """Extend our lease on one row if we still hold it; committed before the send."""
+    renewed = await s.execute(
+        update(Notification)
+        .where(
+            Notification.id == nid,
+            Notification.claimed_by == worker_id,
+            Notification.claimed_until >= now,
+        )
+        .values(claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    await s.commit()
+    return getattr(renewed, "rowcount", 0) == 1
 
 
 async def _openid(
@@ -155,11 +183,17 @@ async def deliver(
 ) -> DeliveryStats:
     stats = DeliveryStats()
     kinds = notify.template_kinds(settings) if wechat.configured else []
-    ids = await claim(sessionmaker, worker_id=worker_id, now=now, kinds=kinds)
+    lease = timedelta(seconds=settings.notify_lease_seconds)
+    ids = await claim(sessionmaker, worker_id=worker_id, now=now, kinds=kinds, lease=lease)
     stats.claimed = len(ids)
     tz = ZoneInfo(settings.timezone)
+    started = time.monotonic()
     for nid in ids:
         async with sessionmaker() as s:
+            # ``now`` plus the time this batch has taken so far.
+            current = now + timedelta(seconds=time.monotonic() - started)
+            if not await _renew(s, nid, worker_id=worker_id, now=current, lease=lease):
+                continue  # our lease ran out and another worker has the row
             n = await s.get(Notification, nid)
             if n is None or n.claimed_by != worker_id:
                 continue

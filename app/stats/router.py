@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ClockDep, SessionDep
+from app.core.replica import ReplicaSessionDep
 from app.core.schemas import BoundedDate
 from app.staff.dependencies import CurrentStaff
 from app.stats import projector, ranking, rollup, service
@@ -27,7 +28,7 @@ async def public_stats(
 @router.get("/staff/stats/overview", response_model=Overview)
 async def overview(
     user: CurrentStaff,
-    session: SessionDep,
+    session: ReplicaSessionDep,
     clock: ClockDep,
     region_code: RegionQuery = None,
     date_from: Annotated[BoundedDate | None, Query(alias="from")] = None,
@@ -51,7 +52,7 @@ async def overview(
 @router.get("/staff/stats/rankings", response_model=Rankings)
 async def rankings(
     user: CurrentStaff,
-    session: SessionDep,
+    session: ReplicaSessionDep,
     clock: ClockDep,
     date_from: Annotated[BoundedDate | None, Query(alias="from")] = None,
     date_to: Annotated[BoundedDate | None, Query(alias="to")] = None,

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import events
+from app.core import locks
 from app.core.chain import ChainConflict
 from app.core.config import Settings
 from app.core.errors import Forbidden
@@ -113,7 +114,13 @@ async def orders_of(
 
 
 async def sweep_red_cards(session: AsyncSession, *, now: datetime, limit: int = 200) -> int:
-    """Raise the automatic order for every overdue open case that lacks one."""
+    """Raise the automatic order for every overdue open case that lacks one.
+
+    Orders are unique per spell, so two sweepers cannot both raise one; the
+    lock keeps the second from queueing behind the first's uncommitted
+    inserts (and from racing it on the same case chains) meanwhile."""
+    if not await locks.try_exclusive(session, "red-card-sweep"):
+        return 0
     existing = select(SupervisionOrder.id).where(
         SupervisionOrder.complaint_id == Complaint.id,
         SupervisionOrder.kind == "automatic",

@@ -9,6 +9,7 @@ from app.core import urls
 from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
+from app.core.replica import ReplicaSessionDep
 from app.core.schemas import DbId
 from app.models import Notification, SupervisionOrder
 from app.models.enums import StaffRole
@@ -35,7 +36,7 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 @router.get("/complaints", response_model=QueuePage)
 async def list_queue(
     user: CurrentStaff,
-    session: SessionDep,
+    session: ReplicaSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     page: Annotated[queue.QueuePageParams, Depends(queue.queue_page)],

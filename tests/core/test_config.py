@@ -60,3 +60,33 @@ class TestRefusals:
     def test_unknown_storage_is_rejected(self) -> None:
         with pytest.raises(ValueError):
             bare(storage="ftp")
+
+
+class TestPastOneMachine:
+    PG = "postgresql+asyncpg://ydt@db:5432/ydt"
+
+    def test_a_replica_is_a_postgresql_url_beside_a_postgresql_primary(self) -> None:
+        s = bare(database_url=self.PG, database_replica_url="postgresql+asyncpg://ydt@r/ydt")
+        assert s.database_replica_url == "postgresql+asyncpg://ydt@r/ydt"
+        assert bare(database_url=self.PG, database_replica_url="").database_replica_url is None
+
+    @pytest.mark.parametrize("url", ["sqlite+aiosqlite:///r.db", "mysql://r/ydt", "r:5432"])
+    def test_a_replica_that_is_not_postgresql_is_refused(self, url: str) -> None:
+        with pytest.raises(ValueError, match="YDT_DATABASE_REPLICA_URL"):
+            bare(database_url=self.PG, database_replica_url=url)
+
+    def test_a_replica_of_the_embedded_sqlite_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="needs a PostgreSQL YDT_DATABASE_URL"):
+            bare(database_replica_url="postgresql+asyncpg://ydt@r/ydt")
+
+    @pytest.mark.parametrize("lag", [-1, 3601])
+    def test_a_lag_bound_out_of_range_is_refused(self, lag: float) -> None:
+        with pytest.raises(ValueError, match="database_replica_max_lag_seconds"):
+            bare(database_replica_max_lag_seconds=lag)
+
+    def test_a_notice_lease_must_outlast_one_send(self) -> None:
+        assert bare(notify_lease_seconds=10, wechat_timeout_seconds=5).notify_lease_seconds == 10
+        with pytest.raises(ValueError, match="YDT_NOTIFY_LEASE_SECONDS"):
+            bare(notify_lease_seconds=5, wechat_timeout_seconds=5)
+        with pytest.raises(ValueError, match="notify_lease_seconds"):
+            bare(notify_lease_seconds=1)

@@ -1,7 +1,8 @@
 """Both MediaStore implementations against the same contract.
 
-The S3 half uses the minio SDK against a real moto S3 server on loopback;
-presigned URLs are exercised with real HTTP requests.
+The S3 half uses the minio SDK against a real moto S3 server on loopback,
+and the contract again against s3rver (a second, unrelated S3 server) when
+installed; presigned URLs are exercised with real HTTP requests.
 """
 
 from __future__ import annotations
@@ -38,11 +39,33 @@ async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
         yield data[i : i + size]
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(scope="session")
+def s3rver(tmp_root: Path) -> Iterator[support.S3Server]:
+    """A second S3 server (s3rver, from npm): the store keeps to the generic S3 API."""
+    binary = support.s3rver_binary()
+    if binary is None:
+        pytest.skip("s3rver not installed (scripts/test.sh installs it with npm into .tools/)")
+    server = support.start_s3rver(binary, tmp_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3", "s3rver"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> MediaStore:
     if request.param == "local":
         st: MediaStore = LocalMediaStore(
             tmp_path / "media", secret=TEST_SECRET, public_base_url="http://testserver"
+        )
+    elif request.param == "s3rver":
+        other: support.S3Server = request.getfixturevalue("s3rver")
+        st = S3MediaStore(
+            endpoint=other.endpoint,
+            access_key=support.S3RVER_KEY,
+            secret_key=support.S3RVER_KEY,
+            bucket=f"t-{os.urandom(4).hex()}",
+            secure=False,
+            region="us-east-1",
+            part_size=5 * 1024 * 1024,
         )
     else:
         server: support.S3Server = request.getfixturevalue("s3")
