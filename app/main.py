@@ -108,7 +108,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.read_sessionmaker = create_read_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine, settings)
     # One writer at a time per process on SQLite, queued here (app/core/db.py).
     app.state.sqlite_writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
     app.state.clock = clock or SystemClock()

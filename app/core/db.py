@@ -141,15 +141,26 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def autocommit_allowed(engine: AsyncEngine, settings: Settings) -> bool:
+    """Statements outside a transaction: on PostgreSQL, unless behind PgBouncer
+    in transaction mode, which may hand a prepared statement's execution to
+    another server connection than its preparation outside a transaction
+    ("prepared statement … does not exist", found by the multi-instance test)."""
+    return engine.dialect.name == "postgresql" and not settings.database_pgbouncer
+
+
+def create_read_sessionmaker(
+    engine: AsyncEngine, settings: Settings
+) -> async_sessionmaker[AsyncSession]:
     """Sessions for requests that only read.
 
     PostgreSQL: autocommit, so a read sends no BEGIN and no COMMIT (two of a
-    one-statement read's three round trips). SQLite: a deferred BEGIN, which
-    never takes the write lock. A service that writes must use ``get_session``.
+    one-statement read's three round trips); behind PgBouncer a transaction.
+    SQLite: a deferred BEGIN, which never takes the write lock. A service that
+    writes must use ``get_session``.
     """
     options: dict[str, Any] = {READ_ONLY: True}
-    if engine.dialect.name == "postgresql":
+    if autocommit_allowed(engine, settings):
         options["isolation_level"] = "AUTOCOMMIT"
     return async_sessionmaker(
         engine, expire_on_commit=False, autoflush=False, execution_options=options
@@ -194,8 +205,9 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     rows go out as one statement (app/complaints/filing_sql.py) that takes the
     day's counter row; inside a request transaction that lock would be held
     until the commit, one more round trip and a turn of a busy event loop
-    later, and every filing would queue on it. SQLite: the writer session."""
-    if request.app.state.engine.dialect.name == "postgresql":
+    later, and every filing would queue on it. SQLite, and PostgreSQL behind
+    PgBouncer (``autocommit_allowed``): the writer session."""
+    if autocommit_allowed(request.app.state.engine, request.app.state.settings):
         async for session in get_read_session(request):
             yield session
     else:

@@ -104,6 +104,7 @@ class DatabaseSharedStore:
         self._sessionmaker = sessionmaker
         self._engine = engine  # owned (and disposed by close()) when given
         self._next_sweep: datetime | None = None
+        self.autocommit = True
 
     def _sweep_due(self, now: datetime) -> bool:
         if self._next_sweep is not None and now < self._next_sweep:
@@ -123,9 +124,10 @@ class DatabaseSharedStore:
         rows = {wkey: ends for wkey, ends in windows}  # one row per key (a repeat counts once)
         async with self._sessionmaker() as s:
             postgres = s.get_bind().dialect.name == "postgresql"
-            if postgres and self._engine is not None:
+            if postgres and self._engine is not None and self.autocommit:
                 # Its own pool's connection, and each statement stands alone:
-                # no BEGIN and COMMIT round trips.
+                # no BEGIN and COMMIT round trips (not behind PgBouncer:
+                # app/core/db.py ``autocommit_allowed``).
                 await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             ordered = sorted(rows.items())  # one lock order for every writer
             params: dict[str, Any] = {}
@@ -253,9 +255,11 @@ def create_shared_store(
         pool_recycle=settings.database_pool_recycle_seconds or -1,
         connect_args=_shared_connect_args(settings),
     )
-    return DatabaseSharedStore(
+    store = DatabaseSharedStore(
         async_sessionmaker(engine, expire_on_commit=False, autoflush=False), engine=engine
     )
+    store.autocommit = not settings.database_pgbouncer
+    return store
 
 
 class RedisSharedStore:
