@@ -28,6 +28,7 @@ from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
 from app.models.session import AuthSession, SessionKind, SessionSubject
 from app.models.staff import LoginOutcome, StaffLoginAttempt, StaffUser
 from app.models.stats import (
+    StatsCityItemMonth,
     StatsDaily,
     StatsItemMonth,
     StatsOpenDue,
@@ -69,6 +70,7 @@ __all__ = [
     "SharedState",
     "StaffLoginAttempt",
     "StaffUser",
+    "StatsCityItemMonth",
     "StatsDaily",
     "StatsItemMonth",
     "StatsOpenDue",

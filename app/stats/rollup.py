@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import (
     Complaint,
     ComplaintEvent,
+    StatsCityItemMonth,
     StatsDaily,
     StatsItemMonth,
     StatsOpenDue,
@@ -229,6 +230,7 @@ def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
             StatsItemMonth,
             {"month": month, "item_code": key.item_code, "county_code": key.county_code},
         ),
+        (StatsCityItemMonth, {"month": month, "item_code": key.item_code}),
     ]
 
 
@@ -494,7 +496,7 @@ async def rebuild_open_due(session: AsyncSession, *, batch: int = 5000) -> int:
     return len(marks)
 
 
-ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
+ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth, StatsCityItemMonth)
 
 
 async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
