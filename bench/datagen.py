@@ -349,7 +349,10 @@ class Loader:
 
 async def _write_rollups(conn: asyncpg.Connection, gen: Generator) -> int:
     """(Re)write the history rollups from everything generated so far."""
-    await conn.execute("truncate stats_daily, stats_town_day, stats_unit_month, stats_item_month")
+    await conn.execute(
+        "truncate stats_daily, stats_town_day, stats_unit_month, stats_item_month, "
+        "stats_city_item_month"
+    )
     rows = [(*k, *vals) for k, vals in gen.rollup.items()]
     await conn.copy_records_to_table(
         "stats_daily",
@@ -390,6 +393,7 @@ async def _coarse_rollups(conn: asyncpg.Connection) -> None:
             f"{month}, item_code, county_code",
             "1, 2, 3",
         ),
+        ("stats_city_item_month", "month, item_code", f"{month}, item_code", "1, 2"),
     ):
         await conn.execute(
             f"insert into {table}({keys}, {cols}) "

@@ -29,6 +29,7 @@ from app.models.routing import CalendarDay, DesignatedCadre, RoutingOverride
 from app.models.session import AuthSession, SessionKind, SessionSubject
 from app.models.staff import LoginOutcome, StaffLoginAttempt, StaffUser
 from app.models.stats import (
+    StatsCityItemMonth,
     StatsDaily,
     StatsItemMonth,
     StatsOpenDue,
@@ -72,6 +73,7 @@ __all__ = [
     "SharedState",
     "StaffLoginAttempt",
     "StaffUser",
+    "StatsCityItemMonth",
     "StatsDaily",
     "StatsItemMonth",
     "StatsOpenDue",

@@ -75,6 +75,18 @@ class StatsItemMonth(_Metrics, Base):
     county_code: Mapped[str] = mapped_column(String(12), primary_key=True)
 
 
+class StatsCityItemMonth(_Metrics, Base):
+    """Per item and month for the whole city: the item and category breakdowns
+    of the city-wide overview. At most 517 items × 12 months a year whatever
+    the volume, where stats_item_month (× 7 counties) fills to 45k rows at 1M
+    cases and made the city overview grow with the data (bench/README.md)."""
+
+    __tablename__ = "stats_city_item_month"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
 class StatsDaily(_Metrics, Base):
     """Counts per day × unit × item × township, kept in step with the events.
 
@@ -93,6 +105,15 @@ class StatsDaily(_Metrics, Base):
     __table_args__ = (
         Index("ix_stats_daily_township_day", "township_code", "day"),
         Index("ix_stats_daily_unit_day", "unit_id", "day"),
+        # The class-case alert sums received over a window of days by item and
+        # township; on PostgreSQL it reads this index alone (index-only scan).
+        Index(
+            "ix_stats_daily_cluster",
+            "day",
+            "item_code",
+            "township_code",
+            postgresql_include=["received", "unit_id"],
+        ),
     )
 
 

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import (
     Complaint,
     ComplaintEvent,
+    StatsCityItemMonth,
     StatsDaily,
     StatsItemMonth,
     StatsOpenDue,
@@ -230,6 +231,7 @@ def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
             StatsItemMonth,
             {"month": month, "item_code": key.item_code, "county_code": key.county_code},
         ),
+        (StatsCityItemMonth, {"month": month, "item_code": key.item_code}),
     ]
 
 
@@ -389,7 +391,7 @@ async def rebuild_open_due(session: AsyncSession, *, batch: int = 5000) -> int:
     return len(marks)
 
 
-ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
+ROLLUP_TABLES = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth, StatsCityItemMonth)
 
 
 async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:

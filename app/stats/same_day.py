@@ -12,10 +12,10 @@ rollups: a notice's delivery is not an event of the case.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Date, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -42,6 +42,19 @@ def _within(
     return out
 
 
+def local_day(session: AsyncSession, column: Any) -> Any:
+    """The local calendar day of a UTC moment, computed by the database.
+
+    PostgreSQL converts in the named zone; SQLite stores naive UTC text and
+    adds the zone's offset, which for Asia/Shanghai is a constant +8 hours
+    (no daylight saving since 1991)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone(str(rollup.TZ), column), Date)
+    offset = rollup.TZ.utcoffset(datetime(2026, 1, 1))
+    assert offset is not None
+    return func.date(column, f"+{int(offset.total_seconds() // 3600)} hours")
+
+
 async def _share(
     session: AsyncSession,
     *,
@@ -51,28 +64,36 @@ async def _share(
     date_from: date | None,
     date_to: date | None,
 ) -> tuple[int, int]:
-    """(cases whose ``moment`` falls in the period, of them notified that day)."""
+    """(cases whose ``moment`` falls in the period, of them notified that day).
+
+    Counted in SQL: each case joins at most one (case, local day) of its sent
+    notices of this kind, so ``count(*)`` counts cases and the joined count
+    those told the same day. Pulling a row per case into Python made the
+    overview grow with every case ever accepted (bench/README.md)."""
+    sent = (
+        select(
+            Notification.complaint_id.label("cid"),
+            local_day(session, Notification.sent_at).label("day"),
+        )
+        .where(
+            Notification.kind == kind,
+            Notification.status == "sent",
+            Notification.sent_at.is_not(None),
+        )
+        .distinct()
+        .subquery()
+    )
     stmt = (
-        select(Complaint.id, moment, Notification.sent_at)
+        select(func.count(), func.count(sent.c.cid))
+        .select_from(Complaint)
         .outerjoin(
-            Notification,
-            and_(
-                Notification.complaint_id == Complaint.id,
-                Notification.kind == kind,
-                Notification.status == "sent",
-            ),
+            sent,
+            and_(sent.c.cid == Complaint.id, sent.c.day == local_day(session, moment)),
         )
         .where(*scope, *_within(moment, date_from, date_to))
     )
-    days: dict[str, date] = {}
-    sent: dict[str, set[date]] = defaultdict(set)
-    for cid, at, sent_at in await session.execute(stmt):
-        if at is None:  # excluded by the WHERE; for the type checker
-            continue
-        days[cid] = rollup.local_date(at)
-        if sent_at is not None:
-            sent[cid].add(rollup.local_date(sent_at))
-    return len(days), sum(1 for cid, day in days.items() if day in sent[cid])
+    total, told = (await session.execute(stmt)).one()
+    return int(total), int(told)
 
 
 async def same_day_feedback(

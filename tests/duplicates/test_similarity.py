@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 from app.complaints.summary import public_summary
 from app.core.config import Settings
 from app.duplicates import evaluate
-from app.duplicates.similarity import distance_m, group, similarity
+from app.duplicates.similarity import cosine, distance_m, group, similarity, vector
 
 
 def test_the_same_problem_in_other_words_and_dialect_scores_above_a_different_one() -> None:
@@ -32,6 +34,52 @@ def test_groups_are_single_link_and_largest_first() -> None:
     ]
     groups = group(texts, 0.3)
     assert groups[0] == [0, 2, 3] and [1] in groups
+
+
+def _all_pairs(texts: list[str], threshold: float) -> list[list[int]]:
+    """The definition, naively: every pair compared, components by flooding."""
+    n = len(texts)
+    edges = {
+        (i, j)
+        for i in range(n)
+        for j in range(n)
+        if i != j and cosine(vector(texts[i]), vector(texts[j])) >= threshold
+    }
+    seen: set[int] = set()
+    out = []
+    for start in range(n):
+        if start in seen:
+            continue
+        members, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for j in range(n):
+                if (i, j) in edges and j not in members:
+                    members.add(j)
+                    todo.append(j)
+        seen |= members
+        out.append(sorted(members))
+    return sorted(out, key=lambda g: (-len(g), g[0]))
+
+
+def test_groups_equal_comparing_every_pair_with_repeats_and_empty_texts() -> None:
+    """group() skips repeated texts and already joined pairs; the groups must be
+    those of the plain definition, repeated and token-less texts included."""
+    pool = [
+        "三组路灯坏了一个月没人修",
+        "三组的路灯一直不亮没人修",
+        "路灯坏了晚上看不到路",
+        "低保名单里有开门市的人",
+        "低保评得不公平名单不公开",
+        "五组垃圾池满了一个多星期没人清运",
+        "",
+        "!!!",
+    ]
+    rnd = random.Random(16)
+    for _ in range(60):
+        texts = [rnd.choice(pool) for _ in range(rnd.randint(0, 14))]
+        for threshold in (0.0, 0.25, 0.5, 1.0):
+            assert group(texts, threshold) == _all_pairs(texts, threshold), (texts, threshold)
 
 
 def test_public_summary_masks_numbers_and_self_introductions_and_is_short() -> None:

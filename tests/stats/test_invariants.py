@@ -34,10 +34,6 @@ from app.models import (
     CallbackDraw,
     Complaint,
     Rating,
-    StatsDaily,
-    StatsItemMonth,
-    StatsTownDay,
-    StatsUnitMonth,
 )
 from app.models.enums import ComplaintStatus, StaffRole
 from app.stats import rollup
@@ -72,7 +68,8 @@ RATES = (
     "reopen_rate",
 )
 
-ROLLUPS = (StatsDaily, StatsTownDay, StatsUnitMonth, StatsItemMonth)
+# Every table the live path writes and the rebuild recomputes, whatever is added.
+ROLLUPS = rollup.ROLLUP_TABLES
 # (what happens, which case, which move for its status, a number of days or a score)
 step_st = st.tuples(
     st.sampled_from(STEPS), st.integers(0, 7), st.integers(0, 9), st.integers(1, 40)
@@ -98,9 +95,7 @@ class World:
         }
         for unit, (sup, lead1, lead2) in names.items():
             if create:
-                user = await make_staff(
-                    self.connection, sup, StaffRole.supervisor, unit_code=unit
-                )
+                user = await make_staff(self.connection, sup, StaffRole.supervisor, unit_code=unit)
                 self.cadres[unit] = user.id
                 for leader in (lead1, lead2):
                     await make_staff(self.connection, leader, StaffRole.leader, unit_code=unit)
@@ -166,9 +161,7 @@ async def file(w: World, pick: int) -> None:
     w.cases.append(resp.json()["id"])
 
 
-async def act_on(
-    w: World, cid: str, cf: dict[str, Any], action: str, pick: int, n: int
-) -> None:
+async def act_on(w: World, cid: str, cf: dict[str, Any], action: str, pick: int, n: int) -> None:
     if action == "file":
         await file(w, pick)
         return
@@ -353,4 +346,3 @@ async def test_rates_stay_within_bounds_and_the_rebuild_agrees(
         await check_world(w)
     finally:
         await example.rollback()
-

@@ -122,3 +122,48 @@ async def test_acceptance_notices_go_first_and_retry_within_minutes(
     # The same-day kind retries within ten minutes; the others back off an hour.
     assert accepted.next_attempt_at - clock.now() <= timedelta(minutes=10)
     assert filed_notice.next_attempt_at - clock.now() == timedelta(hours=1)
+
+
+async def test_same_day_means_the_local_day_not_the_utc_one(
+    app: FastAPI,
+    client: AsyncClient,
+    connection: AsyncConnection,
+    wechat: FakeWeChat,
+    clock: FixedClock,
+) -> None:
+    """The database computes the days (Asia/Shanghai, UTC+8): a notice 20
+    minutes after a 23:50 acceptance is a day late although UTC sees one day;
+    a notice at 08:30 on the day of a 07:00 acceptance is on time although UTC
+    sees two."""
+    settings = configured(wechat)
+    sm, wc = app.state.sessionmaker, app.state.wechat
+    await make_staff(connection, "sd.sup3", StaffRole.supervisor, unit_code=TOWN_UNIT)
+    await make_staff(connection, "sd.admin3", StaffRole.admin)
+    accepted: dict[str, str] = {}
+    day24, day25 = datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
+    for name, at, sent in (
+        ("late", day24 + timedelta(hours=15, minutes=50), day24 + timedelta(hours=16, minutes=10)),
+        ("prompt", day24 + timedelta(hours=23), day25 + timedelta(minutes=30)),
+    ):
+        clock.set(at)
+        sup = await login(client, "sd.sup3")
+        filed = await file_case(client, await citizen(client, f"sd-tz-{name}"))
+        assert (await act(client, sup, filed["id"], "accept", 1)).status_code == 200
+        accepted[name] = filed["id"]
+        await deliver(sm, wc, settings, worker_id="w", now=sent)  # type: ignore[arg-type]
+    clock.set(datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    admin = await login(client, "sd.admin3")
+
+    async def figure(date_from: str, date_to: str) -> tuple[int, int]:
+        resp = await client.get(
+            "/api/v1/staff/stats/overview",
+            headers=admin,
+            params={"region_code": VILLAGE, "from": date_from, "to": date_to},
+        )
+        assert resp.status_code == 200, resp.text
+        f = resp.json()["same_day_feedback"]
+        return f["accepted"], f["accepted_same_day"]
+
+    assert await figure("2026-11-24", "2026-11-24") == (1, 0)  # 23:50 local, told at 00:10
+    assert await figure("2026-11-25", "2026-11-25") == (1, 1)  # 07:00 local, told at 08:30
+    assert await figure("2026-11-24", "2026-11-25") == (2, 1)
