@@ -13,6 +13,7 @@ from app.models import StatsDaily
 from app.models.enums import StaffRole
 from app.stats import projector, rollup
 from app.workflow import reclassify
+from tests.conftest import DEFAULT_NOW
 from tests.factories import login, make_staff
 from tests.stats.test_rebuild import open_due, snapshot
 from tests.workflow.helpers import TOWN_UNIT, act, case, citizen, file_case
@@ -22,7 +23,9 @@ TEXT = "村里修路的钱花在哪了，账目一直不公开，村会计说要
 
 
 async def counts_by_item(connection: AsyncConnection) -> dict[str, int]:
+    """Cases counted per item, once the statistics projector has caught up."""
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await projector.drain(s, now=DEFAULT_NOW)
         rows = (await s.execute(select(StatsDaily.item_code, StatsDaily.received))).all()
     totals: dict[str, int] = {}
     for item, n in rows:
