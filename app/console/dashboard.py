@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
 from app.console import lookups
-from app.console.dependencies import Ctx
+from app.console.dependencies import ConsoleContext, Ctx
 from app.console.queue import parse_day, parse_filters
 from app.console.routing import console_router
 from app.console.templating import render
@@ -270,7 +270,17 @@ async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response
         cases=cases,
         regions=regions,
         ledger_link="/console/ledger.xlsx?" + urlencode(period.params()),
+        lag_seconds=statistics_lag(overview.as_of, ctx),
     )
+
+
+def statistics_lag(as_of: datetime | None, ctx: ConsoleContext) -> int | None:
+    """Seconds the figures trail the case log, when that is worth telling the
+    reader (past ``YDT_PROJECTOR_LAG_WARN_SECONDS``: the worker is likely down)."""
+    if as_of is None:
+        return None
+    lag = (ctx.now - as_of).total_seconds()
+    return int(lag) if lag > ctx.settings.projector_lag_warn_seconds else None
 
 
 @router.get("/ledger.xlsx")

@@ -156,9 +156,9 @@ async def disclosure(
 
 
 @router.get("/q/{scene}/stats")
-async def stats(scene: str, request: Request, session: SessionDep) -> Response:
+async def stats(scene: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
     place = await service.place(session, scene)
-    figures = await stats_service.public(session, place.village.code)
+    figures = await stats_service.public(session, place.village.code, now=clock.now())
     return render(request, "stats.html", cacheable=True, place=place, stats=figures)
 
 

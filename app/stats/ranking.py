@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import BadRequest
 from app.duplicates import similarity
 from app.models import Complaint, ComplaintMerge, Rating, StatsDaily, StatsOpenDue, StatsUnitMonth
-from app.stats import service
+from app.stats import projector, service
 from app.stats.schemas import Alert, Figures, RankedUnit, Rankings
 from app.taxonomy import service as taxonomy_service
 
@@ -171,6 +171,7 @@ async def rankings(
     alerts = await _low_satisfaction_alerts(session, where_unit(scope), date_to, satisfaction_floor)
     alerts += await _cluster_alerts(session, scope, date_to, cluster_n, cluster_days)
     return Rankings(
+        as_of=await projector.as_of(session, now),
         date_from=date_from,
         date_to=date_to,
         min_cases=min_cases,

@@ -9,7 +9,7 @@ from app.core.deps import ClockDep, SessionDep
 from app.core.replica import ReplicaSessionDep
 from app.core.schemas import BoundedDate
 from app.staff.dependencies import CurrentStaff
-from app.stats import projector, ranking, rollup, service
+from app.stats import ranking, rollup, service
 from app.stats.schemas import Overview, PublicStats, Rankings
 
 router = APIRouter(tags=["stats"])
@@ -20,9 +20,7 @@ RegionQuery = Annotated[str | None, Query(pattern=r"^\d{12}$")]
 async def public_stats(
     session: SessionDep, clock: ClockDep, region_code: RegionQuery = None
 ) -> PublicStats:
-    result = await service.public(session, region_code)
-    result.as_of = await projector.as_of(session, clock.now())
-    return result
+    return await service.public(session, region_code, now=clock.now())
 
 
 @router.get("/staff/stats/overview", response_model=Overview)
@@ -43,7 +41,6 @@ async def overview(
         date_to=date_to,
         now=clock.now(),
     )
-    result.as_of = await projector.as_of(session, clock.now())
     # Serialised once, as built: FastAPI would otherwise validate the several
     # hundred breakdowns again against response_model, which stays for the docs.
     return Response(result.model_dump_json(), media_type="application/json")
@@ -62,7 +59,7 @@ async def rankings(
     today = rollup.local_date(clock.now())  # the local day, not UTC's
     end = date_to or today
     start = date_from or (end - timedelta(days=90))
-    result = await ranking.rankings(
+    return await ranking.rankings(
         session,
         scope=scope,
         date_from=start,
@@ -70,5 +67,3 @@ async def rankings(
         now=clock.now(),
         min_cases=min_cases,
     )
-    result.as_of = await projector.as_of(session, clock.now())
-    return result

@@ -30,7 +30,7 @@ from app.models import (
 from app.models.enums import RegionLevel, StaffRole, UnitKind
 from app.models.stats import METRICS
 from app.regions.repository import PREFIX_LENGTH, prefix_of
-from app.stats import rollup, same_day
+from app.stats import projector, rollup, same_day
 from app.stats.schemas import Breakdown, Figures, Overview, PublicStats
 from app.taxonomy import service as taxonomy_service
 
@@ -335,6 +335,7 @@ async def overview(
     tx = await taxonomy_service.snapshot(session)
     cat_names = {c.code: c.name for c in tx.document.categories}
     return Overview(
+        as_of=await projector.as_of(session, now),
         region_code=region_code,
         date_from=date_from,
         date_to=date_to,
@@ -397,7 +398,7 @@ async def labels(
     return out
 
 
-async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
+async def public(session: AsyncSession, region_code: str | None, *, now: datetime) -> PublicStats:
     code = region_code or "511700000000"
     region = await session.get(Region, code)
     if region is None:
@@ -418,4 +419,5 @@ async def public(session: AsyncSession, region_code: str | None) -> PublicStats:
         closure_rate=f.closure_rate,
         solved_rate=f.solved_rate,
         satisfaction_rate=f.satisfaction_rate,
+        as_of=await projector.as_of(session, now),
     )

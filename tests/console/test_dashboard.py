@@ -9,9 +9,11 @@ import io
 import re
 from datetime import timedelta
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +28,7 @@ from tests.workflow.helpers import act, case, citizen, file_case
 pytestmark = pytest.mark.usefixtures("seeded")
 
 COUNTY = "511702000000"
+TZ = ZoneInfo("Asia/Shanghai")
 TILE = re.compile(
     r'href="([^"]+)" data-metric="([a-z_]+)"><span class="tile-label">[^<]*</span>'
     r'<strong class="tile-value">(\d+)</strong>'
@@ -393,3 +396,30 @@ async def test_alerts_show_the_cases_behind_them(
     # Red and black lists explain themselves: every unit with its reasons.
     lists = page.text.split('id="h-lists"')[1].split('id="h-alerts"')[0]
     assert "综合得分" in lists and "凤北街道纪工委" in lists
+
+
+async def test_the_dashboard_says_as_of_when_and_warns_when_statistics_trail(
+    app: FastAPI, client: AsyncClient, connection: AsyncConnection, clock: FixedClock
+) -> None:
+    """Statistics follow the case log through the projector (app/stats/projector.py):
+    the page says up to when they count, and says plainly when they trail by more
+    than YDT_PROJECTOR_LAG_WARN_SECONDS (the worker is probably not running)."""
+    await make_staff(connection, "dash.asof", StaffRole.leader, unit_code="JW-511702")
+    await signed_in(client, "dash.asof")
+    filed_at = clock.now()
+    await file_case(client, await citizen(client, "dash.asof.r"))  # queued, not applied
+    clock.set(filed_at + timedelta(minutes=10))
+    # A client without the suite's drain-before-request hook: the projector is "down".
+    async with AsyncClient(
+        transport=ASGITransport(app=app), base_url="http://testserver", cookies=client.cookies
+    ) as stale:
+        page = await stale.get("/console/dashboard")
+    assert page.status_code == 200, page.text
+    as_of = re.search(r'<p class="hint" id="as-of">(.*?)</p>', page.text, re.S)
+    assert as_of is not None
+    assert "数据截至 " + filed_at.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S") in as_of.group(1)
+    assert "滞后约 10 分钟" in as_of.group(1) and "ydt worker" in as_of.group(1)
+    caught_up = await client.get("/console/dashboard")  # drained: as of now, no warning
+    fresh = re.search(r'<p class="hint" id="as-of">(.*?)</p>', caught_up.text, re.S)
+    assert fresh is not None and "滞后" not in fresh.group(1)
+    assert clock.now().astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S") in fresh.group(1)
