@@ -167,6 +167,19 @@ def create_read_sessionmaker(
     )
 
 
+@contextlib.asynccontextmanager
+async def transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block ends normally, roll back when it raises: the one
+    shape of every request's session (writers, readers, replica readers)."""
+    async with session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: commit on success, roll back on error.
 
@@ -179,25 +192,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with contextlib.AsyncExitStack() as stack:
         if lock is not None:
             await stack.enter_async_context(lock)
-        session = await stack.enter_async_context(sessionmaker())
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+        yield await stack.enter_async_context(transaction(sessionmaker()))
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a request that only reads (``create_read_sessionmaker``)."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with transaction(sessionmaker()) as session:
+        yield session
 
 
 async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -52,6 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core import pgbouncer
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.db import transaction
 from app.core.deps import SessionDep
 from app.core.security import TokenService
 from app.core.shared import SharedStore
@@ -271,13 +272,8 @@ async def get_replica_session(request: Request, primary: SessionDep) -> AsyncIte
     if session is None:
         yield primary  # committed or rolled back by its own dependency
         return
-    async with session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with transaction(session):
+        yield session
 
 
 ReplicaSessionDep = Annotated[AsyncSession, Depends(get_replica_session, scope="function")]
