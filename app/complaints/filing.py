@@ -9,7 +9,6 @@ gapless number), on SQLite through the ORM in the request's transaction.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,7 +22,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from app.audit import state as audit_state
 from app.complaints import events, filing_sql, identity, repository
 from app.complaints.schemas import ComplaintCreate, ComplaintFiled, ItemBrief, Location, UnitBrief
-from app.complaints.service import QUERY_CODE_ALPHABET, _check_media, _hash_code, thresholds
+from app.complaints.service import check_media, hash_query_code, new_query_code, thresholds
 from app.core.config import Settings
 from app.core.errors import BadRequest
 from app.disclosures import service as disclosures_service
@@ -107,7 +106,7 @@ def build_case(
         county_code=by_level[RegionLevel.county].code,
         content=new.content,
         anonymous=new.anonymous,
-        query_code_hash=_hash_code(complaint_id, new.query_code) if new.query_code else None,
+        query_code_hash=hash_query_code(complaint_id, new.query_code) if new.query_code else None,
         location_lat=new.location.lat if new.location else None,
         location_lng=new.location.lng if new.location else None,
         location_address=new.location.address if new.location else None,
@@ -229,8 +228,8 @@ async def write_case(
 
     A notice's body may carry ``filing_sql.NUMBER`` where the number goes.
     Inserting the events queues them for the statistics projector (a trigger,
-    migration 0017). ``idempotent`` is the answer kept for retries (PostgreSQL
-    only: the ORM path's caller completes its record after the number is known).
+    migration 0017). ``idempotent`` is the answer kept for retries, sealed
+    before the number is drawn (``replay_body`` reads the number back).
     """
     media_service.attach(
         media, f"complaint:{complaint.id}", now, forget_owner=complaint.identity_protected
@@ -274,6 +273,13 @@ async def write_case(
         notice.body = notice.body.replace(filing_sql.NUMBER, complaint.tracking_no)
         notice.data = {**(notice.data or {}), "tracking_no": complaint.tracking_no}
     await session.flush()
+    if idempotent is not None:
+        await idempotency.store(
+            session,
+            idempotent.record_id,
+            status_code=idempotent.status_code,
+            sealed_body=idempotent.response,
+        )
 
 
 async def open_case(
@@ -337,7 +343,7 @@ async def file(
     village = path[-1]
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
-    media = await _check_media(session, body.media_ids, citizen) if citizen is not None else []
+    media = await check_media(session, body.media_ids, citizen) if citizen is not None else []
     # WeChat content security, before anything is written: risky is a 422. It checks
     # what a mini-program user wrote (it needs their openid); an integrator's filing
     # (Open311) did not come through the mini-program and is not published by it.
@@ -359,9 +365,7 @@ async def file(
         accusation=accusation,
         accused_level=body.accused_level,
     )
-    query_code = (
-        "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8)) if body.anonymous else None
-    )
+    query_code = new_query_code() if body.anonymous else None
     new = NewCase(
         item=item,
         path=path,
@@ -419,13 +423,12 @@ async def file(
             query_code=query_code,
         ).model_dump(mode="json") | ({} if tracking_no else {"tracking_no": None})
 
-    # On PostgreSQL the stored answer leaves the number out (it is drawn inside
-    # the statement, and the answer is sealed here): a replay reads it back
-    # from the case (``replay_body``).
-    one_statement = filing_sql.supported(session)
+    # The stored answer leaves the number out (on PostgreSQL it is drawn inside
+    # the statement, after the answer is sealed): a replay reads it back from
+    # the case (``replay_body``).
     kept = (
         filing_sql.Idempotent(record.id, 201, idempotency.sealed(record, answer(None)))
-        if record is not None and one_statement
+        if record is not None
         else None
     )
     await write_case(
@@ -440,10 +443,7 @@ async def file(
         extra=(check,) if check is not None else (),
         idempotent=kept,
     )
-    filed = answer(complaint.tracking_no)
-    if record is not None and not one_statement:
-        await idempotency.complete(session, record, status_code=201, body=filed)
-    return ComplaintFiled.model_validate(filed)
+    return ComplaintFiled.model_validate(answer(complaint.tracking_no))
 
 
 async def replay_body(session: AsyncSession, body: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -103,7 +104,12 @@ def thresholds(settings: Settings) -> CardThresholds:
     )
 
 
-def _hash_code(complaint_id: str, code: str) -> str:
+def new_query_code() -> str:
+    """The 8-character code a resident tracks an anonymous or offline case with."""
+    return "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
+
+
+def hash_query_code(complaint_id: str, code: str) -> str:
     return hashlib.sha256(f"{complaint_id}:{code.strip().upper()}".encode()).hexdigest()
 
 
@@ -115,7 +121,7 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:2] + "****" + phone[-2:]
 
 
-async def _check_media(
+async def check_media(
     session: AsyncSession,
     media_ids: Sequence[str],
     citizen: Citizen,
@@ -333,7 +339,7 @@ async def track(
     row = await repository.tracked_detail_row(session, tracking_no.strip().upper())
     complaint = row[0] if row is not None else None
     expected = complaint.query_code_hash if complaint is not None else None
-    given = _hash_code(complaint.id if complaint is not None else "-" * 32, query_code)
+    given = hash_query_code(complaint.id if complaint is not None else "-" * 32, query_code)
     ok = (
         hmac.compare_digest(expected or "", given)
         and complaint is not None
@@ -361,7 +367,7 @@ async def supplement(
     if not complaint.status.is_open:
         raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
     existing = await repository.attached_media(session, complaint.id)
-    media = await _check_media(session, body.media_ids, citizen, already=existing)
+    media = await check_media(session, body.media_ids, citizen, already=existing)
     text = await moderation.check_text(
         gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="补充内容", now=now
     )

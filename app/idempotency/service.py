@@ -161,9 +161,16 @@ async def complete(
     sealed_body = sealed(record, body)
     record.status_code = status_code
     record.response = sealed_body
+    await store(session, record.id, status_code=status_code, sealed_body=sealed_body)
+
+
+async def store(
+    session: AsyncSession, record_id: int, *, status_code: int, sealed_body: dict[str, Any]
+) -> None:
+    """Write an answer already sealed (``sealed``), by the record's id."""
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record.id)
+        .where(IdempotencyRecord.id == record_id)
         .values(status_code=status_code, response=sealed_body)
         .execution_options(synchronize_session=False)
     )

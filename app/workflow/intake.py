@@ -4,7 +4,6 @@ real received time so deadlines count from when it really came in."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,10 +36,6 @@ class Registered:
 
     complaint_id: str
     query_code: str | None
-
-
-def new_query_code() -> str:
-    return "".join(secrets.choice(complaints_service.QUERY_CODE_ALPHABET) for _ in range(8))
 
 
 async def register(
@@ -94,7 +89,7 @@ async def register(
     media = await media_service.claimable(session, body.media_ids, Uploader("staff", user.id))
     media_service.check_case_limits(media)
     flags = {Priority(f) for f in body.priority_flags}
-    query_code = None if body.decline_query_code else new_query_code()
+    query_code = None if body.decline_query_code else complaints_service.new_query_code()
     complaint = await complaints_filing.open_case(
         session,
         complaints_filing.NewCase(
