@@ -210,7 +210,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
     for (model, keys), counts in sorted(rows.items(), key=lambda kv: (kv[0][0].__name__, kv[0][1])):
         deltas = {m: v for m, v in counts.items() if v}
         if deltas:
-            await rollup._upsert(session, model, dict(keys), deltas)
+            await rollup.upsert(session, model, dict(keys), deltas)
     bumps: dict[tuple[date, int, str, str, str], int] = {}
     marks = _open_moves(complaints, counted_items, bumps)
     for (due_day, unit_id, item, town, county), delta in sorted(bumps.items()):
@@ -222,7 +222,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
                 "township_code": town,
                 "county_code": county,
             }
-            await rollup._upsert(session, StatsOpenDue, keys, {"open": delta})
+            await rollup.upsert(session, StatsOpenDue, keys, {"open": delta})
     if marks:
         table: Any = Complaint.__table__
         await session.execute(

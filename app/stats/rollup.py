@@ -240,7 +240,7 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
-async def _upsert(
+async def upsert(
     session: AsyncSession, model: Any, keys: dict[str, Any], deltas: dict[str, int]
 ) -> None:
     """One statement: insert the row or add to it (ON CONFLICT on its primary key).
