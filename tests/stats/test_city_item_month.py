@@ -173,6 +173,8 @@ async def test_the_migration_fills_the_city_table_from_existing_rows(
     """A database upgraded with history answers the city overview at once."""
     if dialect == "postgresql":
         if not await support.postgres_available():
+            if support.IN_CI:
+                pytest.fail("PostgreSQL is mandatory under CI")
             pytest.skip("PostgreSQL not reachable")
         name, url = await support.create_pg_database()
     else:
