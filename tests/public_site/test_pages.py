@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -120,3 +122,6 @@ async def test_figures_are_the_townships_public_ones(client: AsyncClient) -> Non
     assert api["region_name"] in r.text and "凤北街道" in r.text
     assert f"{api['received']} 件" in r.text
     assert "群众满意率" in r.text
+    # Up to when the figures count, in local time, as the API says.
+    as_of = datetime.fromisoformat(api["as_of"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"统计截至 {as_of:%Y-%m-%d %H:%M}" in r.text
