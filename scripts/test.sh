@@ -71,8 +71,10 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
 # Given no test paths, the suite runs as two processes, one per core: the
-# PostgreSQL-parametrised tests and everything else (-k expressions that are
-# each other's complement, so every test runs exactly once). Each process has
+# PostgreSQL-parametrised tests with the slow end-to-end ones (browsers, the
+# multi-instance topology, the bench smoke run), and everything else; the two
+# -k expressions are each other's complement, so every test runs exactly once
+# (measured: 16 + 29 min before the slow ones moved, 32 min wall). Each process has
 # its own databases, servers and ports (tests/conftest.py). YDT_TEST_SERIAL=1,
 # or any test path in the arguments, runs one process as before.
 paths=0
@@ -80,14 +82,15 @@ for arg in "$@"; do case "$arg" in -*) ;; *) paths=1 ;; esac; done
 set +e
 if [ "$paths" = 0 ] && [ "${YDT_TEST_SERIAL:-0}" != "1" ]; then
   logs=$(mktemp -d)
-  .venv/bin/pytest "$@" -p no:cacheprovider -k "not postgresql" >"$logs/other.log" 2>&1 &
+  heavy="postgresql or browser or multi_instance or bench"
+  .venv/bin/pytest "$@" -p no:cacheprovider -k "not ($heavy)" >"$logs/other.log" 2>&1 &
   other=$!
-  .venv/bin/pytest "$@" -p no:cacheprovider -k "postgresql" >"$logs/postgresql.log" 2>&1 &
+  .venv/bin/pytest "$@" -p no:cacheprovider -k "$heavy" >"$logs/postgresql.log" 2>&1 &
   pg=$!
   wait $other; s_other=$?
   wait $pg; s_pg=$?
-  echo "-- tests not parametrised on PostgreSQL (exit $s_other)"; cat "$logs/other.log"
-  echo "-- tests on PostgreSQL (exit $s_pg)"; cat "$logs/postgresql.log"
+  echo "-- SQLite and the rest (exit $s_other)"; cat "$logs/other.log"
+  echo "-- PostgreSQL and the end-to-end tests (exit $s_pg)"; cat "$logs/postgresql.log"
   status=$(( s_other != 0 ? s_other : s_pg ))
 else
   .venv/bin/pytest "$@"
