@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Integer, String, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
+from app.core import driver
 from app.core.db import UTCDateTime
 from app.core.deps import ClockDep, SessionDep, TokensDep
 from app.core.errors import Forbidden, Unauthorized
@@ -26,9 +27,11 @@ class CitizenAuth:
     session_id: str
 
 
-# Built once with bind parameters, so SQLAlchemy reuses its compiled form
-# instead of building and keying a new query on every filing (bench/).
-_LIVE_CITIZEN = select(Citizen).where(
+# Built once with bind parameters and run on the driver connection where it
+# may (app/core/driver.py): the filing's first statement (bench/).
+_CITIZEN_COLUMNS = tuple(Citizen.__table__.columns)
+_CITIZEN_KEYS = tuple(c.key for c in _CITIZEN_COLUMNS)
+_LIVE_CITIZEN = select(*_CITIZEN_COLUMNS).where(
     Citizen.id == bindparam("cid", type_=Integer),
     sessions.live(
         bindparam("sid", type_=String),  # type: ignore[arg-type]
@@ -60,10 +63,11 @@ class CitizenToken:
     async def citizen(self, session: AsyncSession, now: datetime) -> Citizen:
         """The resident, only while the token's session works (one query)."""
         params = {"cid": self.citizen_id, "sid": self.session_id, "now": now}
-        found = (await session.execute(_LIVE_CITIZEN, params)).scalar_one_or_none()
+        found = await driver.first(session, _LIVE_CITIZEN, params)
         if found is None:
             raise Unauthorized("登录已失效，请重新登录")
-        return found
+        # Transient, for reading: a filing changes nothing of the resident.
+        return Citizen(**dict(zip(_CITIZEN_KEYS, found, strict=True)))
 
     async def require_live(self, session: AsyncSession, now: datetime) -> None:
         if not (await session.execute(select(self.live(now)))).scalar_one():

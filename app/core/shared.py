@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.core import pgbouncer
+from app.core import driver, pgbouncer
 from app.core.config import Settings
 from app.core.db import Base
 from app.models import SharedState
@@ -134,7 +134,7 @@ class DatabaseSharedStore:
             for i, (wkey, ends) in enumerate(ordered):
                 params |= {f"k{i}": wkey, f"e{i}": ends}
             stmt = _hit_statement("postgresql" if postgres else "sqlite", len(ordered))
-            counts = {str(k): int(c) for k, c in (await s.execute(stmt, params)).all()}
+            counts = {str(k): int(c) for k, c in await driver.rows(s, stmt, params)}
             if self._sweep_due(now):
                 await s.execute(
                     delete(SharedState).where(SharedState.expires_at < now - timedelta(hours=1))

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import crypto, keys
+from app.core import crypto, driver, keys
 from app.core.errors import BadRequest, Conflict
 from app.models import IdempotencyRecord
 
@@ -126,7 +126,7 @@ async def begin(
         "created_at": now,
     }
     stmt = _begin_statement(session.get_bind().dialect.name)
-    new_id = (await session.execute(stmt, values)).scalar_one_or_none()
+    new_id = await driver.scalar(session, stmt, values)
     if new_id is not None:
         # Not added to the session: complete() writes the answer by id.
         return IdempotencyRecord(id=new_id, **values)

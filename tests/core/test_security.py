@@ -209,3 +209,23 @@ def test_unknown_accounts_cost_one_verification_too(monkeypatch: pytest.MonkeyPa
     assert not security.verify_password_or_dummy(None, "Correct#Horse9")
     assert not security.verify_password_or_dummy(None, "anything")
     assert calls == ["verify"] * 3
+
+
+def test_a_verified_token_is_judged_again_on_every_request(tokens: TokenService) -> None:
+    """The signature check is kept per process; time, type and tampering are not."""
+    token, _ = tokens.issue(subject="5", kind="citizen", now=NOW, session_id="ab" * 16)
+    assert tokens.decode(token, now=NOW).subject == "5"
+    assert tokens.decode(token, now=NOW + timedelta(minutes=1)).session_id == "ab" * 16
+    with pytest.raises(Unauthorized, match="过期"):  # still expires, by the clock
+        tokens.decode(token, now=NOW + timedelta(minutes=30))
+    with pytest.raises(Unauthorized):  # still the wrong type for a refresh
+        tokens.decode(token, now=NOW, expected_type="refresh")
+    head, body, signature = token.split(".")
+    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    for forged in (f"{head}.{body}.{flipped}", f"{head}.{body}x.{signature}"):
+        for _ in range(2):  # a refusal is never remembered as a success
+            with pytest.raises(Unauthorized):
+                tokens.decode(forged, now=NOW)
+    other = TokenService("t" * 32, access_minutes=30, refresh_days=30)
+    with pytest.raises(Unauthorized):  # another secret: its own cache, refused
+        other.decode(token, now=NOW)

@@ -1,0 +1,147 @@
+"""Prebuilt statements run on the asyncpg connection beneath a session.
+
+For the few statements of the hot paths (a filing's one statement, its
+rate-limit hit and idempotency key, a resident's one-statement read),
+SQLAlchemy's execution layer (cache-key lookup, ``construct_params`` over up
+to 120 values, the cursor adapter, result processing) cost about as much CPU
+as everything else in the request (issue 16 measured the same SQL at 26.5%
+of the bare INSERT through ``session.execute`` and 33% on the driver).
+
+So a statement that is built once (module-level, bind parameters for every
+value) is compiled once per dialect to the driver's SQL, with the bind and
+result processors of its column types, and run with ``asyncpg`` directly.
+The statement stays a SQLAlchemy construct, so it follows the models, and
+the processors are the ones SQLAlchemy would apply, so values read and
+written are the same either way (``tests/core/test_driver.py`` compares).
+
+Only when the session's connection is in autocommit (PostgreSQL, not behind
+PgBouncer): inside a transaction the adapter begins lazily and owns the
+transaction's state, and behind PgBouncer prepared statements must not
+outlive a transaction. Everywhere else the same statement goes through
+``session.execute``. Driver errors are translated as SQLAlchemy would
+(``DBAPIError``, connection invalidated on a disconnect), so the error
+boundary still answers 503 for a database that is down and never 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import Executable
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    sql: str
+    # (name, default value, bind processor) per positional parameter.
+    binds: tuple[tuple[str, Any, Processor], ...]
+    results: tuple[Processor, ...]
+
+
+# Keyed by the statement object itself: callers keep their statements for
+# the life of the process (module-level caches), so ids are never reused.
+_COMPILED: dict[tuple[int, str], tuple[Executable, Compiled]] = {}
+
+
+def compile_for(stmt: Executable, dialect: Dialect) -> Compiled:
+    key = (id(stmt), dialect.name)
+    found = _COMPILED.get(key)
+    if found is not None and found[0] is stmt:
+        return found[1]
+    compiled: Any = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+    binds: list[tuple[str, Any, Processor]] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.expanding:
+            raise ValueError(f"{name}: expanding parameters cannot be prebuilt (use ANY)")
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append((name, bind.value if not bind.required else None, processor))
+    results = tuple(
+        column[3].dialect_impl(dialect).result_processor(dialect, None)
+        for column in compiled._result_columns
+    )
+    made = Compiled(compiled.string, tuple(binds), results)
+    _COMPILED[key] = (stmt, made)
+    return made
+
+
+def _arguments(compiled: Compiled, params: Mapping[str, Any]) -> list[Any]:
+    out = []
+    for name, default, processor in compiled.binds:
+        value = params.get(name, default)
+        out.append(processor(value) if processor is not None and value is not None else value)
+    return out
+
+
+async def _driver(conn: AsyncConnection) -> Any | None:
+    """The asyncpg connection, when statements may bypass the adapter."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    if adapted is None or not adapted.autocommit:
+        return None
+    return adapted
+
+
+async def rows(
+    session: AsyncSession, stmt: Executable, params: Mapping[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """Every row of ``stmt`` with ``params``, values as SQLAlchemy would give them."""
+    conn = await session.connection()
+    adapted = await _driver(conn)
+    if adapted is None:
+        return [tuple(r) for r in (await session.execute(stmt, dict(params))).all()]
+    compiled = compile_for(stmt, conn.dialect)
+    args = _arguments(compiled, params)
+    try:
+        records = await adapted.driver_connection.fetch(compiled.sql, *args)
+    except Exception as error:  # translated as the adapter would, then wrapped
+        await _raise_translated(conn, adapted, compiled, args, error)
+    processors = compiled.results
+    if not any(processors):
+        return [tuple(r) for r in records]
+    return [
+        tuple(p(v) if p is not None else v for p, v in zip(processors, r, strict=True))
+        for r in records
+    ]
+
+
+async def _raise_translated(
+    conn: AsyncConnection, adapted: Any, compiled: Compiled, args: list[Any], error: Exception
+) -> Any:
+    dialect = conn.dialect
+    try:
+        adapted._handle_exception(error)
+    except Exception as dbapi_error:
+        orig = dbapi_error
+    else:  # pragma: no cover - _handle_exception always raises
+        orig = error
+    dbapi: Any = dialect.loaded_dbapi
+    if not isinstance(orig, dbapi.Error):
+        raise orig from error  # not a database error (a cancellation, a bug)
+    disconnect = dialect.is_disconnect(orig, adapted, None)
+    if disconnect:
+        await conn.invalidate(orig)
+    raise sa_exc.DBAPIError.instance(
+        compiled.sql, args, orig, dbapi.Error, connection_invalidated=disconnect, dialect=dialect
+    ) from error
+
+
+async def first(
+    session: AsyncSession, stmt: Executable, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    found = await rows(session, stmt, params)
+    return found[0] if found else None
+
+
+async def scalar(session: AsyncSession, stmt: Executable, params: Mapping[str, Any]) -> Any:
+    found = await first(session, stmt, params)
+    return found[0] if found is not None else None
