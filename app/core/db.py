@@ -105,7 +105,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     url = url or settings.database_url
-    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    # Statement parameters stay out of error messages (they reach the logs, and
+    # a filing's carry a resident's contact); echo, a debugging aid, shows them.
+    kwargs: dict[str, Any] = {
+        "echo": settings.database_echo,
+        "hide_parameters": not settings.database_echo,
+    }
     if url.startswith("sqlite"):
         path = settings.sqlite_path() if url == settings.database_url else None
         if path is not None:

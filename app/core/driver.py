@@ -1,4 +1,4 @@
-"""Prebuilt statements run on the asyncpg connection beneath a session.
+"""Prebuilt statements run on the driver's connection beneath a session.
 
 For the few statements of the hot paths (a filing's one statement, its
 rate-limit hit and idempotency key, a resident's one-statement read),
@@ -9,18 +9,21 @@ of the bare INSERT through ``session.execute`` and 33% on the driver).
 
 So a statement that is built once (module-level, bind parameters for every
 value) is compiled once per dialect to the driver's SQL, with the bind and
-result processors of its column types, and run with ``asyncpg`` directly.
+result processors of its column types, and run by the driver directly.
 The statement stays a SQLAlchemy construct, so it follows the models, and
 the processors are the ones SQLAlchemy would apply, so values read and
 written are the same either way (``tests/core/test_driver.py`` compares).
 
-Only when the session's connection is in autocommit (PostgreSQL, not behind
-PgBouncer): inside a transaction the adapter begins lazily and owns the
-transaction's state, and behind PgBouncer prepared statements must not
-outlive a transaction. Everywhere else the same statement goes through
-``session.execute``. Driver errors are translated as SQLAlchemy would
-(``DBAPIError``, connection invalidated on a disconnect), so the error
-boundary still answers 503 for a database that is down and never 500.
+Only when the session's connection is outside a transaction: PostgreSQL in
+autocommit (not behind PgBouncer, where prepared statements must not outlive
+a transaction), or SQLite with no BEGIN sent (a read session), where
+aiosqlite runs the statement and fetches its rows in one hop to its thread
+instead of one per cursor call. Inside a transaction the adapter owns its
+state, so the same statement goes through ``session.execute``.
+
+Driver errors are translated as SQLAlchemy would (``DBAPIError``, connection
+invalidated on a disconnect), so the error boundary still answers 503 for a
+database that is down and never 500.
 """
 
 from __future__ import annotations
@@ -80,15 +83,21 @@ def _arguments(compiled: Compiled, params: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-async def _driver(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection, when statements may bypass the adapter."""
-    if conn.dialect.driver != "asyncpg":
+async def _driver(conn: AsyncConnection) -> tuple[Any, Any] | None:
+    """(the adapter, the driver's connection), when statements may bypass the
+    adapter: the connection is outside any transaction (PostgreSQL in
+    autocommit; SQLite with no BEGIN sent, as for a read session)."""
+    driver = conn.dialect.driver
+    if driver not in ("asyncpg", "aiosqlite"):
         return None
     raw = await conn.get_raw_connection()
     adapted: Any = raw.dbapi_connection
-    if adapted is None or not adapted.autocommit:
+    native: Any = raw.driver_connection
+    if adapted is None or native is None:
         return None
-    return adapted
+    if driver == "asyncpg":
+        return (adapted, native) if adapted.autocommit else None
+    return None if native.in_transaction else (adapted, native)
 
 
 async def rows(
@@ -96,13 +105,17 @@ async def rows(
 ) -> Sequence[tuple[Any, ...]]:
     """Every row of ``stmt`` with ``params``, values as SQLAlchemy would give them."""
     conn = await session.connection()
-    adapted = await _driver(conn)
-    if adapted is None:
+    found = await _driver(conn)
+    if found is None:
         return [tuple(r) for r in (await session.execute(stmt, dict(params))).all()]
+    adapted, raw = found
     compiled = compile_for(stmt, conn.dialect)
     args = _arguments(compiled, params)
     try:
-        records = await adapted.driver_connection.fetch(compiled.sql, *args)
+        if conn.dialect.driver == "asyncpg":
+            records = await raw.fetch(compiled.sql, *args)
+        else:  # one hop to aiosqlite's thread instead of one per cursor call
+            records = await raw.execute_fetchall(compiled.sql, args)
     except Exception as error:  # translated as the adapter would, then wrapped
         await _raise_translated(conn, adapted, compiled, args, error)
     processors = compiled.results
@@ -130,8 +143,16 @@ async def _raise_translated(
     disconnect = dialect.is_disconnect(orig, adapted, None)
     if disconnect:
         await conn.invalidate(orig)
+    # Parameters are left out of the message: a filing's carry a resident's
+    # contact, and error messages reach the logs.
     raise sa_exc.DBAPIError.instance(
-        compiled.sql, args, orig, dbapi.Error, connection_invalidated=disconnect, dialect=dialect
+        compiled.sql,
+        args,
+        orig,
+        dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=disconnect,
+        dialect=dialect,
     ) from error
 
 
