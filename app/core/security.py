@@ -38,8 +38,9 @@ TokenType = Literal["access", "refresh"]
 
 # A JWT is a few hundred bytes; anything far larger is not ours.
 MAX_TOKEN_LENGTH = 4096
-# Verified tokens kept per process (at most 4096 characters each: 8 MiB at worst).
-VERIFIED_TOKENS = 2048
+# Verified tokens kept per process: a resident's is about 310 characters (some 10 MB
+# for all of them; only tokens signed with the secret get in).
+VERIFIED_TOKENS = 16384
 # NumericDate bounds: after 1970, before the year 3000 (datetime's range ends at 9999).
 _MAX_TIMESTAMP = 32_503_680_000
 _SUBJECT_RE = re.compile(r"[1-9][0-9]{0,9}")
