@@ -161,7 +161,7 @@ _MEDIA_SQL = {
 
 # What the resident's view reads of the case: not the routing trace, the
 # priority flags or the card moments (JSON and columns a read would decode for
-# nothing). ``detail_case`` makes a transient ``Complaint`` of them, so the
+# nothing). ``_detail_row`` makes a transient ``Complaint`` of them, so the
 # view is assembled by the same code as the ORM read (``service._detail``).
 _DETAIL_COLUMNS = (
     "id",

@@ -35,7 +35,7 @@ from app.ledger import service as ledger_service
 from app.ledger.router import XLSX
 from app.models import Complaint, Region
 from app.models.enums import RegionLevel
-from app.stats import ranking, rollup
+from app.stats import projector, ranking, rollup
 from app.stats import service as stats_service
 from app.stats.schemas import Breakdown, Figures
 from app.workflow import cohort as cohort_filter
@@ -276,11 +276,11 @@ async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response
 
 def statistics_lag(as_of: datetime | None, ctx: ConsoleContext) -> int | None:
     """Seconds the figures trail the case log, when that is worth telling the
-    reader (past ``YDT_PROJECTOR_LAG_WARN_SECONDS``: the worker is likely down)."""
+    reader (``projector.worth_warning``, the rule ``/readyz`` uses)."""
     if as_of is None:
         return None
     lag = (ctx.now - as_of).total_seconds()
-    return int(lag) if lag > ctx.settings.projector_lag_warn_seconds else None
+    return int(lag) if projector.worth_warning(lag, ctx.settings) else None
 
 
 @router.get("/ledger.xlsx")

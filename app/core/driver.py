@@ -131,12 +131,11 @@ async def _raise_translated(
     conn: AsyncConnection, adapted: Any, compiled: Compiled, args: list[Any], error: Exception
 ) -> Any:
     dialect = conn.dialect
+    orig: Exception = error
     try:
-        adapted._handle_exception(error)
+        adapted._handle_exception(error)  # raises the DBAPI-level error
     except Exception as dbapi_error:
         orig = dbapi_error
-    else:  # pragma: no cover - _handle_exception always raises
-        orig = error
     dbapi: Any = dialect.loaded_dbapi
     if not isinstance(orig, dbapi.Error):
         raise orig from error  # not a database error (a cancellation, a bug)

@@ -56,7 +56,7 @@ async def readyz(
             "lag_seconds": round(lag_s, 1),
             "high_water": behind.high_water,
         }
-        if lag_s > settings.projector_lag_warn_seconds:
+        if projector.worth_warning(lag_s, settings):
             # A warning, not a failure: requests are served, statistics trail.
             warnings.append(
                 f"projector: statistics trail the event log by {lag_s:.0f} s "

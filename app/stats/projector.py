@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
+from app.core.config import Settings
 from app.models import Complaint, ComplaintEvent, ProjectorMark, StatsOpenDue, StatsPending
 from app.stats import rollup
 
@@ -262,6 +263,13 @@ async def lag(session: AsyncSession) -> Lag:
     ).one()
     mark = await session.get(ProjectorMark, MARK)
     return Lag(int(count), oldest, mark.high_water if mark else 0)
+
+
+def worth_warning(seconds: float, settings: Settings) -> bool:
+    """Whether the statistics trail the event log by enough to tell people
+    (``/readyz``, the dashboard): past ``YDT_PROJECTOR_LAG_WARN_SECONDS`` the
+    worker is likely down."""
+    return seconds > settings.projector_lag_warn_seconds
 
 
 async def as_of(session: AsyncSession, now: datetime) -> datetime:

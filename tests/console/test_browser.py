@@ -238,6 +238,11 @@ async def test_two_different_leaders_sign_and_the_case_closes(
     slots = await second.locator(".slots").inner_text()
     assert "王强" in slots and "赵红" in slots
     await shot(live, second, "case-closed")
+    # The leader's figures then say up to when they count (the projector's as_of).
+    resp = await second.goto("/console/dashboard")
+    assert resp is not None and resp.status == 200, await second.content()
+    assert "数据截至" in await second.locator("#as-of").inner_text()
+    await shot(live, second, "dashboard")
 
 
 async def test_a_stale_form_shows_the_conflict_and_the_fresh_state(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -224,3 +225,24 @@ def test_expanding_parameters_cannot_be_prebuilt(pg: AsyncEngine) -> None:
     stmt = select(SharedState.key).where(SharedState.key.in_(bindparam("keys", expanding=True)))
     with pytest.raises(ValueError, match="ANY"):
         driver.compile_for(stmt, pg.dialect)
+
+
+async def test_hostile_ids_on_the_driver_path_are_refused_cleanly(
+    pg: AsyncEngine, live: FastAPI, http: AsyncClient
+) -> None:
+    """What reaches the driver unparsed by SQLAlchemy: a NUL, other control
+    characters, non-UTF-8-able text, a 32-character id that is not hex. Each
+    is a 4xx (not found or invalid), never a 500, on either database."""
+    h = await login(http, "driver-hostile", scene=VILLAGE)
+    for cid in ("\x00" * 32, "a" * 31 + "\x00", "\u202e" * 32, "😀" * 32, "%00" * 10 + "ab"):
+        resp = await http.get(f"/api/v1/complaints/{quote(cid, safe='')}", headers=h)
+        assert resp.status_code in (404, 422), (repr(cid), resp.status_code, resp.text)
+        assert "error" in resp.json() or "detail" in resp.json()
+    for number, code in (
+        ("DZ20261203-\x00\x00", "ABCD"),
+        ("DZ2026", "AB\x00CD"),
+        ("😀" * 8, "😀😀"),
+    ):
+        url = f"/api/v1/track/{quote(number, safe='')}"
+        resp = await http.get(url, params={"query_code": code})
+        assert resp.status_code in (404, 422, 429), (repr(number), resp.status_code, resp.text)
