@@ -136,3 +136,56 @@ class StatsOpenDue(Base):
     township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     county_code: Mapped[str] = mapped_column(String(12))
     open: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class _SameDay:
+    """两个当天 counters: of the real-name online cases accepted (closed) on a
+    local day, how many heard it from the system that same day."""
+
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_told: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    closed_told: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsSameDayTown(_SameDay, Base):
+    """Per township and local day, for region-wide overviews: bounded by the
+    calendar (42 townships × 365 days a year), not by the cases."""
+
+    __tablename__ = "stats_same_day_town"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+
+class StatsSameDay(_SameDay, Base):
+    """Per township, unit and local day, for one unit's overview (read by unit)."""
+
+    __tablename__ = "stats_same_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    __table_args__ = (Index("ix_stats_same_day_unit_day", "unit_id", "day"),)
+
+
+class StatsSameDayMark(Base):
+    """Where each counted case stands in the same-day tables now.
+
+    The figure depends on the case (acceptance and closure moments, unit,
+    township) and on its outbox (when the notices were delivered), which
+    change at different times in different processes; each change recounts
+    the case from its present state and moves it from this mark to the new
+    one, so applying a change twice moves nothing. Only cases that count
+    have a row."""
+
+    __tablename__ = "stats_same_day_marks"
+
+    complaint_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    accepted_day: Mapped[date | None] = mapped_column(Date)
+    accepted_told: Mapped[bool] = mapped_column(default=False)
+    closed_day: Mapped[date | None] = mapped_column(Date)
+    closed_told: Mapped[bool] = mapped_column(default=False)

@@ -30,6 +30,7 @@ from app.core.errors import AppError
 from app.models import Citizen, Complaint, Notification
 from app.notifications import service as notify
 from app.notifications import templates
+from app.stats import projector, same_day
 from app.wechat.client import SubscribeRefused, WeChatClient, send_subscribe
 
 logger = logging.getLogger(__name__)
@@ -245,6 +246,12 @@ async def deliver(
                 n.attempts += 1
                 n.status, n.sent_at, n.last_error = "sent", now, None
                 stats.sent += 1
+                if n.kind in same_day.KINDS and n.recipient_kind == "citizen" and n.complaint_id:
+                    # 两个当天 counts this delivery: recounted with the send,
+                    # in the projector's turn so no recount of the case interleaves.
+                    await s.flush()
+                    await projector.take_turn(s, wait=True)
+                    await same_day.recount(s, [n.complaint_id])
             await s.commit()
     if stats.claimed:
         logger.info("notifications delivered", extra=stats.__dict__)

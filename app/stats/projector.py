@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.models import Complaint, ComplaintEvent, ProjectorMark, StatsOpenDue, StatsPending
-from app.stats import rollup
+from app.stats import rollup, same_day
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ class Lag:
         return max(0.0, (now - self.oldest).total_seconds()) if self.oldest else 0.0
 
 
-async def _take_turn(session: AsyncSession, *, wait: bool = False) -> bool:
+async def take_turn(session: AsyncSession, *, wait: bool = False) -> bool:
+    """The projector's turn, to the end of the transaction: whoever moves
+    rollup rows holds it (projectors, rebuilds, same-day recounts)."""
     if session.get_bind().dialect.name != "postgresql":
         return True
     if wait:
@@ -157,7 +159,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
 
     Runs in the caller's transaction, which must commit for the work to count.
     """
-    if not await _take_turn(session):
+    if not await take_turn(session):
         return 0
     claimed = await _claim(session, batch)
     if not claimed:
@@ -232,6 +234,8 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
             .values(open_unit_id=bindparam("unit"), open_due_day=bindparam("day")),
             marks,
         )
+    # Acceptance and closure days for 两个当天, from the cases' present state.
+    await same_day.recount(session, case_ids)
     await _advance(session, max(ids), len(ids), now)
     return len(ids)
 
@@ -284,7 +288,7 @@ async def forget_before_rebuild(session: AsyncSession) -> int:
     Returns the newest event id the rebuild may fold; queued events above it
     (written meanwhile) stay queued and are projected afterwards.
     """
-    await _take_turn(session, wait=True)
+    await take_turn(session, wait=True)
     top = (await session.execute(select(func.max(ComplaintEvent.id)))).scalar_one() or 0
     await session.execute(delete(StatsPending).where(StatsPending.event_id <= top))
     return int(top)

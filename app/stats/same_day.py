@@ -6,94 +6,233 @@ acceptance (closure) notice delivered to the resident on that same local day.
 Only online filings count: they are the ones with a WeChat to notify (a
 resident who came by letter hears by phone or on paper, which the system does
 not see). Anonymous filings are not real-name; historical cases were closed
-before the system existed. Read from the cases and the outbox, not the
-rollups: a notice's delivery is not an event of the case.
+before the system existed. "The resident" is the filer: a follower's or a
+merged child's notice does not tell the filer anything.
+
+Kept as rollups (``stats_same_day`` per township, unit and day;
+``stats_same_day_town`` per township and day) because reading every such case
+and its outbox made the overview 11× slower at 1M cases than at 10k
+(bench/README.md). The figure depends on the case and on its outbox, which
+change at different times in different processes: the projector recounts a
+case after each of its events, the notification sender after it delivers an
+acceptance or closure notice. A recount reads the case's present state and
+moves it from its mark (``stats_same_day_marks``) to where it counts now, so
+recounting twice moves nothing; recounts take the projector's turn, so two
+never interleave on one case. ``rebuild`` recounts every case.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, and_, cast, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
-from app.models import Complaint, Notification
+from app.models import (
+    Complaint,
+    Notification,
+    StatsSameDay,
+    StatsSameDayMark,
+    StatsSameDayTown,
+)
 from app.models.enums import Channel
 from app.stats import rollup
 from app.stats.schemas import SameDayFeedback
 
+KINDS = ("accepted", "closed")
+COUNTERS = ("accepted", "accepted_told", "closed", "closed_told")
+_CASE_COLUMNS = (
+    Complaint.id,
+    Complaint.citizen_id,
+    Complaint.township_code,
+    Complaint.unit_id,
+    Complaint.accepted_at,
+    Complaint.closed_at,
+)
+# Fixed when the case is filed: a case that does not count never will.
+_COUNTS = (
+    Complaint.channel == Channel.online,
+    Complaint.anonymous.is_(False),
+    Complaint.historical.is_(False),
+)
 
-def _within(
-    column: InstrumentedAttribute[datetime | None], start: date | None, end: date | None
-) -> list[ColumnElement[bool]]:
-    """Local days [start, end] as a UTC range on ``column`` (both ends optional)."""
-    out: list[ColumnElement[bool]] = [column.is_not(None)]
-    if start is not None:
-        out.append(column >= datetime.combine(start, datetime.min.time(), tzinfo=rollup.TZ))
-    if end is not None:
-        out.append(
-            column
-            < datetime.combine(
-                date.fromordinal(end.toordinal() + 1), datetime.min.time(), tzinfo=rollup.TZ
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where one case counts: its days of acceptance and closure, and whether
+    the filer heard each on that day."""
+
+    township_code: str
+    unit_id: int
+    accepted_day: date | None
+    accepted_told: bool
+    closed_day: date | None
+    closed_told: bool
+
+
+def mark_of(case: Any, sent: Iterable[tuple[str, datetime]]) -> Mark | None:
+    """Where a counting case stands now; None while it has neither moment.
+
+    ``sent``: (kind, delivery moment) of the filer's delivered notices."""
+    accepted = rollup.local_date(case.accepted_at) if case.accepted_at else None
+    closed = rollup.local_date(case.closed_at) if case.closed_at else None
+    if accepted is None and closed is None:
+        return None
+    told = {(kind, rollup.local_date(at)) for kind, at in sent}
+    return Mark(
+        township_code=case.township_code,
+        unit_id=case.unit_id,
+        accepted_day=accepted,
+        accepted_told=accepted is not None and ("accepted", accepted) in told,
+        closed_day=closed,
+        closed_told=closed is not None and ("closed", closed) in told,
+    )
+
+
+Rows = dict[tuple[Any, tuple[Any, ...]], dict[str, int]]
+
+
+def _bump(out: Rows, mark: Mark, sign: int) -> None:
+    """Add (sign 1) or take away (-1) what a mark counts, in both tables."""
+    for day, kind, told in (
+        (mark.accepted_day, "accepted", mark.accepted_told),
+        (mark.closed_day, "closed", mark.closed_told),
+    ):
+        if day is None:
+            continue
+        for model, key in (
+            (StatsSameDay, (day, mark.township_code, mark.unit_id)),
+            (StatsSameDayTown, (day, mark.township_code)),
+        ):
+            row = out.setdefault((model, key), defaultdict(int))
+            row[kind] += sign
+            row[f"{kind}_told"] += sign * int(told)
+
+
+def _keys(model: Any, key: tuple[Any, ...]) -> dict[str, Any]:
+    names = ("day", "township_code", "unit_id")[: len(key)]
+    return dict(zip(names, key, strict=True))
+
+
+async def _marks_of(session: AsyncSession, cases: Sequence[Any]) -> dict[str, Mark | None]:
+    """Each case's mark from its present state and its filer's delivered notices."""
+    with_moment = [c.id for c in cases if c.accepted_at or c.closed_at]
+    sent: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    if with_moment:
+        filer = {c.id: c.citizen_id for c in cases}
+        rows = await session.execute(
+            select(
+                Notification.complaint_id,
+                Notification.recipient_id,
+                Notification.kind,
+                Notification.sent_at,
+            ).where(
+                Notification.complaint_id.in_(with_moment),
+                Notification.kind.in_(KINDS),
+                Notification.status == "sent",
+                Notification.recipient_kind == "citizen",
+                Notification.sent_at.is_not(None),
             )
         )
-    return out
+        for cid, recipient, kind, at in rows.all():
+            # The filer's own notice: on a protected case neither names anyone.
+            if cid is not None and at is not None and recipient == filer[cid]:
+                sent[cid].append((kind, at))
+    return {c.id: mark_of(c, sent.get(c.id, ())) for c in cases}
 
 
-def local_day(session: AsyncSession, column: Any) -> Any:
-    """The local calendar day of a UTC moment, computed by the database.
+async def recount(session: AsyncSession, case_ids: Iterable[str]) -> int:
+    """Move each case from its mark to where it counts now; returns how many moved.
 
-    PostgreSQL converts in the named zone; SQLite stores naive UTC text and
-    adds the zone's offset, which for Asia/Shanghai is a constant +8 hours
-    (no daylight saving since 1991)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone(str(rollup.TZ), column), Date)
-    offset = rollup.TZ.utcoffset(datetime(2026, 1, 1))
-    assert offset is not None
-    return func.date(column, f"+{int(offset.total_seconds() // 3600)} hours")
-
-
-async def _share(
-    session: AsyncSession,
-    *,
-    kind: str,
-    moment: InstrumentedAttribute[datetime | None],
-    scope: list[ColumnElement[bool]],
-    date_from: date | None,
-    date_to: date | None,
-) -> tuple[int, int]:
-    """(cases whose ``moment`` falls in the period, of them notified that day).
-
-    Counted in SQL: each case joins at most one (case, local day) of its sent
-    notices of this kind, so ``count(*)`` counts cases and the joined count
-    those told the same day. Pulling a row per case into Python made the
-    overview grow with every case ever accepted (bench/README.md)."""
-    sent = (
-        select(
-            Notification.complaint_id.label("cid"),
-            local_day(session, Notification.sent_at).label("day"),
+    The caller holds the projector's turn (``projector.take_turn``) and commits."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return 0
+    cases = (
+        await session.execute(select(*_CASE_COLUMNS).where(Complaint.id.in_(ids), *_COUNTS))
+    ).all()
+    if not cases:
+        return 0
+    counted = [c.id for c in cases]
+    old = {
+        m.complaint_id: Mark(
+            m.township_code,
+            m.unit_id,
+            m.accepted_day,
+            m.accepted_told,
+            m.closed_day,
+            m.closed_told,
         )
-        .where(
-            Notification.kind == kind,
-            Notification.status == "sent",
-            Notification.sent_at.is_not(None),
-        )
-        .distinct()
-        .subquery()
+        for m in (
+            await session.execute(
+                select(StatsSameDayMark).where(StatsSameDayMark.complaint_id.in_(counted))
+            )
+        ).scalars()
+    }
+    new = await _marks_of(session, cases)
+    moved = [cid for cid in counted if old.get(cid) != new[cid]]
+    if not moved:
+        return 0
+    rows: Rows = {}
+    for cid in moved:
+        if (was := old.get(cid)) is not None:
+            _bump(rows, was, -1)
+        if (now := new[cid]) is not None:
+            _bump(rows, now, 1)
+    for (model, key), counts in sorted(rows.items(), key=lambda kv: (kv[0][0].__name__, kv[0][1])):
+        deltas = {k: v for k, v in counts.items() if v}
+        if deltas:
+            await rollup.upsert(session, model, _keys(model, key), deltas)
+    await session.execute(delete(StatsSameDayMark).where(StatsSameDayMark.complaint_id.in_(moved)))
+    await _insert_marks(session, {cid: new[cid] for cid in moved})
+    return len(moved)
+
+
+async def _insert_marks(session: AsyncSession, marks: dict[str, Mark | None]) -> None:
+    values = [{"complaint_id": cid, **asdict(m)} for cid, m in marks.items() if m is not None]
+    if values:
+        await session.execute(insert(StatsSameDayMark), values)
+
+
+async def rebuild(session: AsyncSession, *, batch: int = 5000) -> int:
+    """Recount every case from scratch (inside ``rollup.rebuild``, which holds
+    the projector's turn); returns the cases that count."""
+    for model in (StatsSameDayMark, StatsSameDay, StatsSameDayTown):
+        await session.execute(delete(model))
+    totals: Rows = {}
+    last_id, marked = "", 0
+    while True:
+        cases = (
+            await session.execute(
+                select(*_CASE_COLUMNS)
+                .where(
+                    Complaint.id > last_id,
+                    *_COUNTS,
+                    (Complaint.accepted_at.is_not(None)) | (Complaint.closed_at.is_not(None)),
+                )
+                .order_by(Complaint.id)
+                .limit(batch)
+            )
+        ).all()
+        if not cases:
+            break
+        marks = await _marks_of(session, cases)
+        for m in marks.values():
+            if m is not None:
+                _bump(totals, m, 1)
+                marked += 1
+        await _insert_marks(session, marks)
+        last_id = cases[-1].id
+    session.add_all(
+        model(**_keys(model, key), **{c: counts.get(c, 0) for c in COUNTERS})
+        for (model, key), counts in totals.items()
     )
-    stmt = (
-        select(func.count(), func.count(sent.c.cid))
-        .select_from(Complaint)
-        .outerjoin(
-            sent,
-            and_(sent.c.cid == Complaint.id, sent.c.day == local_day(session, moment)),
-        )
-        .where(*scope, *_within(moment, date_from, date_to))
-    )
-    total, told = (await session.execute(stmt)).one()
-    return int(total), int(told)
+    await session.flush()
+    return marked
 
 
 async def same_day_feedback(
@@ -104,30 +243,19 @@ async def same_day_feedback(
     date_from: date | None,
     date_to: date | None,
 ) -> SameDayFeedback:
-    scope: list[ColumnElement[bool]] = [
-        Complaint.channel == Channel.online,
-        Complaint.anonymous.is_(False),
-        Complaint.historical.is_(False),
-        Complaint.region_code.startswith(prefix),
-    ]
+    """The figure for a region (a township prefix at the finest) and period,
+    from the township table, or for one unit from the unit table."""
+    model: Any = StatsSameDayTown if unit_id is None else StatsSameDay
+    conds: list[ColumnElement[bool]] = [model.township_code.startswith(prefix)]
     if unit_id is not None:
-        scope.append(Complaint.unit_id == unit_id)
-    accepted, accepted_ok = await _share(
-        session,
-        kind="accepted",
-        moment=Complaint.accepted_at,
-        scope=scope,
-        date_from=date_from,
-        date_to=date_to,
-    )
-    closed, closed_ok = await _share(
-        session,
-        kind="closed",
-        moment=Complaint.closed_at,
-        scope=scope,
-        date_from=date_from,
-        date_to=date_to,
-    )
+        conds.append(model.unit_id == unit_id)
+    if date_from is not None:
+        conds.append(model.day >= date_from)
+    if date_to is not None:
+        conds.append(model.day <= date_to)
+    sums = [func.coalesce(func.sum(getattr(model, c)), 0) for c in COUNTERS]
+    row = (await session.execute(select(*sums).where(and_(true(), *conds)))).one()
+    accepted, accepted_ok, closed, closed_ok = (int(v) for v in row)
     total = accepted + closed
     return SameDayFeedback(
         accepted=accepted,
