@@ -116,7 +116,14 @@ async def run(args: Any, db: Database, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     path, counts = await prepare(db, here)
     copied = round(time.perf_counter() - t0, 1)
-    app = start_server("embedded-app", "app.main:create_app", app_env(path, here), 1, here)
+    app = start_server(
+        "embedded-app",
+        "app.main:create_app",
+        app_env(path, here),
+        1,
+        here,
+        projector=args.projector,
+    )
     try:
         baseline = start_server(
             "embedded-baseline",

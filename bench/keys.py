@@ -1,4 +1,4 @@
-"""The identity and chain keys the bench's app processes run with (outside the
+"""The identity, chain and checkpoint keys the bench's app processes run with (outside the
 embedded default the app refuses to start without them), and the same keys
 for the rows the bench writes itself (residents' sealed openids)."""
 
@@ -12,10 +12,14 @@ KEK_ID = "kbench"
 KEK = "bench-kek-0123456789-abcdefghijklmnopqrstuv"
 CHAIN = "bench-chain-0123456789-abcdefghijklmnopqrstuv"
 INDEX = "bench-index-0123456789-abcdefghijklmnopqrstuv"
+# The checkpoint signing key `ydt worker` refuses to start without (an Ed25519
+# seed as 64 hex digits).
+AUDIT_SEED = "b3" * 32
 ENV = {
     "YDT_IDENTITY_KEYS": f"{KEK_ID}:{KEK}",
     "YDT_CHAIN_KEY": CHAIN,
     "YDT_INDEX_KEY": INDEX,
+    "YDT_AUDIT_SIGNING_KEY": AUDIT_SEED,
 }
 KEYRING = Keyring.build(
     keks={KEK_ID: KEK.encode()}, active=KEK_ID, chain=CHAIN.encode(), index=INDEX.encode()

@@ -75,6 +75,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="latest", help="results file name, without extension")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds in all")
     p.add_argument("--work-dir", help="keep server logs and load files here (default: temporary)")
+    p.add_argument(
+        "--projector",
+        choices=["worker", "app"],
+        default="worker",
+        help="where the statistics projector runs: a `ydt worker` beside the app, as "
+        "scripts/run.sh deploys it (its CPU counted as the app's), or inside each app process",
+    )
+    p.add_argument(
+        "--keep-db", action="store_true", help="keep the generated database to look into afterwards"
+    )
     args = p.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():
@@ -157,7 +167,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 report.update(await _sizes(args, db, work, out_dir, now))
             finally:
-                await drop_database(db)
+                if args.keep_db:
+                    print(f"kept the database {db.name}", flush=True)
+                else:
+                    await drop_database(db)
         if "media" not in args.skip:
             print(f"media memory with a {args.media_mb} MB video", flush=True)
             (work / "media-bench").mkdir()
@@ -192,7 +205,14 @@ async def _sizes(
         t0 = time.perf_counter()
         data["rebuilt"] = await after_load(db)
         data["vacuum_seconds"] = round(time.perf_counter() - t0, 1)
-        app = start_server("app", "app.main:create_app", app_env(db, work), args.workers, work)
+        app = start_server(
+            "app",
+            "app.main:create_app",
+            app_env(db, work),
+            args.workers,
+            work,
+            projector=args.projector,
+        )
         try:
             if "growth" not in args.skip:
                 print(f"timing staff reads at {size}", flush=True)
@@ -235,6 +255,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "media_mb",
         "profile",
         "profile_seconds",
+        "projector",
         "smoke",
     ]
     return {k: getattr(args, k) for k in keep} | {

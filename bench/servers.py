@@ -131,27 +131,47 @@ class Server:
     port: int
     log: Path
     started: float = field(default_factory=time.monotonic)
+    # `ydt worker` beside the app, as deployed (scripts/run.sh): it runs the
+    # statistics projector; its CPU counts as the app's.
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def pids(self) -> list[int]:
-        """The uvicorn supervisor and its worker processes."""
-        return [self.proc.pid, *children(self.proc.pid)]
+        """The uvicorn supervisor and its worker processes (and `ydt worker`)."""
+        extra = [self.worker.pid] if self.worker is not None else []
+        return [self.proc.pid, *children(self.proc.pid), *extra]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        for proc in (self.proc, self.worker):
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
-def start_server(name: str, target: str, env: dict[str, str], workers: int, work: Path) -> Server:
+def start_server(
+    name: str,
+    target: str,
+    env: dict[str, str],
+    workers: int,
+    work: Path,
+    *,
+    projector: str = "app",
+) -> Server:
+    """``projector="worker"``: the app processes do not project; a `ydt worker`
+    started beside them does (the deployment of scripts/run.sh and
+    docs/deployment.md). ``"app"``: each app process projects, no worker."""
     port = support.free_port()
     log = work / f"{name}.log"
+    if projector == "worker":
+        env = {**env, "YDT_PROJECTOR_IN_APP": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.serve", target, str(port), str(workers)],
         cwd=ROOT,
@@ -160,10 +180,21 @@ def start_server(name: str, target: str, env: dict[str, str], workers: int, work
         stderr=subprocess.STDOUT,
     )
     server = Server(name, proc, port, log)
+    if projector == "worker":
+        server.worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ydt"), "worker", "--interval", "30"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=(work / f"{name}-worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited at start:\n{log.read_text()[-3000:]}")
+        if proc.poll() is not None or (server.worker and server.worker.poll() is not None):
+            server.stop()
+            logs = [log, work / f"{name}-worker.log"]
+            text = "\n".join(p.read_text()[-3000:] for p in logs if p.exists())
+            raise RuntimeError(f"{name} exited at start:\n{text}")
         try:
             # Every worker must be up, not only the first to answer.
             if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200 and len(

@@ -58,7 +58,9 @@ fi
 
 env "${worker_env[@]}" "$VENV/bin/ydt" worker --interval "${WORKER_INTERVAL:-30}" &
 worker=$!
-"$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
+# The worker runs the statistics projector: the server's processes leave it
+# to the worker and spend their time on requests (bench/README.md).
+YDT_PROJECTOR_IN_APP=${YDT_PROJECTOR_IN_APP:-false} "$VENV/bin/ydt" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-1}" &
 server=$!
 echo "serving on http://${HOST:-127.0.0.1}:${PORT:-8000} (pid $server), worker pid $worker; Ctrl-C stops both"
 "$VENV/bin/python" -c 'import sys; from app.reference.demo import guide; print(guide(sys.argv[1], sys.argv[2]))' \

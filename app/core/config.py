@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     projector_in_app: bool = Field(
         default=True,
         description="run the statistics projector inside each app process too (several may "
-        "run: they take turns); `ydt worker` always runs one",
+        "run: they take turns); `ydt worker` always runs one. scripts/run.sh and "
+        "docker-compose.yml turn it off, as their workers project; keep it on for a lone "
+        "`ydt serve`",
     )
     projector_interval_seconds: float = Field(
         default=0.5, gt=0, le=60, description="how often the projector looks for new events"

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, true
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -39,6 +39,7 @@ from app.models import (
     StatsSameDayMark,
     StatsSameDayTown,
 )
+from app.models.complaint import TOLD_SQL
 from app.models.enums import Channel
 from app.stats import rollup
 from app.stats.schemas import SameDayFeedback
@@ -132,8 +133,7 @@ async def _marks_of(session: AsyncSession, cases: Sequence[Any]) -> dict[str, Ma
                 Notification.sent_at,
             ).where(
                 Notification.complaint_id.in_(with_moment),
-                Notification.kind.in_(KINDS),
-                Notification.status == "sent",
+                text(TOLD_SQL),  # ix_notifications_told, whatever the outbox holds
                 Notification.recipient_kind == "citizen",
                 Notification.sent_at.is_not(None),
             )
