@@ -235,12 +235,16 @@ async def measure(
     connections: int,
     threads: int,
     goals: dict[str, float | None] | None = None,
+    first_filing: int = 0,
 ) -> dict[str, Any]:
-    """``db`` None: the servers use SQLite (bench.embedded); no backends to sample."""
+    """``db`` None: the servers use SQLite (bench.embedded); no backends to sample.
+
+    ``first_filing``: where the app's filings start in the filing file (a second
+    measurement must not reuse residents the first one brought to their limit)."""
     wrk = ensure_wrk()
     servers = {"app": app, "baseline": baseline}
     files = {"file": data.filing, "track": data.tracking}
-    offsets = {"app": 0, "baseline": 0}
+    offsets = {"app": first_filing, "baseline": 0}
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     async def one(what: str, who: str, mode: str, secs: float, tag: str) -> dict[str, Any]:

@@ -85,6 +85,38 @@ def _mark(met: bool | None) -> str:
     return "**met**" if met else "**missed**"
 
 
+def _through_pgbouncer(pgb: dict[str, Any] | None) -> list[str]:
+    if not pgb:
+        return []
+    if "skipped" in pgb:
+        return ["", f"Through PgBouncer: not run ({pgb['skipped']})."]
+    lines = [
+        "",
+        "Through PgBouncer (transaction mode, "
+        f"{pgb['pool_size']} server connections; the app with `YDT_DATABASE_PGBOUNCER=true`, "
+        "so every statement runs in a transaction through SQLAlchemy), against the same bare "
+        "baseline straight to PostgreSQL, in rounds of their own:",
+        "",
+        "| scenario | server | req/s | ratio | p50 ms | p99 ms | server CPU ms/req "
+        "| PostgreSQL CPU ms/req | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for what in ("filing", "tracking"):
+        r = pgb[what]
+        for who, name in (
+            ("baseline", "bare FastAPI + asyncpg"),
+            ("app", "Yidiantong via PgBouncer"),
+        ):
+            s = r[who]
+            ratio = f"**{r['ratio']:.0%}**" if who == "app" else "baseline"
+            lines.append(
+                f"| {what} | {name} | {s['rps']:,.0f} | {ratio} | {s['p50_ms']} | {s['p99_ms']} "
+                f"| {s['server_cpu_ms_per_request']} | {s['postgres_cpu_ms_per_request']} "
+                f"| {s['non_2xx']} |"
+            )
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     pg = m["postgresql"]
@@ -143,6 +175,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{s['p99_ms']} | {s['server_cpu_ms_per_request']} | "
                     f"{s['postgres_cpu_ms_per_request']} | {s['non_2xx']} |"
                 )
+        lines += _through_pgbouncer(load.get("pgbouncer"))
         lines += [
             "",
             "What this database's busy backends were doing (pg_stat_activity every 20 ms; "

@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import embedded, growth, guarantees, load, media_memory, profile  # noqa: E402
+from bench import bouncer, embedded, growth, guarantees, load, media_memory, profile  # noqa: E402
 from bench.datagen import Loader  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.report import goals, markdown  # noqa: E402
@@ -70,7 +70,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--media-mb", type=int, default=300)
     p.add_argument("--profile", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--profile-seconds", type=float, default=15.0)
-    p.add_argument("--skip", nargs="*", default=[], choices=["growth", "load", "media", "embedded"])
+    p.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["growth", "load", "media", "embedded", "pgbouncer"],
+    )
     p.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--name", default="latest", help="results file name, without extension")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds in all")
@@ -101,6 +106,8 @@ async def load_stage(
     await load.make_baseline_table(db)
     profile_seconds = args.profile_seconds if args.profile != "never" else 0
     filing_seconds = args.warmup + args.rounds * args.seconds + 2 * profile_seconds
+    if "pgbouncer" not in args.skip:
+        filing_seconds += args.warmup + args.rounds * args.seconds
     data = await load.prepare(
         db, work, load.residents_needed(filing_seconds), min(size, 5000), utcnow()
     )
@@ -125,6 +132,11 @@ async def load_stage(
             connections=args.connections,
             threads=args.threads,
         )
+        if "pgbouncer" not in args.skip:
+            result["pgbouncer"] = await _through_pgbouncer(
+                args, db, baseline, data, work, first_filing=result["app_filings"]
+            )
+            result["app_filings"] = result["pgbouncer"].get("app_filings", result["app_filings"])
     finally:
         baseline.stop()
     result["size"] = size
@@ -150,6 +162,58 @@ async def load_stage(
             offset += result["profile"][what].get("requests_during_profile", 0) + 1000
     print("checking the guarantees", flush=True)
     result["guarantees"] = await guarantees.check(db, app, since, before)
+    return result
+
+
+async def _through_pgbouncer(
+    args: argparse.Namespace,
+    db: Database,
+    baseline: Any,
+    data: Any,
+    work: Path,
+    *,
+    first_filing: int,
+) -> dict[str, Any]:
+    """The same load with the app (and its worker) behind PgBouncer in
+    transaction mode, against the same bare baseline, interleaved as before."""
+    if bouncer.binary() is None:
+        print("no pgbouncer installed: the PgBouncer run is skipped", flush=True)
+        return {"skipped": "pgbouncer is not installed (Debian package pgbouncer)"}
+    print("load through PgBouncer (transaction mode)", flush=True)
+    pgb = bouncer.start(db.name, work)
+    try:
+        env = {
+            **app_env(db, work),
+            "YDT_DATABASE_URL": pgb.url(db.name),
+            "YDT_DATABASE_PGBOUNCER": "true",
+        }
+        app = start_server(
+            "app-pgbouncer",
+            "app.main:create_app",
+            env,
+            args.workers,
+            work,
+            projector=args.projector,
+        )
+        try:
+            result = await load.measure(
+                db,
+                app,
+                baseline,
+                data,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                rounds=args.rounds,
+                connections=args.connections,
+                threads=args.threads,
+                goals={"filing": None, "tracking": None},
+                first_filing=first_filing,
+            )
+        finally:
+            app.stop()
+    finally:
+        pgb.stop()
+    result["pool_size"] = bouncer.POOL_SIZE
     return result
 
 

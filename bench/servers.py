@@ -181,8 +181,13 @@ def start_server(
     )
     server = Server(name, proc, port, log)
     if projector == "worker":
+        # Its projector loop runs continuously; its periodic round (red-card
+        # orders, checkpoints, notices) runs at start and then hourly: the
+        # generated history holds thousands of overdue cases whose orders a
+        # live deployment would have raised over months, 200 per round, and
+        # working through that backlog is not the cost of a filing.
         server.worker = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ydt"), "worker", "--interval", "30"],
+            [str(Path(sys.executable).parent / "ydt"), "worker", "--interval", "3600"],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=(work / f"{name}-worker.log").open("wb"),

@@ -210,22 +210,32 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
         firsts = [i for i, e in enumerate(case_events) if e.id in ids]
         if firsts:
             counted_items[c.id] = items[1][firsts[0] - 1] if firsts[0] else items[0]
-    for (model, keys), counts in sorted(rows.items(), key=lambda kv: (kv[0][0].__name__, kv[0][1])):
-        deltas = {m: v for m, v in counts.items() if v}
-        if deltas:
-            await rollup.upsert(session, model, dict(keys), deltas)
+    by_table: dict[Any, list[tuple[dict[str, Any], dict[str, int]]]] = defaultdict(list)
+    for (model, keys), counts in rows.items():
+        by_table[model].append((dict(keys), counts))
+    # One statement per table (tables in a fixed order, rows in key order, so
+    # two writers lock rows in the same order).
+    for model in sorted(by_table, key=lambda m: m.__name__):
+        await rollup.upsert_many(session, model, by_table[model])
     bumps: dict[tuple[date, int, str, str, str], int] = {}
     marks = _open_moves(complaints, counted_items, bumps)
-    for (due_day, unit_id, item, town, county), delta in sorted(bumps.items()):
-        if delta:
-            keys = {
-                "due_day": due_day,
-                "unit_id": unit_id,
-                "item_code": item,
-                "township_code": town,
-                "county_code": county,
-            }
-            await rollup.upsert(session, StatsOpenDue, keys, {"open": delta})
+    await rollup.upsert_many(
+        session,
+        StatsOpenDue,
+        (
+            (
+                {
+                    "due_day": due_day,
+                    "unit_id": unit_id,
+                    "item_code": item,
+                    "township_code": town,
+                    "county_code": county,
+                },
+                {"open": delta},
+            )
+            for (due_day, unit_id, item, town, county), delta in bumps.items()
+        ),
+    )
     if marks:
         table: Any = Complaint.__table__
         await session.execute(

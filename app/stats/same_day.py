@@ -183,10 +183,12 @@ async def recount(session: AsyncSession, case_ids: Iterable[str]) -> int:
             _bump(rows, was, -1)
         if (now := new[cid]) is not None:
             _bump(rows, now, 1)
-    for (model, key), counts in sorted(rows.items(), key=lambda kv: (kv[0][0].__name__, kv[0][1])):
-        deltas = {k: v for k, v in counts.items() if v}
-        if deltas:
-            await rollup.upsert(session, model, _keys(model, key), deltas)
+    for model in (StatsSameDay, StatsSameDayTown):
+        await rollup.upsert_many(
+            session,
+            model,
+            ((_keys(m, key), counts) for (m, key), counts in rows.items() if m is model),
+        )
     await session.execute(delete(StatsSameDayMark).where(StatsSameDayMark.complaint_id.in_(moved)))
     await _insert_marks(session, {cid: new[cid] for cid in moved})
     return len(moved)

@@ -52,6 +52,17 @@ def test_the_bench_runs_end_to_end(tmp_path: Path) -> None:
             # Idempotency-Keys and rate limits are all right.
             assert measured["non_2xx"] == 0
 
+    # The same load through PgBouncer in transaction mode (Debian's package;
+    # scripts/test.sh installs it, and CI must run it).
+    through = report["load"]["pgbouncer"]
+    if "skipped" in through:
+        assert not support.IN_CI, through["skipped"]
+    else:
+        for what in ("filing", "tracking"):
+            for side in ("baseline", "app"):
+                assert through[what][side]["rps"] > 0 and through[what][side]["non_2xx"] == 0
+        assert "Through PgBouncer (transaction mode" in (tmp_path / "smoke.md").read_text()
+
     # The embedded default (SQLite, one worker) against bare aiosqlite.
     for what in ("filing", "tracking"):
         result = report["embedded"][what]
