@@ -260,20 +260,19 @@ async def upsert(
     await session.execute(stmt)
 
 
-# Rows per statement: 19 columns each stays far below SQLite's 32,766 parameters.
-UPSERT_CHUNK = 500
+UPSERT_CHUNK = 1000  # parameter sets per executemany
 
 
 async def upsert_many(
     session: AsyncSession, model: Any, rows: Iterable[tuple[dict[str, Any], dict[str, int]]]
 ) -> int:
-    """``upsert`` for many rows of one table: one statement per chunk, in key order.
+    """``upsert`` for many rows of one table: one prepared statement, executed
+    for every row in key order (pipelined by the driver).
 
-    The projector's batch touches a row per table for each case; a statement
-    per row made a worker applying small batches pay a round trip for each
-    (bench/README.md). Every row carries every counter named in any row (0
-    where it has none), so one statement fits them all; keys are distinct
-    (the caller summed them), as ON CONFLICT requires. Returns the rows."""
+    The projector's batch touches a row per table for each case; building and
+    running a statement per row made a worker applying small batches pay for
+    each (bench/README.md). Every row carries every counter named in any row
+    (0 where it has none), so one statement fits them all. Returns the rows."""
     table: Any = model.__table__
     keyed = sorted(
         ((keys, deltas) for keys, deltas in rows if any(deltas.values())),
@@ -284,12 +283,16 @@ async def upsert_many(
     counters = sorted({m for _, deltas in keyed for m, v in deltas.items() if v})
     values = [{**keys, **{m: deltas.get(m, 0) for m in counters}} for keys, deltas in keyed]
     pk = [c.name for c in table.primary_key.columns]
+    # The table, not the mapped class: a Core statement with a list of
+    # parameter sets is one prepared statement run for each (executemany),
+    # compiled once per shape; the ORM's bulk path compiled every row.
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=pk, set_={m: table.c[m] + stmt.excluded[m] for m in counters}
+    )
     for i in range(0, len(values), UPSERT_CHUNK):
-        stmt = _insert(session, model).values(values[i : i + UPSERT_CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=pk, set_={m: table.c[m] + stmt.excluded[m] for m in counters}
-        )
-        await session.execute(stmt)
+        await session.execute(stmt, values[i : i + UPSERT_CHUNK])
     return len(values)
 
 
