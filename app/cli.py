@@ -274,7 +274,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 await close()
             await engine.dispose()
 
-    asyncio.run(_main())
+    try:  # the event loop uvicorn runs the app on (uvicorn[standard]), when installed
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(_main())
+    else:
+        uvloop.run(_main())
     return 0
 
 
