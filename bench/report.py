@@ -85,6 +85,26 @@ def _mark(met: bool | None) -> str:
     return "**met**" if met else "**missed**"
 
 
+def _profile_lines(title: str, prof: dict[str, Any]) -> list[str]:
+    if "app_inclusive_pct" not in prof:
+        return []
+    libs = ", ".join(f"{k} {v}%" for k, v in prof["library_self_pct"].items())
+    lines = [
+        "",
+        f"### {title} (py-spy, {prof['samples']} samples)",
+        "",
+        f"Top frame by library: {libs}.",
+        "",
+        "| app function (inclusive) | % | top frame | % |",
+        "|---|---|---|---|",
+    ]
+    inc = list(prof["app_inclusive_pct"].items())[:15]
+    own = list(prof["self_pct"].items())[:15]
+    for (fi, pi), (fs, ps) in zip(inc, own, strict=False):
+        lines.append(f"| `{fi}` | {pi} | `{fs}` | {ps} |")
+    return lines
+
+
 def _through_pgbouncer(pgb: dict[str, Any] | None) -> list[str]:
     if not pgb:
         return []
@@ -190,22 +210,7 @@ def markdown(report: dict[str, Any]) -> str:
                 top = "; ".join(f"{k} {v}%" for k, v in list(b["share_pct"].items())[:5])
                 lines.append(f"| {what} | {who} | {b['busy_backends_avg']} | {top} |")
         for what, prof in load.get("profile", {}).items():
-            if "app_inclusive_pct" not in prof:
-                continue
-            libs = ", ".join(f"{k} {v}%" for k, v in prof["library_self_pct"].items())
-            lines += [
-                "",
-                f"### Where {what} spends the app's CPU (py-spy, {prof['samples']} samples)",
-                "",
-                f"Top frame by library: {libs}.",
-                "",
-                "| app function (inclusive) | % | top frame | % |",
-                "|---|---|---|---|",
-            ]
-            inc = list(prof["app_inclusive_pct"].items())[:15]
-            own = list(prof["self_pct"].items())[:15]
-            for (fi, pi), (fs, ps) in zip(inc, own, strict=False):
-                lines.append(f"| `{fi}` | {pi} | `{fs}` | {ps} |")
+            lines += _profile_lines(f"Where {what} spends the app's CPU", prof)
     emb = report.get("embedded")
     if emb:
         lines += [
@@ -230,6 +235,9 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {what} | {name} | {s['rps']:,.0f} | {ratio} | {s['p50_ms']} | "
                     f"{s['p99_ms']} | {vs} | {s['server_cpu_ms_per_request']} | {s['non_2xx']} |"
                 )
+        lines += _profile_lines(
+            "Where the embedded default's tracking read spends its CPU", emb.get("profile", {})
+        )
     gu = report.get("guarantees")
     if gu:
         lines += [
