@@ -242,7 +242,7 @@ def cmd_media_verify(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from app.core.clock import SystemClock
-    from app.core.db import create_engine, create_sessionmaker
+    from app.core.db import create_engine, create_sessionmaker, tune_interpreter
     from app.core.logging import configure_logging
     from app.core.shared import SharedStore, create_shared_store
     from app.wechat.client import WeChatClient
@@ -260,6 +260,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     async def _main() -> None:
         engine = create_engine(settings)
+        tune_interpreter(engine)
         maker = create_sessionmaker(engine)
         shared: SharedStore = create_shared_store(settings, maker)
         wechat = WeChatClient(settings, shared)

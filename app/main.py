@@ -21,7 +21,12 @@ from app.core import keys
 from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
 from app.core.config import ConfigurationError, Settings, get_settings
-from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from app.core.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    tune_interpreter,
+)
 from app.core.errors import install_error_handlers
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.replica import ReadYourWrites, Replica
@@ -64,6 +69,7 @@ def create_app(
         raise ConfigurationError(f"YDT_WECHAT_TEMPLATE_FIELDS: {exc}") from exc
     owns_engine = engine is None
     engine = engine or create_engine(settings)
+    tune_interpreter(engine)
     store = media_store or create_media_store(settings)
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from typing import Any
 import aiosqlite
 from fastapi import FastAPI, HTTPException
 
+from app.core.db import SQLITE_SWITCH_INTERVAL
 from bench.baseline_app import Filing
 
 TABLE = "bench_baseline"
@@ -43,6 +45,9 @@ def _at(value: datetime) -> str:
 
 def create_app() -> FastAPI:
     path = os.environ["BENCH_SQLITE_PATH"]
+    # The same interpreter tuning the app takes on SQLite (app.core.db), so
+    # the comparison stays one of code, not of settings.
+    sys.setswitchinterval(SQLITE_SWITCH_INTERVAL)
     state: dict[str, Any] = {}
     numbers = count(1)
     prefix = f"BS{os.getpid() % 100_000:05d}"
