@@ -115,9 +115,9 @@ def tune_interpreter(engine: AsyncEngine) -> None:
     aiosqlite runs every statement on its own thread and hands the result back
     to the event loop; under load the loop thread rarely blocks, so the driver
     thread waits up to the switch interval (5 ms) for the GIL at each hop. At
-    0.5 ms the embedded default served 22% more residents' reads and 20% more
-    filings on two cores (bench/README.md). PostgreSQL's driver runs in the
-    event loop itself: nothing to tune there."""
+    0.5 ms the embedded default served about 10% more residents' reads and 7%
+    more filings on two cores, back to back (bench/README.md). PostgreSQL's
+    driver runs in the event loop itself: nothing to tune there."""
     if engine.dialect.name == "sqlite":
         sys.setswitchinterval(SQLITE_SWITCH_INTERVAL)
 
