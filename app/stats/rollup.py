@@ -235,39 +235,17 @@ def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
     ]
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
-
-
-async def upsert(
-    session: AsyncSession, model: Any, keys: dict[str, Any], deltas: dict[str, int]
-) -> None:
-    """One statement: insert the row or add to it (ON CONFLICT on its primary key).
-
-    A single upsert instead of UPDATE, SAVEPOINT, INSERT, RELEASE: fewer round
-    trips while the row is locked, and no race between the two (bench/).
-    Counters not in ``deltas`` start from their column default (0)."""
-    table: Any = model.__table__
-    stmt = (
-        _insert(session, model)
-        .values(**keys, **deltas)
-        .on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key.columns],
-            set_={m: table.c[m] + v for m, v in deltas.items()},
-        )
-    )
-    await session.execute(stmt)
-
-
 UPSERT_CHUNK = 1000  # parameter sets per executemany
 
 
 async def upsert_many(
     session: AsyncSession, model: Any, rows: Iterable[tuple[dict[str, Any], dict[str, int]]]
 ) -> int:
-    """``upsert`` for many rows of one table: one prepared statement, executed
-    for every row in key order (pipelined by the driver).
+    """Insert each row or add its counters to it (ON CONFLICT on the primary
+    key): one prepared statement, executed for every row in key order
+    (pipelined by the driver). One upsert per row rather than UPDATE, then
+    INSERT if missing: fewer round trips while a row is locked, and no race
+    between the two.
 
     The projector's batch touches a row per table for each case; building and
     running a statement per row made a worker applying small batches pay for
@@ -286,8 +264,8 @@ async def upsert_many(
     # The table, not the mapped class: a Core statement with a list of
     # parameter sets is one prepared statement run for each (executemany),
     # compiled once per shape; the ORM's bulk path compiled every row.
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(table)
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=pk, set_={m: table.c[m] + stmt.excluded[m] for m in counters}
     )
