@@ -139,11 +139,7 @@ async def run(args: Any, db: Database, work: Path) -> dict[str, Any]:
                 app,
                 baseline,
                 data,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                rounds=args.rounds,
-                connections=args.connections,
-                threads=args.threads,
+                **load.shape(args),
                 goals={"filing": None, "tracking": None},
             )
         finally:

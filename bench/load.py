@@ -223,6 +223,13 @@ SCENARIOS = (
 GOALS: dict[str, float | None] = {"filing": 0.40, "tracking": 0.60}
 
 
+def shape(args: Any) -> dict[str, Any]:
+    """The rounds, their length and the wrk concurrency from the command line,
+    as ``measure`` takes them (every load stage runs the same shape)."""
+    keys = ("seconds", "warmup", "rounds", "connections", "threads")
+    return {k: getattr(args, k) for k in keys}
+
+
 async def measure(
     db: Database | None,
     app: Server,

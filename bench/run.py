@@ -126,11 +126,7 @@ async def load_stage(
             app,
             baseline,
             data,
-            seconds=args.seconds,
-            warmup=args.warmup,
-            rounds=args.rounds,
-            connections=args.connections,
-            threads=args.threads,
+            **load.shape(args),
         )
         if "pgbouncer" not in args.skip:
             result["pgbouncer"] = await _through_pgbouncer(
@@ -201,11 +197,7 @@ async def _through_pgbouncer(
                 app,
                 baseline,
                 data,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                rounds=args.rounds,
-                connections=args.connections,
-                threads=args.threads,
+                **load.shape(args),
                 goals={"filing": None, "tracking": None},
                 first_filing=first_filing,
             )
