@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api import api_router
+from app.api import API_ROUTERS
 from app.complaints import repository as complaints_repository
 from app.console.apidocs import router as apidocs_router
 from app.console.router import console as console_router
@@ -139,9 +139,10 @@ def create_app(
     app.add_middleware(Boundary, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     install_openapi(app)
+    for api_router in API_ROUTERS:
+        app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(files_router)
-    app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(open311.router)
     app.include_router(apidocs_router)
     app.include_router(console_router)
