@@ -43,6 +43,7 @@ from app.models import (
 )
 from app.models.enums import StaffRole
 from app.routing.calendar import WorkCalendar
+from app.routing.engine import UnitRef
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Reference:
     regions: dict[str, Region]
     units_by_id: dict[int, SupervisionUnit]
     units_by_region: dict[str, list[SupervisionUnit]]
+    # What the routing engine reads of each unit, built once per load, not per
+    # filing (a village's chain has some thirty units).
+    unit_refs: dict[int, UnitRef]
     overrides: dict[str, list[RoutingOverride]]  # active, by item code
     designations: dict[str, list[DesignatedCadre]]  # active, by item code
     cadres_by_unit: dict[int, list[StaffUser]]  # supervisors, by unit
@@ -109,6 +113,19 @@ def _detach(session: AsyncSession, rows: Iterable[Any]) -> list[Any]:
     return out
 
 
+def unit_ref(u: SupervisionUnit) -> UnitRef:
+    return UnitRef(
+        id=u.id,
+        code=u.code,
+        name=u.name,
+        kind=u.kind,
+        level=u.level,
+        region_code=u.region_code,
+        group_code=u.group_code,
+        active=u.active,
+    )
+
+
 async def _load(session: AsyncSession, token: str) -> Reference:
     async def all_of(stmt: Any) -> list[Any]:
         return _detach(session, (await session.execute(stmt)).scalars().all())
@@ -142,6 +159,7 @@ async def _load(session: AsyncSession, token: str) -> Reference:
         regions={r.code: r for r in await all_of(select(Region))},
         units_by_id={u.id: u for u in units},
         units_by_region=dict(by_region),
+        unit_refs={u.id: unit_ref(u) for u in units},
         overrides=dict(by_item_o),
         designations=dict(by_item_d),
         cadres_by_unit=dict(by_unit),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import NotFound, UnprocessableEntity
-from app.models import Department, Item, Region, SupervisionUnit
+from app.models import Department, Item, Region
 from app.models.enums import RegionLevel
 from app.regions import service as regions_service
 from app.routing import refcache
@@ -22,7 +22,6 @@ from app.routing.engine import (
     RouteItem,
     RoutingError,
     UnitDirectory,
-    UnitRef,
     route,
 )
 from app.taxonomy import repository as taxonomy_repository
@@ -46,19 +45,6 @@ def register_load_counter(fn: LoadCounter) -> None:
 
 class Unroutable(UnprocessableEntity):
     code = "unroutable"
-
-
-def unit_ref(u: SupervisionUnit) -> UnitRef:
-    return UnitRef(
-        id=u.id,
-        code=u.code,
-        name=u.name,
-        kind=u.kind,
-        level=u.level,
-        region_code=u.region_code,
-        group_code=u.group_code,
-        active=u.active,
-    )
 
 
 async def route_item_for(session: AsyncSession, item: Item) -> RouteItem:
@@ -147,7 +133,7 @@ async def decide(
         return route(
             item=route_item,
             region=chain,
-            units=UnitDirectory(unit_ref(u) for u in unit_rows),
+            units=UnitDirectory(ref.unit_refs[u.id] for u in unit_rows),
             calendar=ref.calendar(settings.timezone),
             received_at=received_at,
             overrides=[
