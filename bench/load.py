@@ -265,7 +265,8 @@ async def measure(
             pg = await postgres_pids(db)
             sampler = pgwait.Sampler(db.dsn, db.name)
             sampler.start()
-        cpu0 = cpu_seconds(server.pids()), cpu_seconds(pg)
+        worker = [server.worker.pid] if server.worker is not None else []
+        cpu0 = cpu_seconds(server.pids()), cpu_seconds(pg), cpu_seconds(worker)
         out = await asyncio.to_thread(
             run_wrk,
             wrk,
@@ -285,6 +286,7 @@ async def measure(
             out["pg_activity"] = {"counts": {}, "samples": 0}
         server_cpu = cpu_seconds(server.pids()) - cpu0[0]
         pg_cpu = cpu_seconds(pg) - cpu0[1]
+        worker_cpu = cpu_seconds(worker) - cpu0[2]
         if mode == "file":
             # Requests still in flight at the end may have been served too.
             offsets[who] += out["requests"] + connections
@@ -292,6 +294,8 @@ async def measure(
         out["rps"] = round(out["requests"] / (out["duration_us"] / 1e6), 1)
         out["server_cpu_ms_per_request"] = round(server_cpu * 1000 / n, 3)
         out["postgres_cpu_ms_per_request"] = round(pg_cpu * 1000 / n, 3)
+        # The part of the server's CPU spent by its `ydt worker` (the projector).
+        out["worker_cpu_ms_per_request"] = round(worker_cpu * 1000 / n, 3)
         out["non_2xx"] = out["errors"]["status"]
         return out
 
@@ -360,6 +364,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": round(med("latency_us", "p99") / 1000, 2),
         "server_cpu_ms_per_request": round(med("server_cpu_ms_per_request"), 3),
         "postgres_cpu_ms_per_request": round(med("postgres_cpu_ms_per_request"), 3),
+        "worker_cpu_ms_per_request": round(med("worker_cpu_ms_per_request"), 3),
         "driver_cpu_s": round(med("driver_cpu_s"), 2),
         "non_2xx": sum(r["non_2xx"] for r in runs),
         "socket_errors": sum(
