@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import sessions
 from app.core import driver
 from app.core.db import UTCDateTime
-from app.core.deps import ClockDep, SessionDep, TokensDep
+from app.core.deps import ClockDep, ServicesDep, SessionDep, TokensDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import TokenService
 from app.models import Citizen, SessionSubject
@@ -31,7 +32,9 @@ class CitizenAuth:
 # may (app/core/driver.py): the filing's first statement (bench/).
 _CITIZEN_COLUMNS = tuple(Citizen.__table__.columns)
 _CITIZEN_KEYS = tuple(c.key for c in _CITIZEN_COLUMNS)
-_LIVE_CITIZEN = select(*_CITIZEN_COLUMNS).where(
+# The resident's row while the session (sid) works: one statement, or a part
+# of the filing's admission (app/complaints/admission.py).
+LIVE_CITIZEN = select(*_CITIZEN_COLUMNS).where(
     Citizen.id == bindparam("cid", type_=Integer),
     sessions.live(
         bindparam("sid", type_=String),  # type: ignore[arg-type]
@@ -40,6 +43,16 @@ _LIVE_CITIZEN = select(*_CITIZEN_COLUMNS).where(
         bindparam("now", type_=UTCDateTime()),  # type: ignore[arg-type]
     ),
 )
+
+
+def citizen_of(row: Sequence[Any]) -> Citizen:
+    """The resident from the first columns of a ``LIVE_CITIZEN`` row; transient,
+    for reading: a filing changes nothing of the resident."""
+    return Citizen(**dict(zip(_CITIZEN_KEYS, row[: len(_CITIZEN_KEYS)], strict=True)))
+
+
+def dead_session() -> Unauthorized:
+    return Unauthorized("登录已失效，请重新登录")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +73,16 @@ class CitizenToken:
             sessions.live(self.session_id, SessionSubject.citizen, Citizen.id, now),
         )
 
+    def live_params(self, now: datetime) -> dict[str, Any]:
+        """The bind parameters of ``LIVE_CITIZEN`` for this token."""
+        return {"cid": self.citizen_id, "sid": self.session_id, "now": now}
+
     async def citizen(self, session: AsyncSession, now: datetime) -> Citizen:
         """The resident, only while the token's session works (one query)."""
-        params = {"cid": self.citizen_id, "sid": self.session_id, "now": now}
-        found = await driver.first(session, _LIVE_CITIZEN, params)
+        found = await driver.first(session, LIVE_CITIZEN, self.live_params(now))
         if found is None:
-            raise Unauthorized("登录已失效，请重新登录")
-        # Transient, for reading: a filing changes nothing of the resident.
-        return Citizen(**dict(zip(_CITIZEN_KEYS, found, strict=True)))
+            raise dead_session()
+        return citizen_of(found)
 
     async def require_live(self, session: AsyncSession, now: datetime) -> None:
         if not (await session.execute(select(self.live(now)))).scalar_one():
@@ -86,11 +101,10 @@ def _claims(
 
 
 async def get_citizen_token(
-    tokens: TokensDep,
-    clock: ClockDep,
+    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> CitizenToken:
-    return CitizenToken(*_claims(tokens, credentials, clock.now()))
+    return CitizenToken(*_claims(services.tokens, credentials, services.clock.now()))
 
 
 CitizenTokenDep = Annotated[CitizenToken, Depends(get_citizen_token)]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.dependencies import CitizenTokenDep, CurrentCitizen
-from app.complaints import filing, identity, service
+from app.complaints import admission, filing, identity, service
 from app.complaints.schemas import (
     ComplaintCreate,
     ComplaintDetail,
@@ -18,15 +18,15 @@ from app.core.deps import (
     ClockDep,
     FilingSessionDep,
     ReadSessionDep,
+    ServicesDep,
     SessionDep,
     SettingsDep,
-    SharedDep,
     StoreDep,
 )
 from app.core.pagination import PageParams, page_params
-from app.core.ratelimit import Limit, client_ip, enforce_all, ip_bucket
+from app.core.ratelimit import Limit, client_ip, ip_bucket
 from app.idempotency import service as idempotency
-from app.moderation.dependencies import ContentGateDep
+from app.moderation.dependencies import ContentGateDep, content_gate
 
 router = APIRouter(tags=["complaints"])
 
@@ -50,62 +50,50 @@ async def file_complaint(
     request: Request,
     token: CitizenTokenDep,
     session: FilingSessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    shared: SharedDep,
-    gate: ContentGateDep,
+    services: ServicesDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ComplaintFiled | JSONResponse:
-    now = clock.now()
-    citizen = await token.citizen(session, now)
-    key = idempotency.check_key(idempotency_key)
-    record = None
-    if key:
-        found = await idempotency.begin(
-            session,
-            scope="complaint",
-            owner=f"citizen:{citizen.id}",
-            key=key,
-            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
-            now=now,
-        )
-        if isinstance(found, idempotency.Replay):
-            answer = await filing.replay_body(session, found.body)
-            return JSONResponse(status_code=found.status_code, content=answer)
-        record = found
+    settings = services.settings
+    now = services.clock.now()
+    admitted = await admission.admit(
+        session,
+        token=token,
+        shared=services.shared,
+        key_header=idempotency_key,
+        body=body,
+        limits=[
+            Limit(
+                f"file:citizen:{identity.limit_key(token.citizen_id)}",
+                FILINGS_PER_HOUR_PER_RESIDENT,
+                3600,
+            ),
+            Limit(
+                f"file:ip:{ip_bucket(client_ip(request, settings))}",
+                FILINGS_PER_HOUR_PER_IP,
+                3600,
+            ),
+        ],
+        now=now,
+    )
+    if isinstance(admitted, idempotency.Replay):
+        answer = await filing.replay_body(session, admitted.body)
+        return JSONResponse(status_code=admitted.status_code, content=answer)
+    record = admitted.record
     try:
-        # Retries of the same key return above without counting against the limits.
-        await enforce_all(
-            shared,
-            [
-                Limit(
-                    f"file:citizen:{identity.limit_key(citizen.id)}",
-                    FILINGS_PER_HOUR_PER_RESIDENT,
-                    3600,
-                ),
-                Limit(
-                    f"file:ip:{ip_bucket(client_ip(request, settings))}",
-                    FILINGS_PER_HOUR_PER_IP,
-                    3600,
-                ),
-            ],
-            now=now,
-            what="提交",
-        )
         # The answer for retries is stored by the filing itself (one statement on PostgreSQL).
         return await filing.file(
             session,
-            citizen=citizen,
+            citizen=admitted.citizen,
             body=body,
             settings=settings,
             now=now,
-            gate=gate,
+            gate=content_gate(services),
             record=record,
         )
     except BaseException:
         # On PostgreSQL the filing session autocommits: the key's record was
-        # committed before the work. Nothing of the filing was written (a 429,
-        # a risky text, a failed statement), so free the key for a retry.
+        # committed before the work. Nothing of the filing was written (a
+        # risky text, a failed statement), so free the key for a retry.
         if record is not None:
             await idempotency.abandon(session, record)
         raise
@@ -124,12 +112,12 @@ async def get_complaint(
     complaint_id: ComplaintId,
     token: CitizenTokenDep,
     session: ReadSessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
+    services: ServicesDep,
 ) -> ComplaintDetail:
     # One SELECT: the token's session is checked inside it (no citizen load).
-    return await service.detail(session, complaint_id, token, store, settings, now=clock.now())
+    return await service.detail(
+        session, complaint_id, token, services.store, services.settings, now=services.clock.now()
+    )
 
 
 @router.post(
@@ -160,11 +148,8 @@ async def track(
     query_code: Annotated[str, Query(min_length=4, max_length=16)],
     request: Request,
     session: ReadSessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    shared: SharedDep,
+    services: ServicesDep,
 ) -> ComplaintDetail:
-    now = clock.now()
-    await service.limit_tracking(shared, client_ip(request, settings), now=now)
-    return await service.track(session, tracking_no, query_code, store, settings, now=now)
+    settings, now = services.settings, services.clock.now()
+    await service.limit_tracking(services.shared, client_ip(request, settings), now=now)
+    return await service.track(session, tracking_no, query_code, services.store, settings, now=now)

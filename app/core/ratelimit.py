@@ -44,6 +44,11 @@ async def enforce_all(
     Every limit counts the hit, also when another one refuses it (calls to
     ``enforce`` in a row stopped counting at the first refusal)."""
     counted = await store.hit_many([(x.key, x.window_seconds) for x in limits], now=now)
+    judge(limits, counted, what=what)
+
+
+def judge(limits: Sequence[Limit], counted: Sequence[tuple[int, int]], *, what: str) -> None:
+    """429 for the first limit over, given each one's (count, seconds left)."""
     for x, (count, retry_after) in zip(limits, counted, strict=True):
         if count > x.limit:
             raise TooManyRequests(

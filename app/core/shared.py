@@ -82,9 +82,38 @@ def _hit_statement(dialect: str, n: int) -> Any:
     return stmt
 
 
+def _url(bind: Any) -> str:
+    """The database an engine or connection (sync or async) talks to."""
+    engine = getattr(bind, "engine", bind)
+    return str(engine.url.render_as_string(hide_password=False))
+
+
 def _window(now: datetime, window_seconds: int) -> tuple[int, datetime]:
     start = int(now.timestamp()) // window_seconds * window_seconds
     return start, datetime.fromtimestamp(start + window_seconds, now.tzinfo)
+
+
+def window_rows(
+    hits: Sequence[tuple[str, int]], now: datetime
+) -> tuple[list[tuple[str, datetime]], list[tuple[str, datetime]]]:
+    """The counter rows of ``hits`` in their current windows: (row key, window
+    end) per hit in the caller's order, and the distinct rows in the one lock
+    order every writer takes."""
+    windows = [(f"rl:{key}:{_window(now, w)[0]}", _window(now, w)[1]) for key, w in hits]
+    return windows, sorted(dict(windows).items())
+
+
+def retry_after(
+    counts: dict[str, int], windows: list[tuple[str, datetime]], now: datetime
+) -> list[tuple[int, int]]:
+    """(count, seconds left) per hit, as ``SharedStore.hit_many`` answers."""
+    return [(counts[wkey], max(1, int((ends - now).total_seconds()))) for wkey, ends in windows]
+
+
+def hit_statement(n: int) -> Any:
+    """The PostgreSQL upsert of ``n`` counter rows (bind parameters k0.., e0..),
+    for a caller that runs it inside a statement of its own."""
+    return _hit_statement("postgresql", n)
 
 
 class DatabaseSharedStore:
@@ -120,8 +149,7 @@ class DatabaseSharedStore:
     ) -> list[tuple[int, int]]:
         """One multi-row upsert for every window (a filing counts two: the
         resident's and the address's), so one round trip and one commit."""
-        windows = [(f"rl:{key}:{_window(now, w)[0]}", _window(now, w)[1]) for key, w in hits]
-        rows = {wkey: ends for wkey, ends in windows}  # one row per key (a repeat counts once)
+        windows, ordered = window_rows(hits, now)  # one row per key (a repeat counts once)
         async with self._sessionmaker() as s:
             postgres = s.get_bind().dialect.name == "postgresql"
             if postgres and self._engine is not None and self.autocommit:
@@ -129,18 +157,37 @@ class DatabaseSharedStore:
                 # no BEGIN and COMMIT round trips (not behind PgBouncer:
                 # app/core/db.py ``autocommit_allowed``).
                 await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            ordered = sorted(rows.items())  # one lock order for every writer
             params: dict[str, Any] = {}
             for i, (wkey, ends) in enumerate(ordered):
                 params |= {f"k{i}": wkey, f"e{i}": ends}
             stmt = _hit_statement("postgresql" if postgres else "sqlite", len(ordered))
             counts = {str(k): int(c) for k, c in await driver.rows(s, stmt, params)}
             if self._sweep_due(now):
-                await s.execute(
-                    delete(SharedState).where(SharedState.expires_at < now - timedelta(hours=1))
-                )
+                await self._sweep(s, now)
             await s.commit()
-        return [(counts[wkey], max(1, int((ends - now).total_seconds()))) for wkey, ends in windows]
+        return retry_after(counts, windows, now)
+
+    @staticmethod
+    async def _sweep(s: AsyncSession, now: datetime) -> None:
+        await s.execute(
+            delete(SharedState).where(SharedState.expires_at < now - timedelta(hours=1))
+        )
+
+    async def sweep_if_due(self, now: datetime) -> None:
+        """For hits counted by another statement (app/complaints/admission.py)."""
+        if self._sweep_due(now):
+            async with self._sessionmaker() as s:
+                await self._sweep(s, now)
+                await s.commit()
+
+    def counts_in(self, session: AsyncSession) -> bool:
+        """Whether a statement on ``session`` may count this store's hits: on
+        PostgreSQL, not behind PgBouncer, in this store's own database."""
+        mine: Any = getattr(self._sessionmaker, "kw", {}).get("bind")
+        theirs: Any = session.get_bind()
+        if not self.autocommit or mine is None or theirs.dialect.name != "postgresql":
+            return False
+        return bool(_url(mine) == _url(theirs))
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -106,6 +106,20 @@ def _begin_statement(dialect: str) -> Any:
     return found
 
 
+def record_values(
+    *, scope: str, owner: str, key: str, fingerprint: str, now: datetime
+) -> dict[str, Any]:
+    """The columns of a fresh record (the owner digested)."""
+    return {
+        "scope": scope,
+        "owner": owner_digest(scope, owner, key),
+        "key": key,
+        "request_hash": fingerprint,
+        "status_code": 0,
+        "created_at": now,
+    }
+
+
 async def begin(
     session: AsyncSession, *, scope: str, owner: str, key: str, fingerprint: str, now: datetime
 ) -> Replay | IdempotencyRecord:
@@ -116,20 +130,19 @@ async def begin(
     attempt makes the insert wait for it, then do nothing; its committed
     answer is read below, as before.
     """
-    owner = owner_digest(scope, owner, key)
-    values = {
-        "scope": scope,
-        "owner": owner,
-        "key": key,
-        "request_hash": fingerprint,
-        "status_code": 0,
-        "created_at": now,
-    }
+    values = record_values(scope=scope, owner=owner, key=key, fingerprint=fingerprint, now=now)
     stmt = _begin_statement(session.get_bind().dialect.name)
     new_id = await driver.scalar(session, stmt, values)
     if new_id is not None:
         # Not added to the session: complete() writes the answer by id.
         return IdempotencyRecord(id=new_id, **values)
+    return await earlier(session, values)
+
+
+async def earlier(session: AsyncSession, values: dict[str, Any]) -> Replay:
+    """The answer of the record ``values`` (``record_values``) found already
+    there: a replay, or 409 for another body or a first attempt still running."""
+    scope, owner, key = values["scope"], values["owner"], values["key"]
     found = (
         await session.execute(
             select(IdempotencyRecord).where(
@@ -139,7 +152,7 @@ async def begin(
             )
         )
     ).scalar_one()
-    if found.request_hash != fingerprint:
+    if found.request_hash != values["request_hash"]:
         raise IdempotencyMismatch("同一个 Idempotency-Key 已用于内容不同的请求")
     if found.response is None:
         raise IdempotencyInFlight("相同的请求正在处理中，请稍后查看结果")

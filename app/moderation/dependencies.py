@@ -4,12 +4,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.core.deps import Services
 from app.moderation.service import ContentGate
 
 
-async def _gate(request: Request) -> ContentGate:
+def content_gate(services: Services) -> ContentGate:
     """Built per request from app.state, so a replaced WeChat client is used."""
-    return ContentGate(request.app.state.settings, request.app.state.wechat)
+    return ContentGate(services.settings, services.wechat)
+
+
+async def _gate(request: Request) -> ContentGate:
+    return content_gate(Services(request))
 
 
 ContentGateDep = Annotated[ContentGate, Depends(_gate)]

@@ -1,0 +1,194 @@
+"""A resident's filing, admitted: who files, the Idempotency-Key, the rate limits.
+
+Before a case is built, a filing checks the resident's session, claims its
+Idempotency-Key (a retry returns the first answer and counts nothing) and
+counts one hit against the resident's and the address's hourly limits. Done
+one by one that is three statements, two of them commits, each a WAL flush.
+On PostgreSQL, with the rate-limit counters in the same database
+(``DatabaseSharedStore.counts_in``), they are one statement:
+
+    live  the resident's row, only while the token's session works
+    rec   the key's record, inserted only if ``live`` found the resident
+          (insert-or-nothing: an existing key inserts nothing)
+    hit   both counters + 1, only if ``rec`` inserted (with no key: if live)
+
+so a dead session writes nothing, a retry or a duplicate running beside its
+first attempt counts nothing, and the answers are those of the separate steps
+(401, the stored answer or 409, 429 with the key's record dropped again).
+``tests/complaints/test_admission.py`` runs both ways. With Redis, on SQLite
+or behind PgBouncer the steps run one by one, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, bindparam, exists, func, literal, select, union_all
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import LIVE_CITIZEN, CitizenToken, citizen_of, dead_session
+from app.complaints.schemas import ComplaintCreate
+from app.core import driver
+from app.core.errors import BadRequest, TooManyRequests
+from app.core.ratelimit import Limit, enforce_all, judge
+from app.core.shared import DatabaseSharedStore, SharedStore, retry_after, window_rows
+from app.idempotency import service as idempotency
+from app.models import Citizen, IdempotencyRecord, SharedState
+
+SCOPE = "complaint"
+WHAT = "提交"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    citizen: Citizen
+    record: IdempotencyRecord | None  # the key's fresh record, to complete or drop
+
+
+async def admit(
+    session: AsyncSession,
+    *,
+    token: CitizenToken,
+    shared: SharedStore,
+    key_header: str | None,
+    body: ComplaintCreate,
+    limits: Sequence[Limit],
+    now: datetime,
+) -> Admitted | idempotency.Replay:
+    """The resident and the key's record, or the stored answer of a retry.
+
+    Raises 401 (a dead session), 400 (a malformed key), 409 (the key reused
+    for another body, or its first attempt still running) or 429."""
+    try:
+        key = idempotency.check_key(key_header)
+    except BadRequest:
+        await token.citizen(session, now)  # a dead session answers 401 first
+        raise
+    if isinstance(shared, DatabaseSharedStore) and shared.counts_in(session):
+        return await _in_one_statement(session, token, shared, key, body, limits, now)
+    citizen = await token.citizen(session, now)
+    record = None
+    if key:
+        found = await idempotency.begin(
+            session,
+            scope=SCOPE,
+            owner=f"citizen:{citizen.id}",
+            key=key,
+            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
+            now=now,
+        )
+        if isinstance(found, idempotency.Replay):
+            return found
+        record = found
+    try:
+        # A retry returned above without counting against the limits.
+        await enforce_all(shared, limits, now=now, what=WHAT)
+    except BaseException:
+        if record is not None:
+            await idempotency.abandon(session, record)
+        raise
+    return Admitted(citizen, record)
+
+
+async def _in_one_statement(
+    session: AsyncSession,
+    token: CitizenToken,
+    shared: DatabaseSharedStore,
+    key: str | None,
+    body: ComplaintCreate,
+    limits: Sequence[Limit],
+    now: datetime,
+) -> Admitted | idempotency.Replay:
+    await shared.sweep_if_due(now)  # expired windows, at most once a minute
+    windows, rows = window_rows([(x.key, x.window_seconds) for x in limits], now)
+    params = token.live_params(now)
+    for i, (row_key, ends) in enumerate(rows):
+        params |= {f"k{i}": row_key, f"e{i}": ends}
+    values: dict[str, Any] | None = None
+    if key:
+        values = idempotency.record_values(
+            scope=SCOPE,
+            owner=f"citizen:{token.citizen_id}",
+            key=key,
+            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
+            now=now,
+        )
+        params |= {f"r_{name}": value for name, value in values.items()}
+    found = await driver.first(session, _statement(values is not None, len(rows)), params)
+    if found is None:
+        raise dead_session()
+    citizen = citizen_of(found)
+    record_id, counted_keys, counts = found[-3:]
+    if values is not None and record_id is None:
+        return await idempotency.earlier(session, values)
+    record = IdempotencyRecord(id=record_id, **values) if values is not None else None
+    counted = dict(zip(counted_keys or (), counts or (), strict=True))
+    try:
+        judge(limits, retry_after(counted, windows, now), what=WHAT)
+    except TooManyRequests:
+        if record is not None:
+            await idempotency.abandon(session, record)
+        raise
+    return Admitted(citizen, record)
+
+
+_STATEMENTS: dict[tuple[bool, int], Any] = {}
+
+
+def _statement(with_key: bool, n: int) -> Any:
+    """Built once per shape (with or without a key, counter rows), bind
+    parameters for every value, so it is compiled once (app/core/driver.py)."""
+    found = _STATEMENTS.get((with_key, n))
+    if found is not None:
+        return found
+    live = LIVE_CITIZEN.cte("live")
+    go: Any = exists(select(literal(1)).select_from(live))
+    record_id: Any = literal(None, type_=Integer)
+    if with_key:
+        table: Any = IdempotencyRecord.__table__
+        columns = ("scope", "owner", "key", "request_hash", "status_code", "created_at")
+        rec = (
+            pg_insert(table)
+            .from_select(
+                list(columns),
+                select(*(bindparam(f"r_{c}", type_=table.c[c].type) for c in columns)).where(go),
+            )
+            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
+            .returning(table.c.id)
+            .cte("rec")
+        )
+        go = exists(select(rec.c.id))
+        record_id = select(rec.c.id).scalar_subquery()
+    shared: Any = SharedState.__table__
+    counters = union_all(
+        *(
+            select(
+                bindparam(f"k{i}", type_=shared.c.key.type),
+                literal("", type_=String),
+                literal(1, type_=Integer),
+                bindparam(f"e{i}", type_=shared.c.expires_at.type),
+            ).where(go)
+            for i in range(n)
+        )
+    )
+    hit = (
+        pg_insert(shared)
+        .from_select(["key", "value", "counter", "expires_at"], counters)
+        .on_conflict_do_update(
+            index_elements=[shared.c.key], set_={"counter": shared.c.counter + 1}
+        )
+        .returning(shared.c.key, shared.c.counter)
+        .cte("hit")
+    )
+    stmt = select(
+        *live.c,
+        record_id.label("record_id"),
+        select(func.array_agg(hit.c.key)).scalar_subquery().label("hit_keys"),
+        select(func.array_agg(hit.c.counter)).scalar_subquery().label("hit_counts"),
+    ).select_from(live)
+    _STATEMENTS[(with_key, n)] = stmt
+    return stmt
