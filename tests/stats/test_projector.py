@@ -3,6 +3,8 @@ exactly once, whoever runs it and however often."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -107,3 +109,43 @@ async def test_readyz_warns_when_statistics_trail_and_stats_say_as_of(
     assert ready["status"] == "ok"  # a warning: requests are still served
     public = (await client.get("/api/v1/stats/public?region_code=511702005001")).json()
     assert public["as_of"] is not None  # drained by the suite's hook: up to now
+
+
+async def test_the_running_projector_waits_after_a_partial_batch(
+    app: FastAPI, connection: AsyncConnection
+) -> None:
+    """A full batch is followed at once by the next; a partial one (the queue
+    emptied) by the interval, not by another look at the queue, so a steady
+    trickle of filings is applied in batches rather than one or two per
+    transaction (each transaction costs a dozen statements)."""
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as raw:
+        async with session_on(connection) as s:
+            await projector.drain(s, now=DEFAULT_NOW)
+            await s.commit()
+        r = await citizen(raw, "proj.pace")
+        for _ in range(3):
+            await file_case(raw, r)
+    assert await pending(connection) == 6
+    opened = 0
+
+    def sessions() -> AsyncSession:
+        nonlocal opened
+        opened += 1
+        return session_on(connection)
+
+    # The test leaves the connection alone while the projector runs on it.
+    task = asyncio.create_task(
+        projector.run(
+            sessions,  # type: ignore[arg-type]
+            app.state.clock,
+            interval=60.0,
+            batch=4,
+        )
+    )
+    await asyncio.sleep(1.0)
+    task.cancel()  # asleep in its 60 s interval by now
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await pending(connection) == 0
+    # 4 (a full batch: straight on), then 2 (partial: then the interval).
+    assert opened == 2
