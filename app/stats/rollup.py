@@ -237,6 +237,22 @@ def coarse_keys(key: Key) -> list[tuple[Any, dict[str, Any]]]:
 
 UPSERT_CHUNK = 1000  # parameter sets per executemany
 
+# Built once per (dialect, table, counters): a fresh insert per call rebuilt
+# its ``excluded`` alias and cache key, a tenth of the worker's samples.
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def _upsert(dialect: str, table: Any, counters: tuple[str, ...]) -> Any:
+    key = (dialect, table.name, counters)
+    found = _UPSERTS.get(key)
+    if found is None:
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+        pk = [c.name for c in table.primary_key.columns]
+        found = _UPSERTS[key] = stmt.on_conflict_do_update(
+            index_elements=pk, set_={m: table.c[m] + stmt.excluded[m] for m in counters}
+        )
+    return found
+
 
 async def upsert_many(
     session: AsyncSession, model: Any, rows: Iterable[tuple[dict[str, Any], dict[str, int]]]
@@ -260,15 +276,10 @@ async def upsert_many(
         return 0
     counters = sorted({m for _, deltas in keyed for m, v in deltas.items() if v})
     values = [{**keys, **{m: deltas.get(m, 0) for m in counters}} for keys, deltas in keyed]
-    pk = [c.name for c in table.primary_key.columns]
     # The table, not the mapped class: a Core statement with a list of
     # parameter sets is one prepared statement run for each (executemany),
     # compiled once per shape; the ORM's bulk path compiled every row.
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=pk, set_={m: table.c[m] + stmt.excluded[m] for m in counters}
-    )
+    stmt = _upsert(session.get_bind().dialect.name, table, tuple(counters))
     for i in range(0, len(values), UPSERT_CHUNK):
         await session.execute(stmt, values[i : i + UPSERT_CHUNK])
     return len(values)
