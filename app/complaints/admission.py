@@ -15,8 +15,17 @@ On PostgreSQL, with the rate-limit counters in the same database
 so a dead session writes nothing, a retry or a duplicate running beside its
 first attempt counts nothing, and the answers are those of the separate steps
 (401, the stored answer or 409, 429 with the key's record dropped again).
-``tests/complaints/test_admission.py`` runs both ways. With Redis, on SQLite
-or behind PgBouncer the steps run one by one, as before.
+
+Straight to PostgreSQL the filing session autocommits, so the key's record
+and the counts stand on their own, as before. Behind PgBouncer the filing is
+one transaction and the statement runs inside it: the record and the counts
+commit or roll back with the case (a duplicate waits for its first attempt
+and replays it). Counting the hits through the store's own connection there
+would hold one server connection while waiting for another, and with every
+server connection held by a filing waiting so, the pool deadlocked until its
+timeout (found by the bench's PgBouncer run).
+``tests/complaints/test_admission.py`` runs both ways. With Redis or on
+SQLite the steps run one by one.
 """
 
 from __future__ import annotations

@@ -182,10 +182,11 @@ class DatabaseSharedStore:
 
     def counts_in(self, session: AsyncSession) -> bool:
         """Whether a statement on ``session`` may count this store's hits: on
-        PostgreSQL, not behind PgBouncer, in this store's own database."""
+        PostgreSQL, in this store's own database (directly or through the same
+        PgBouncer)."""
         mine: Any = getattr(self._sessionmaker, "kw", {}).get("bind")
         theirs: Any = session.get_bind()
-        if not self.autocommit or mine is None or theirs.dialect.name != "postgresql":
+        if mine is None or theirs.dialect.name != "postgresql":
             return False
         return bool(_url(mine) == _url(theirs))
 
