@@ -22,23 +22,19 @@ from app.wechat.client import WeChatClient
 
 
 async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return Services(request).settings
 
 
 async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
+    return Services(request).clock
 
 
 async def _store(request: Request) -> MediaStore:
-    store: MediaStore = request.app.state.media_store
-    return store
+    return Services(request).store
 
 
 async def _tokens(request: Request) -> TokenService:
-    tokens: TokenService = request.app.state.tokens
-    return tokens
+    return Services(request).tokens
 
 
 # scope="function": commit (or fail) before the response is sent, never after it.
@@ -54,13 +50,11 @@ TokensDep = Annotated[TokenService, Depends(_tokens)]
 
 
 async def _shared(request: Request) -> SharedStore:
-    store: SharedStore = request.app.state.shared_store
-    return store
+    return Services(request).shared
 
 
 async def _wechat(request: Request) -> WeChatClient:
-    client: WeChatClient = request.app.state.wechat
-    return client
+    return Services(request).wechat
 
 
 SharedDep = Annotated[SharedStore, Depends(_shared)]
