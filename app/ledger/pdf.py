@@ -53,6 +53,12 @@ logger = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _fonts: dict[str, str] = {}
 _font_lock = threading.Lock()
+# One document built at a time per process: a registered TrueType font is one
+# shared object whose per-document subset state reportlab does not guard, and
+# two dossiers built at once in worker threads broke each other's subsets
+# (a KeyError in makeSubset, seen once in CI). Building is CPU work under the
+# GIL, so serialising it costs no throughput.
+_build_lock = threading.Lock()
 KIND_CN = {"image": "图片", "voice": "语音", "video": "视频", "document": "文件"}
 ORDER_CN = {"manual": "人工督办", "automatic": "红牌自动督办"}
 METHOD_CN = {"phone": "电话回访", "visit": "上门回访", "onsite": "实地回访"}
@@ -468,4 +474,5 @@ def render(d: Dossier, out: Path) -> None:
         *_verification(d, s, width),
     ]
     page = _on_page(d, font)
-    doc.build(story, onFirstPage=page, onLaterPages=page)
+    with _build_lock:
+        doc.build(story, onFirstPage=page, onLaterPages=page)
