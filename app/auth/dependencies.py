@@ -51,10 +51,6 @@ def citizen_of(row: Sequence[Any]) -> Citizen:
     return Citizen(**dict(zip(_CITIZEN_KEYS, row[: len(_CITIZEN_KEYS)], strict=True)))
 
 
-def dead_session() -> Unauthorized:
-    return Unauthorized("登录已失效，请重新登录")
-
-
 @dataclass(frozen=True, slots=True)
 class CitizenToken:
     """A resident's token, checked for signature and expiry only.
@@ -81,12 +77,12 @@ class CitizenToken:
         """The resident, only while the token's session works (one query)."""
         found = await driver.first(session, LIVE_CITIZEN, self.live_params(now))
         if found is None:
-            raise dead_session()
+            raise sessions.expired()
         return citizen_of(found)
 
     async def require_live(self, session: AsyncSession, now: datetime) -> None:
         if not (await session.execute(select(self.live(now)))).scalar_one():
-            raise Unauthorized("登录已失效，请重新登录")
+            raise sessions.expired()
 
 
 def _claims(
@@ -128,7 +124,7 @@ async def get_citizen_auth(
         )
     ).scalar_one_or_none()
     if citizen is None:
-        raise Unauthorized("登录已失效，请重新登录")
+        raise sessions.expired()
     return CitizenAuth(citizen, sid)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.auth.schemas import CitizenRead, CitizenToken
-from app.core.errors import AppError, Unauthorized
+from app.core.errors import AppError
 from app.core.security import TokenService
 from app.models import Citizen, SessionSubject
 from app.regions import service as regions_service
@@ -105,9 +105,9 @@ async def refresh(
         session, tokens, refresh_token, subject_kind=SessionSubject.citizen, now=now
     )
     if rotation.error is not None or rotation.session is None:
-        return rotation.error or Unauthorized("登录已失效，请重新登录")
+        return rotation.error or sessions.expired()
     citizen = await session.get(Citizen, rotation.session.subject_id)
     if citizen is None:
-        return Unauthorized("登录已失效，请重新登录")
+        return sessions.expired()
     pair = sessions.issue_pair(tokens, rotation.session, now=now, role="citizen")
     return token_response(pair, citizen, None)

@@ -244,7 +244,9 @@ async def sign_in(
     return issue_pair(tokens, row, now=now, role=role, unit_id=unit_id)
 
 
-def _expired() -> Unauthorized:
+def expired() -> Unauthorized:
+    """The one answer for a session that no longer works (revoked, expired,
+    rotated away, or never there)."""
     return Unauthorized("登录已失效，请重新登录")
 
 
@@ -272,7 +274,7 @@ async def rotate(
     """
     claims: TokenClaims = tokens.decode(refresh_token, now=now, expected_type="refresh")
     if claims.kind != subject_kind.value or claims.session_id is None or claims.generation is None:
-        return Rotation(None, _expired())
+        return Rotation(None, expired())
     row = await db.get(AuthSession, claims.session_id)
     if (
         row is None
@@ -282,7 +284,7 @@ async def rotate(
         or row.revoked_at is not None
         or row.expires_at <= now
     ):
-        return Rotation(None, _expired())
+        return Rotation(None, expired())
     moved = await db.execute(
         update(AuthSession)
         .where(
@@ -307,7 +309,7 @@ async def rotate(
                 "presented_generation": claims.generation,
             },
         )
-        return Rotation(None, _expired())
+        return Rotation(None, expired())
     await db.refresh(row)
     return Rotation(row, None)
 
@@ -321,5 +323,5 @@ async def end(db: AsyncSession, claims: TokenClaims, *, now: datetime) -> None:
 def require_session(claims: TokenClaims) -> str:
     """Tokens from before sessions existed carry no ``sid``: they no longer work."""
     if claims.session_id is None:
-        raise _expired()
+        raise expired()
     return claims.session_id

@@ -39,7 +39,8 @@ from sqlalchemy import Integer, String, bindparam, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import LIVE_CITIZEN, CitizenToken, citizen_of, dead_session
+from app.auth import sessions
+from app.auth.dependencies import LIVE_CITIZEN, CitizenToken, citizen_of
 from app.complaints.schemas import ComplaintCreate
 from app.core import driver
 from app.core.errors import BadRequest, TooManyRequests
@@ -129,7 +130,7 @@ async def _in_one_statement(
         params |= {f"r_{name}": value for name, value in values.items()}
     found = await driver.first(session, _statement(values is not None, len(rows)), params)
     if found is None:
-        raise dead_session()
+        raise sessions.expired()
     citizen = citizen_of(found)
     record_id, counted_keys, counts = found[-3:]
     if values is not None and record_id is None:

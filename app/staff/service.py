@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
-from app.core.errors import AppError, BadRequest, NotFound, Unauthorized
+from app.core.errors import AppError, BadRequest, NotFound
 from app.core.security import TokenService, hash_password
 from app.models import AuthSession, Region, SessionSubject, StaffLoginAttempt, StaffUser
 from app.models.enums import RegionLevel, StaffRole
@@ -193,9 +193,9 @@ async def refresh(
         session, tokens, refresh_token, subject_kind=SessionSubject.staff, now=now
     )
     if rotation.error is not None or rotation.session is None:
-        return rotation.error or Unauthorized("登录已失效，请重新登录")
+        return rotation.error or sessions.expired()
     user = await session.get(StaffUser, rotation.session.subject_id)
     if user is None or not user.active:
         await sessions.revoke(session, rotation.session.id, reason="disabled", now=now)
-        return Unauthorized("登录已失效，请重新登录")
+        return sessions.expired()
     return sessions.issue_pair(tokens, rotation.session, now=now, **_claims(user))
