@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, exists, func, literal, select, union_all
+from sqlalchemy import Integer, bindparam, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,9 +45,15 @@ from app.complaints.schemas import ComplaintCreate
 from app.core import driver
 from app.core.errors import BadRequest, TooManyRequests
 from app.core.ratelimit import Limit, enforce_all, judge
-from app.core.shared import DatabaseSharedStore, SharedStore, retry_after, window_rows
+from app.core.shared import (
+    DatabaseSharedStore,
+    SharedStore,
+    gated_hit_statement,
+    retry_after,
+    window_rows,
+)
 from app.idempotency import service as idempotency
-from app.models import Citizen, IdempotencyRecord, SharedState
+from app.models import Citizen, IdempotencyRecord
 
 SCOPE = "complaint"
 WHAT = "提交"
@@ -173,27 +179,7 @@ def _statement(with_key: bool, n: int) -> Any:
         )
         go = exists(select(rec.c.id))
         record_id = select(rec.c.id).scalar_subquery()
-    shared: Any = SharedState.__table__
-    counters = union_all(
-        *(
-            select(
-                bindparam(f"k{i}", type_=shared.c.key.type),
-                literal("", type_=String),
-                literal(1, type_=Integer),
-                bindparam(f"e{i}", type_=shared.c.expires_at.type),
-            ).where(go)
-            for i in range(n)
-        )
-    )
-    hit = (
-        pg_insert(shared)
-        .from_select(["key", "value", "counter", "expires_at"], counters)
-        .on_conflict_do_update(
-            index_elements=[shared.c.key], set_={"counter": shared.c.counter + 1}
-        )
-        .returning(shared.c.key, shared.c.counter)
-        .cte("hit")
-    )
+    hit = gated_hit_statement(n, go).cte("hit")
     stmt = select(
         *live.c,
         record_id.label("record_id"),

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Integer, String, bindparam, delete, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -110,10 +110,28 @@ def retry_after(
     return [(counts[wkey], max(1, int((ends - now).total_seconds()))) for wkey, ends in windows]
 
 
-def hit_statement(n: int) -> Any:
-    """The PostgreSQL upsert of ``n`` counter rows (bind parameters k0.., e0..),
-    for a caller that runs it inside a statement of its own."""
-    return _hit_statement("postgresql", n)
+def gated_hit_statement(n: int, where: Any) -> Any:
+    """``_hit_statement`` for PostgreSQL as a part of a caller's statement: the
+    same counter rows and conflict rule, each row counted only if ``where``
+    holds (the filing's admission counts only a live resident's new key)."""
+    table: Any = SharedState.__table__
+    rows = union_all(
+        *(
+            select(
+                bindparam(f"k{i}", type_=table.c.key.type),
+                literal("", type_=String),
+                literal(1, type_=Integer),
+                bindparam(f"e{i}", type_=table.c.expires_at.type),
+            ).where(where)
+            for i in range(n)
+        )
+    )
+    return (
+        pg_insert(table)
+        .from_select(["key", "value", "counter", "expires_at"], rows)
+        .on_conflict_do_update(index_elements=[table.c.key], set_={"counter": table.c.counter + 1})
+        .returning(table.c.key, table.c.counter)
+    )
 
 
 class DatabaseSharedStore:
