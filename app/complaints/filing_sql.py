@@ -109,7 +109,11 @@ def _layout(model: type) -> tuple[_Column, ...]:
                 _Column(
                     key=prop.key,
                     name=column.name,
-                    default=None if default is None else default.arg,
+                    # Python-side defaults only, as the ORM applies them on
+                    # flush; a SQL expression default is the database's to fill.
+                    default=default.arg
+                    if default is not None and (default.is_scalar or default.is_callable)
+                    else None,
                     callable_default=default is not None and bool(default.is_callable),
                     serial=_serial(column),
                 )

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import Integer, String, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.complaints import filing_sql
 from app.complaints.events import GENESIS, compute_hash
@@ -175,3 +176,37 @@ async def test_a_retry_replays_the_number_drawn_inside_the_statement(
         )
         kept = (await s.execute(select(IdempotencyRecord))).scalars().all()
     assert n == 1 and any(r.status_code == 201 for r in kept)
+
+
+
+class _ProbeBase(DeclarativeBase):
+    pass
+
+
+class _Probe(_ProbeBase):
+    """A throwaway model (never created) with one default of each kind."""
+
+    __tablename__ = "row_values_probe"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String, default="plain")
+    made: Mapped[str] = mapped_column(String, default=lambda: "called")
+    stamped: Mapped[str | None] = mapped_column(String, default=func.now())
+    note: Mapped[str | None] = mapped_column(String)
+
+
+def test_row_values_apply_python_defaults_only() -> None:
+    """Scalar and callable defaults are filled as the ORM would on flush; a SQL
+    expression default and an unset serial key are left to the database."""
+    assert filing_sql.row_values(_Probe(note="n")) == {
+        "kind": "plain",
+        "made": "called",
+        "stamped": None,
+        "note": "n",
+    }
+    assert filing_sql.row_values(_Probe(id=7, kind="set")) == {
+        "id": 7,
+        "kind": "set",
+        "made": "called",
+        "stamped": None,
+        "note": None,
+    }
