@@ -210,3 +210,20 @@ async def test_a_malformed_key_is_a_400_for_a_live_session(
 def test_the_statement_is_built_once_per_shape() -> None:
     assert admission._statement(True, 2) is admission._statement(True, 2)
     assert admission._statement(False, 2) is not admission._statement(True, 2)
+
+
+async def test_another_residents_key_is_not_theirs(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """Keys are per resident: the same key and body from another resident
+    files that resident's own case, never a replay of the first one's."""
+    key = {"Idempotency-Key": "shared-key"}
+    first = await client.post(
+        "/api/v1/complaints", headers={**(await login(client, f"ka-{path}")), **key}, json=payload()
+    )
+    other = await client.post(
+        "/api/v1/complaints", headers={**(await login(client, f"kb-{path}")), **key}, json=payload()
+    )
+    assert first.status_code == other.status_code == 201
+    assert first.json()["id"] != other.json()["id"]
+    assert first.json()["tracking_no"] != other.json()["tracking_no"]
