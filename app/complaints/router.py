@@ -91,9 +91,10 @@ async def file_complaint(
             record=record,
         )
     except BaseException:
-        # On PostgreSQL the filing session autocommits: the key's record was
-        # committed before the work. Nothing of the filing was written (a
-        # risky text, a failed statement), so free the key for a retry.
+        # Straight to PostgreSQL the filing session autocommits: the key's
+        # record was committed by the admission, before the work. Nothing of
+        # the filing was written (a risky text, a failed statement), so free
+        # the key for a retry. (Behind PgBouncer the rollback takes it too.)
         if record is not None:
             await idempotency.abandon(session, record)
         raise
