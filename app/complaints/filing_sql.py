@@ -6,19 +6,25 @@ counter and the final number, each a statement while the counter row, taken
 last, stays locked to the commit. Here the same rows go out as one
 data-modifying CTE:
 
-    n     the day's counter, +1 (insert-or-update), RETURNING the number
-    c     the complaint, numbered from n
-    e1,e2 the filed and routed events (the insert queues them for the
+    e0,e1 the filed and routed events (the insert queues them for the
           statistics projector, by trigger)
-    note  the resident's notice, its text and data numbered from c
     x0..  further rows of the case with no key of their own to wait for
           (a content-check row when WeChat asked for review or could not judge)
     idem  the idempotency answer
     media the claimed uploads, attached
+    n     the day's counter, +1 (insert-or-update), RETURNING the number
+    c     the complaint, numbered from n
+    note  the resident's notice, its text and data numbered from c
 
-The counter row is locked from this statement to the commit that follows it:
-one round trip, not the rest of the work. A failure anywhere rolls back the
-whole statement, counter included, so numbers stay gapless.
+The day's counter row is what every filing waits for, and it stays locked
+from its update to the commit (the WAL flush included). So the rows that do
+not need the number are written before it is taken: the main query reads
+one scalar subquery per part, in the order above, and PostgreSQL runs each
+part when its subquery is first read, left to right (a part nobody reads,
+the notice, runs when the query ends). Foreign keys are checked at the end
+of the statement, so events may precede their complaint. The order is a
+matter of speed only: any order writes the same rows, all or none, so a
+failure anywhere rolls the counter back too and numbers stay gapless.
 
 Values come from the same ORM objects the ORM path would add (built by
 ``filing.build_case``), turned into literals typed by each column, so the
@@ -173,6 +179,55 @@ def _statement(
     found = _STATEMENTS.get(key)
     if found is not None:
         return found
+    # Parts that do not need the number: read first, so written before it is drawn.
+    early: list[Any] = []
+    for i in range(events):
+        values = _binds(ComplaintEvent, f"e{i}_")
+        early.append(
+            pg_insert(ComplaintEvent)
+            .from_select(list(values), select(*values.values()))
+            .returning(ComplaintEvent.id)
+            .cte(f"e{i}")
+        )
+    for i, table_name in enumerate(extra):
+        model = _MODELS[table_name]
+        values = _binds(model, f"x{i}_")
+        early.append(
+            pg_insert(model)
+            .from_select(list(values), select(*values.values()))
+            .returning(model.id)
+            .cte(f"x{i}")
+        )
+    if idem:
+        response = IdempotencyRecord.__table__.c.response
+        early.append(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == bindparam("i_id", type_=Integer))
+            .values(
+                status_code=bindparam("i_status", type_=Integer),
+                response=bindparam("i_response", type_=response.type),
+            )
+            .returning(IdempotencyRecord.id)
+            .cte("idem")
+        )
+    if media is not None:
+        table = Media.__table__
+        attached: dict[str, Any] = {
+            "status": bindparam("m_status", type_=table.c.status.type),
+            "attached_to": bindparam("m_attached_to", type_=table.c.attached_to.type),
+            "attached_at": bindparam("m_attached_at", type_=table.c.attached_at.type),
+            "verified_at": None,
+        }
+        if media == "forget_owner":
+            attached["owner_citizen_id"] = None
+        early.append(
+            update(Media)
+            # ANY of an array, not IN: the statement is compiled once (app/core/driver.py).
+            .where(Media.id == any_(bindparam("m_ids", type_=ARRAY(table.c.id.type))))
+            .values(**attached)
+            .returning(Media.id)
+            .cte("media")
+        )
     counter = (
         pg_insert(TrackingCounter)
         .values(day=bindparam("day", type_=Date), value=1)
@@ -192,14 +247,7 @@ def _statement(
         .returning(Complaint.tracking_no)
         .cte("c")
     )
-    parts: list[Any] = []
-    for i in range(events):
-        values = _binds(ComplaintEvent, f"e{i}_")
-        parts.append(
-            pg_insert(ComplaintEvent)
-            .from_select(list(values), select(*values.values()).select_from(case))
-            .cte(f"e{i}")
-        )
+    late: list[Any] = []
     if notice:
         values = _binds(Notification, "n_")
         values["body"] = func.replace(values["body"], literal(NUMBER), case.c.tracking_no)
@@ -210,48 +258,17 @@ def _statement(
             ),
             JSON,
         )
-        parts.append(
+        late.append(
             pg_insert(Notification)
             .from_select(list(values), select(*values.values()).select_from(case))
             .cte("note")
         )
-    for i, table_name in enumerate(extra):
-        model = _MODELS[table_name]
-        values = _binds(model, f"x{i}_")
-        parts.append(
-            pg_insert(model)
-            .from_select(list(values), select(*values.values()).select_from(case))
-            .cte(f"x{i}")
-        )
-    if idem:
-        response = IdempotencyRecord.__table__.c.response
-        parts.append(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == bindparam("i_id", type_=Integer))
-            .values(
-                status_code=bindparam("i_status", type_=Integer),
-                response=bindparam("i_response", type_=response.type),
-            )
-            .cte("idem")
-        )
-    if media is not None:
-        table = Media.__table__
-        attached: dict[str, Any] = {
-            "status": bindparam("m_status", type_=table.c.status.type),
-            "attached_to": bindparam("m_attached_to", type_=table.c.attached_to.type),
-            "attached_at": bindparam("m_attached_at", type_=table.c.attached_at.type),
-            "verified_at": None,
-        }
-        if media == "forget_owner":
-            attached["owner_citizen_id"] = None
-        parts.append(
-            update(Media)
-            # ANY of an array, not IN: the statement is compiled once (app/core/driver.py).
-            .where(Media.id == any_(bindparam("m_ids", type_=ARRAY(table.c.id.type))))
-            .values(**attached)
-            .cte("media")
-        )
-    stmt = select(case.c.tracking_no).add_cte(*parts)
+    # Scalar subqueries are run when first read, left to right: the early
+    # parts, then the counter and the case (its number is the last column).
+    stmt = select(
+        *(select(func.count()).select_from(part).scalar_subquery() for part in early),
+        select(case.c.tracking_no).scalar_subquery(),
+    ).add_cte(*early, counter, case, *late)
     _STATEMENTS[key] = stmt
     return stmt
 
@@ -310,4 +327,6 @@ async def insert_case(
     )
     # On the driver connection: about 120 values, which SQLAlchemy's execution
     # layer walked on every filing (app/core/driver.py).
-    return str(await driver.scalar(session, stmt, params))
+    found = await driver.first(session, stmt, params)
+    assert found is not None  # one row, always: the main query has no FROM
+    return str(found[-1])
