@@ -178,6 +178,58 @@ async def test_a_retry_replays_the_number_drawn_inside_the_statement(
     assert n == 1 and any(r.status_code == 201 for r in kept)
 
 
+async def test_the_counter_is_taken_after_the_rows_that_need_no_number(
+    engine: AsyncEngine, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """The day's counter row is locked to the commit, so the statement writes
+    the events, the idempotency answer and the media first (filing_sql's
+    docstring). Each table's writes are logged in order by a trigger that
+    lives and dies with this test's transaction."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite files through the ORM only")
+    watched = (
+        "complaint_events",
+        "idempotency_records",
+        "media",
+        "tracking_counters",
+        "complaints",
+        "notifications",
+    )
+    await connection.exec_driver_sql(
+        "CREATE TEMP TABLE write_order (n serial, tbl text) ON COMMIT DROP"
+    )
+    await connection.exec_driver_sql(
+        "CREATE FUNCTION pg_temp.log_write() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO write_order (tbl) VALUES (TG_TABLE_NAME); RETURN NEW; END $$"
+    )
+    for table in watched:
+        await connection.exec_driver_sql(
+            f"CREATE TRIGGER log_write_{table} BEFORE INSERT OR UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION pg_temp.log_write()"
+        )
+    h = await login(client, "sqlorder")
+    photo = await upload(client, h, mediafiles.jpeg_with_gps(), "image")
+    await connection.exec_driver_sql("TRUNCATE write_order")
+    resp = await client.post(
+        "/api/v1/complaints",
+        headers=h | {"Idempotency-Key": "order-1"},
+        json=payload(media_ids=[photo]),
+    )
+    assert resp.status_code == 201, resp.text
+    order = [
+        r[0]
+        for r in (await connection.exec_driver_sql("SELECT tbl FROM write_order ORDER BY n")).all()
+    ]
+    first = {t: order.index(t) for t in watched if t in order}
+    assert set(first) == set(watched), order
+    counter = first["tracking_counters"]
+    # The admission's key record comes before the filing statement; its answer
+    # (an update of that record) is the filing's, before the counter.
+    last_idem = max(i for i, t in enumerate(order) if t == "idempotency_records")
+    assert first["complaint_events"] < counter and first["media"] < counter, order
+    assert last_idem < counter, order
+    assert counter < first["complaints"] < first["notifications"], order
+
 
 class _ProbeBase(DeclarativeBase):
     pass
