@@ -27,7 +27,7 @@ READS: dict[str, str] = {
     "taxonomy_suggest": "POST /api/v1/taxonomy/suggest",
 }
 # Goal: at the largest size at most 2x the smallest for these.
-GOAL_KEYS = ("queue_first_page", "queue_next_page", "overview")
+GOAL_KEYS = ("queue_first_page", "queue_next_page", "overview", "rankings")
 
 
 def measure(base_url: str, token: str, *, rounds: int, warmup: int) -> dict[str, float]:

@@ -34,7 +34,7 @@ import asyncpg
 from app.core.security import TokenService
 from bench import pgwait
 from bench.keys import CITIZEN_COLUMNS, citizen_identity
-from bench.servers import JWT_SECRET, Database, Server, cpu_seconds, postgres_pids
+from bench.servers import JWT_SECRET, Database, Server, cpu_by_pid, cpu_spent, postgres_pids
 
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
 PER_RESIDENT = 9  # filings per resident over the whole run; the limit is 10 an hour
@@ -266,7 +266,7 @@ async def measure(
             sampler = pgwait.Sampler(db.dsn, db.name)
             sampler.start()
         worker = [server.worker.pid] if server.worker is not None else []
-        cpu0 = cpu_seconds(server.pids()), cpu_seconds(pg), cpu_seconds(worker)
+        cpu0 = cpu_by_pid(server.pids()), cpu_by_pid(pg), cpu_by_pid(worker)
         out = await asyncio.to_thread(
             run_wrk,
             wrk,
@@ -284,9 +284,9 @@ async def measure(
             pg = sorted(set(pg) | set(await postgres_pids(db)))
         else:
             out["pg_activity"] = {"counts": {}, "samples": 0}
-        server_cpu = cpu_seconds(server.pids()) - cpu0[0]
-        pg_cpu = cpu_seconds(pg) - cpu0[1]
-        worker_cpu = cpu_seconds(worker) - cpu0[2]
+        server_cpu = cpu_spent(cpu0[0], server.pids())
+        pg_cpu = cpu_spent(cpu0[1], pg)
+        worker_cpu = cpu_spent(cpu0[2], worker)
         if mode == "file":
             # Requests still in flight at the end may have been served too.
             offsets[who] += out["requests"] + connections

@@ -227,15 +227,25 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each live process, in seconds (a process gone is left out)."""
+    out: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / CLK_TCK
+        out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def cpu_spent(before: dict[int, float], pids: list[int]) -> float:
+    """CPU spent since ``before`` by ``pids``: a process started since counts
+    whole; one that exited since is left out at both ends. (Summing totals
+    at each end instead went negative when a PostgreSQL backend exited during
+    a PgBouncer round: its time was in the first sum only.)"""
+    after = cpu_by_pid(pids)
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
 async def postgres_pids(db: Database) -> list[int]:
