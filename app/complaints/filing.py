@@ -408,26 +408,29 @@ async def file(
         slots={"unit": decision.unit.name},
     )
 
-    def answer(tracking_no: str | None) -> dict[str, Any]:
-        return ComplaintFiled(
-            id=complaint.id,
-            tracking_no=tracking_no or filing_sql.NUMBER,
-            status=complaint.status,
-            status_label=complaint.status.label,
-            accept_due_at=complaint.accept_due_at,
-            due_at=complaint.due_at,
-            unit=UnitBrief(id=decision.unit.id, code=decision.unit.code, name=decision.unit.name),
-            item=ItemBrief(code=item.code, name=item.name),
-            region_name=village.full_name,
-            created_at=now,
-            query_code=query_code,
-        ).model_dump(mode="json") | ({} if tracking_no else {"tracking_no": None})
-
+    # Built once: the number goes in after the case is written.
+    filed = ComplaintFiled(
+        id=complaint.id,
+        tracking_no=filing_sql.NUMBER,
+        status=complaint.status,
+        status_label=complaint.status.label,
+        accept_due_at=complaint.accept_due_at,
+        due_at=complaint.due_at,
+        unit=UnitBrief(id=decision.unit.id, code=decision.unit.code, name=decision.unit.name),
+        item=ItemBrief(code=item.code, name=item.name),
+        region_name=village.full_name,
+        created_at=now,
+        query_code=query_code,
+    )
     # The stored answer leaves the number out (on PostgreSQL it is drawn inside
     # the statement, after the answer is sealed): a replay reads it back from
     # the case (``replay_body``).
     kept = (
-        filing_sql.Idempotent(record.id, 201, idempotency.sealed(record, answer(None)))
+        filing_sql.Idempotent(
+            record.id,
+            201,
+            idempotency.sealed(record, filed.model_dump(mode="json") | {"tracking_no": None}),
+        )
         if record is not None
         else None
     )
@@ -443,7 +446,7 @@ async def file(
         extra=(check,) if check is not None else (),
         idempotent=kept,
     )
-    return ComplaintFiled.model_validate(answer(complaint.tracking_no))
+    return filed.model_copy(update={"tracking_no": complaint.tracking_no})
 
 
 async def replay_body(session: AsyncSession, body: dict[str, Any]) -> dict[str, Any]:
