@@ -247,7 +247,7 @@ def _statement(
         .returning(Complaint.tracking_no)
         .cte("c")
     )
-    late: list[Any] = []
+    note: list[Any] = []  # read by nobody: written when the query ends, after the case
     if notice:
         values = _binds(Notification, "n_")
         values["body"] = func.replace(values["body"], literal(NUMBER), case.c.tracking_no)
@@ -258,7 +258,7 @@ def _statement(
             ),
             JSON,
         )
-        late.append(
+        note.append(
             pg_insert(Notification)
             .from_select(list(values), select(*values.values()).select_from(case))
             .cte("note")
@@ -268,7 +268,7 @@ def _statement(
     stmt = select(
         *(select(func.count()).select_from(part).scalar_subquery() for part in early),
         select(case.c.tracking_no).scalar_subquery(),
-    ).add_cte(*early, counter, case, *late)
+    ).add_cte(*early, counter, case, *note)
     _STATEMENTS[key] = stmt
     return stmt
 

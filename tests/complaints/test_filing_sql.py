@@ -231,6 +231,56 @@ async def test_the_counter_is_taken_after_the_rows_that_need_no_number(
     assert counter < first["complaints"] < first["notifications"], order
 
 
+async def test_a_fault_after_the_early_rows_leaves_nothing_and_no_gap(
+    engine: AsyncEngine, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """The events and media are written before the complaint now: a fault at
+    the complaint (here a trigger that raises) must take them back with it,
+    leave the day's counter where it was, free the key, and answer 500 with
+    no detail; the next filing then takes the next number."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite files through the ORM only")
+    h = await login(client, "sqlfault")
+    photo = await upload(client, h, mediafiles.jpeg_with_gps(), "image")
+    ok = await client.post("/api/v1/complaints", headers=h, json=payload())
+    assert ok.status_code == 201, ok.text
+    before = int(ok.json()["tracking_no"].rsplit("-", 1)[1])
+
+    async def count(sql: str) -> int:
+        return int((await connection.exec_driver_sql(sql)).scalar_one())
+
+    events = await count("SELECT count(*) FROM complaint_events")
+    cases = await count("SELECT count(*) FROM complaints")
+    await connection.exec_driver_sql(
+        "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$"
+    )
+    await connection.exec_driver_sql(
+        "CREATE TRIGGER refuse_case BEFORE INSERT ON complaints "
+        "FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
+    )
+    body = payload(media_ids=[photo])
+    failed = await client.post(
+        "/api/v1/complaints", headers=h | {"Idempotency-Key": "fault-1"}, json=body
+    )
+    assert failed.status_code == 500, failed.text
+    assert failed.json()["error"] == "internal_error"
+    assert "fire" not in failed.text
+    assert await count("SELECT count(*) FROM complaint_events") == events
+    assert await count("SELECT count(*) FROM complaints") == cases
+    assert (
+        await count(f"SELECT count(*) FROM media WHERE id = '{photo}' AND attached_to IS NULL") == 1
+    )
+    assert await count("SELECT count(*) FROM idempotency_records WHERE key = 'fault-1'") == 0
+
+    await connection.exec_driver_sql("DROP TRIGGER refuse_case ON complaints")
+    again = await client.post(
+        "/api/v1/complaints", headers=h | {"Idempotency-Key": "fault-1"}, json=body
+    )
+    assert again.status_code == 201, again.text
+    assert int(again.json()["tracking_no"].rsplit("-", 1)[1]) == before + 1
+
+
 class _ProbeBase(DeclarativeBase):
     pass
 
