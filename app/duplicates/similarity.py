@@ -99,8 +99,11 @@ def group(texts: Sequence[str], threshold: float) -> list[list[int]]:
             i = parent[i]
         return i
 
+    # Whether a text is similar to itself: once per distinct text, not per
+    # repeat (the class-case alert's clusters repeat a few texts many times).
+    selfsame = {r: _cosine(vecs[r], vecs[r], norms[r], norms[r]) >= threshold for r in distinct}
     for i, r in enumerate(rep):
-        if r != i and _cosine(vecs[r], vecs[r], norms[r], norms[r]) >= threshold:
+        if r != i and selfsame[r]:
             parent[find(i)] = find(r)
     for k, i in enumerate(distinct):
         for j in distinct[k + 1 :]:
