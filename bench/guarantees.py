@@ -7,7 +7,9 @@ data and the running app (PostgreSQL).
   keyed commitments);
 * the rollups: once the projector has drained, each rollup table moved by
   exactly what folding the new cases' events gives, which is what a rebuild
-  adds for them (the loaded data equals the rebuild by construction);
+  adds for them (the loaded data equals the rebuild by construction); the
+  class-case alert's running 30-day counts equal stats_daily summed over
+  their window;
 * idempotency: a retry replays the same body and creates nothing; the same
   key with another body is a 409; six concurrent duplicates make one case;
 * rate limits: the 11th filing in an hour is a 429;
@@ -95,6 +97,47 @@ async def _drained(db: Database, timeout: float = 120.0) -> float:
     finally:
         await engine.dispose()
     return round(time.monotonic() - t0, 1)
+
+
+RECENT_VS_DAILY = """
+with w as (
+    select last_day, last_day - (days - 1) as first_day from stats_recent_window
+    where name = 'cluster'
+), daily as (
+    select d.unit_id, d.item_code, d.township_code, sum(d.received) as n
+    from stats_daily d, w where d.day between w.first_day and w.last_day
+    group by 1, 2, 3
+    union all
+    select 0, d.item_code, d.township_code, sum(d.received)
+    from stats_daily d, w where d.day between w.first_day and w.last_day
+    group by 2, 3
+), want as (
+    select * from daily where n <> 0
+), have as (
+    select unit_id, item_code, township_code, received as n
+    from stats_recent_cluster where received <> 0
+)
+select (select last_day from w) as last_day,
+       (select count(*) from have) as rows,
+       (select count(*) from (select * from want except select * from have) a)
+     + (select count(*) from (select * from have except select * from want) b) as differ
+"""
+
+
+async def _recent_window(db: Database) -> dict[str, Any]:
+    """The class-case alert's running window (app/stats/recent.py) against
+    stats_daily summed over the days it names, row for row."""
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        row = await conn.fetchrow(RECENT_VS_DAILY)
+    finally:
+        await conn.close()
+    assert row is not None
+    return {
+        "check": "class-case window equals stats_daily summed over its 30 days",
+        "value": f"{row['rows']} rows through {row['last_day']}, {row['differ']} differ",
+        "ok": row["last_day"] is not None and row["differ"] == 0 and row["rows"] > 0,
+    }
 
 
 async def _new_cases(db: Database, since: datetime) -> dict[str, Any]:
@@ -343,6 +386,7 @@ async def check(db: Database, app: Server, since: datetime, before: Rows) -> dic
             "value": f"{len(moved)} rows moved; drained {lag} s after the load",
             "ok": moved == expected,
         },
+        await _recent_window(db),
     ]
     since_http = datetime.now().astimezone()
     checks += await _http_checks(db, app, since_http)

@@ -127,7 +127,10 @@ class Complaint(Base):
         Index("ix_complaints_handler", "handler_department_code", "handler_region_code"),
         Index("ix_complaints_filed_by", "filed_by_staff_id"),
         Index("ix_complaints_status_due", "status", "due_at"),
-        Index("ix_complaints_item_town_received", "item_code", "township_code", "received_at"),
+        # The class-case alert's first cases of a cluster, in its order (id breaks ties).
+        Index(
+            "ix_complaints_item_town_received", "item_code", "township_code", "received_at", "id"
+        ),
     )
 
 

@@ -189,3 +189,47 @@ class StatsSameDayMark(Base):
     accepted_told: Mapped[bool] = mapped_column(default=False)
     closed_day: Mapped[date | None] = mapped_column(Date)
     closed_told: Mapped[bool] = mapped_column(default=False)
+
+
+class StatsRecentCluster(Base):
+    """Cases received over the 30 local days ending ``StatsRecentWindow.last_day``,
+    per item, township and unit: the class-case alert's counts, kept as a
+    running total so the alert reads the largest groups off an index instead
+    of summing a month of ``stats_daily`` (45k rows at 1M cases, the part of
+    the rankings that grew with the data; bench/README.md).
+
+    ``unit_id`` 0 (``app.stats.recent.ALL_UNITS``) holds the total over every
+    unit, which the region-wide alert reads; the other rows serve a unit's own
+    view. The projector adds each batch's receipt changes inside the window
+    and, when the local day turns, recounts the whole window from
+    ``stats_daily`` (``app/stats/recent.py``), so the rows always equal that
+    sum for the window's end day."""
+
+    __tablename__ = "stats_recent_cluster"
+
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        # The alert's order: largest first, ties by item then township.
+        Index(
+            "ix_stats_recent_cluster_top",
+            "unit_id",
+            received.desc(),
+            "item_code",
+            "township_code",
+        ),
+    )
+
+
+class StatsRecentWindow(Base):
+    """The window ``stats_recent_cluster`` counts: its last local day and length.
+    No row: not counted yet (readers sum ``stats_daily`` instead)."""
+
+    __tablename__ = "stats_recent_window"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_day: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.models import Complaint, ComplaintEvent, ProjectorMark, StatsOpenDue, StatsPending
-from app.stats import rollup, same_day
+from app.stats import recent, rollup, same_day
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,8 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
     """
     if not await take_turn(session):
         return 0
+    # Before the batch, so its receipts land in the window they belong to.
+    window_end = await recent.keep_up(session, rollup.local_date(now))
     claimed = await _claim(session, batch)
     if not claimed:
         return 0
@@ -217,6 +219,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
     # two writers lock rows in the same order).
     for model in sorted(by_table, key=lambda m: m.__name__):
         await rollup.upsert_many(session, model, by_table[model])
+    await recent.add(session, window_end, ((m, dict(k), c) for (m, k), c in rows.items()))
     bumps: dict[tuple[date, int, str, str, str], int] = {}
     marks = _open_moves(complaints, counted_items, bumps)
     await rollup.upsert_many(

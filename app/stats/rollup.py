@@ -425,7 +425,7 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
     Events still queued for the projector are folded here and dropped from
     its queue; events written meanwhile (above ``top``) stay queued for it.
     """
-    from app.stats import projector, same_day
+    from app.stats import projector, recent, same_day
 
     top = await projector.forget_before_rebuild(session)
     for table in ROLLUP_TABLES:
@@ -497,6 +497,7 @@ async def rebuild(session: AsyncSession, *, batch: int = 2000) -> int:
                 bucket[m] += n
     session.add_all(model(**dict(keys), **counts) for (model, keys), counts in rows.items())
     await session.flush()
+    await recent.recount_after_rebuild(session)
     await rebuild_open_due(session)
     await same_day.rebuild(session)
     return replayed

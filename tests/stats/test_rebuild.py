@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.models import Complaint, StatsDaily, StatsOpenDue
+from app.models import Complaint, StatsDaily, StatsOpenDue, StatsRecentCluster
 from app.models.stats import METRICS
 from app.stats import projector, rollup
 from tests.conftest import DEFAULT_NOW
@@ -59,6 +59,14 @@ async def open_due(connection: AsyncConnection) -> dict[tuple[object, ...], int]
                 assert c.open_due_day is None
         assert counted == direct
         return counted
+
+
+async def recent_rows(connection: AsyncConnection) -> dict[tuple[int, str, str], int]:
+    """The class-case alert's running window (app/stats/recent.py), without zeros."""
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await projector.drain(s, now=DEFAULT_NOW)
+        rows = (await s.execute(select(StatsRecentCluster))).scalars().all()
+    return {(r.unit_id, r.item_code, r.township_code): r.received for r in rows if r.received}
 
 
 async def snapshot(
@@ -111,9 +119,12 @@ async def test_rebuild_equals_incremental(
     live = {m: await snapshot(connection, m) for m in rollup.ROLLUP_TABLES}
     assert all(live.values()), "the sequence produced no statistics"
     live_open = await open_due(connection)
+    live_recent = await recent_rows(connection)
+    assert live_recent, "the class-case window counted nothing"
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as sess:
         await rollup.rebuild(sess)
         await sess.commit()
     for model, rows in live.items():
         assert await snapshot(connection, model) == rows, f"rebuild differs in {model.__name__}"
     assert await open_due(connection) == live_open
+    assert await recent_rows(connection) == live_recent
