@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -114,7 +115,9 @@ async def run(
         )
         _background.add(projecting)
         projecting.add_done_callback(_background.discard)
+    first = True
     while True:
+        started = time.monotonic()
         try:
             result = await tick(sessionmaker, wechat, settings, clock, me=me, store=store)
             media = result.media.__dict__ if result.media else {}
@@ -132,6 +135,15 @@ async def run(
                 )
         except Exception:  # one bad tick must not stop the worker
             logger.exception("worker tick failed")
+        if first:
+            # Said once, even when the round found nothing to do: after a
+            # restart on a large backlog the first round can take a while,
+            # and operators (and bench/servers.py) wait for it.
+            logger.info(
+                "worker first round done",
+                extra={"seconds": round(time.monotonic() - started, 1)},
+            )
+            first = False
         if once:
             return
         await asyncio.sleep(interval)

@@ -271,6 +271,7 @@ async def _sizes(
         )
         try:
             if "growth" not in args.skip:
+                data["worker_settle_seconds"] = await asyncio.to_thread(app.worker_settled)
                 print(f"timing staff reads at {size}", flush=True)
                 data["median_ms"] = await asyncio.to_thread(
                     growth.measure,
