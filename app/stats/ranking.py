@@ -36,6 +36,7 @@ from app.models import (
     StatsDaily,
     StatsOpenDue,
     StatsRecentCluster,
+    StatsRecentWindow,
     StatsUnitMonth,
 )
 from app.stats import projector, recent, service
@@ -299,19 +300,29 @@ def _first_cases(groups: int) -> CompoundSelect[str, str, str, str]:
 
 
 async def _largest_recent(
-    session: AsyncSession, scope: service.Scope, n: int
-) -> list[tuple[str, str, int]]:
-    """The largest groups of the window ending today, off the running total
-    (``app/stats/recent.py``): read in index order, at most MAX_CLUSTERS rows."""
+    session: AsyncSession, scope: service.Scope, n: int, last_day: date
+) -> list[tuple[str, str, int]] | None:
+    """The largest groups of the 30 days ending ``last_day`` off the running
+    total (``app/stats/recent.py``), read in index order, at most MAX_CLUSTERS
+    rows; None when the total counts another window (a past report, or the
+    projector not yet past midnight). The window's day is checked in the same
+    statement: a read session runs each statement on its own, and the window
+    may move between two."""
     t = StatsRecentCluster
     unit = scope.unit_id if scope.unit_id is not None else recent.ALL_UNITS
-    found = await session.execute(
-        select(t.item_code, t.township_code, t.received)
-        .where(t.unit_id == unit, t.received >= n, t.township_code.startswith(scope.prefix))
-        .order_by(t.received.desc(), t.item_code, t.township_code)
-        .limit(MAX_CLUSTERS)
-    )
-    return [(str(i), str(town), int(c)) for i, town, c in found.all()]
+    current = and_(StatsRecentWindow.name == recent.WINDOW, StatsRecentWindow.last_day == last_day)
+    found = (
+        await session.execute(
+            select(t.item_code, t.township_code, t.received)
+            .join(StatsRecentWindow, current)
+            .where(t.unit_id == unit, t.received >= n, t.township_code.startswith(scope.prefix))
+            .order_by(t.received.desc(), t.item_code, t.township_code)
+            .limit(MAX_CLUSTERS)
+        )
+    ).all()
+    if not found and await recent.counted_through(session) != last_day:
+        return None
+    return [(str(i), str(town), int(c)) for i, town, c in found]
 
 
 async def _largest_summed(
@@ -350,9 +361,8 @@ async def _cluster_alerts(
     township with no such group keeps its one alert by item. Merged
     duplicates count once: the rollup drops them, the case lists skip them."""
     start = date_to - timedelta(days=days - 1)
-    if days == recent.DAYS and await recent.counted_through(session) == date_to:
-        rows = await _largest_recent(session, scope, n)
-    else:
+    rows = await _largest_recent(session, scope, n, date_to) if days == recent.DAYS else None
+    if rows is None:
         rows = await _largest_summed(session, scope, start, date_to, n)
     if not rows:
         return []

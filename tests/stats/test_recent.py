@@ -99,10 +99,15 @@ async def test_running_counts_equal_the_daily_sum_for_every_scope(
     async with session_on(connection) as s:
         for scope in scopes:
             for n in (1, 2, 3, 5):
-                fast = await ranking._largest_recent(s, scope, n)
+                fast = await ranking._largest_recent(s, scope, n, today)
                 slow = await ranking._largest_summed(s, scope, recent.first_day(today), today, n)
                 assert fast == slow, (scope, n)
-        assert await ranking._largest_recent(s, service.Scope(), 1), "nothing read"
+        assert await ranking._largest_recent(s, service.Scope(), 1, today), "nothing read"
+        # Another window than the one counted: not answered from the total.
+        for day in (today - timedelta(days=1), today + timedelta(days=1)):
+            assert await ranking._largest_recent(s, service.Scope(), 1, day) is None
+        # The window counted, nothing that large: an empty answer, not a fallback.
+        assert await ranking._largest_recent(s, service.Scope(), 10_000, today) == []
 
 
 async def test_the_window_slides_when_the_day_turns(
