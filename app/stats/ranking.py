@@ -310,11 +310,10 @@ async def _largest_recent(
     may move between two."""
     t = StatsRecentCluster
     unit = scope.unit_id if scope.unit_id is not None else recent.ALL_UNITS
-    current = and_(StatsRecentWindow.name == recent.WINDOW, StatsRecentWindow.last_day == last_day)
     found = (
         await session.execute(
             select(t.item_code, t.township_code, t.received)
-            .join(StatsRecentWindow, current)
+            .join(StatsRecentWindow, recent.current(last_day))
             .where(t.unit_id == unit, t.received >= n, t.township_code.startswith(scope.prefix))
             .order_by(t.received.desc(), t.item_code, t.township_code)
             .limit(MAX_CLUSTERS)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, union_all
+from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import StatsDaily, StatsRecentCluster, StatsRecentWindow
@@ -38,11 +38,16 @@ def first_day(last_day: date) -> date:
     return last_day - timedelta(days=DAYS - 1)
 
 
+def current(last_day: date | None = None) -> ColumnElement[bool]:
+    """The window row, if it counts ``DAYS`` days (ending ``last_day``, if given)."""
+    cond = and_(StatsRecentWindow.name == WINDOW, StatsRecentWindow.days == DAYS)
+    return cond if last_day is None else and_(cond, StatsRecentWindow.last_day == last_day)
+
+
 async def counted_through(session: AsyncSession) -> date | None:
-    """The last day of the window the rows count, or None if never counted."""
-    found = await session.execute(
-        select(StatsRecentWindow.last_day).where(StatsRecentWindow.name == WINDOW)
-    )
+    """The last day of the window the rows count, or None if never counted
+    (or counted over another length than ``DAYS``, which a pass recounts)."""
+    found = await session.execute(select(StatsRecentWindow.last_day).where(current()))
     return found.scalar_one_or_none()
 
 

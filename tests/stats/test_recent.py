@@ -9,11 +9,11 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import FixedClock
-from app.models import StatsDaily, StatsRecentCluster
+from app.models import StatsDaily, StatsRecentCluster, StatsRecentWindow
 from app.stats import projector, ranking, recent, rollup, service
 from tests.stats.scenario import relogin, resident, staff
 from tests.workflow.helpers import file_case
@@ -195,4 +195,28 @@ async def test_a_rebuild_counts_the_same_window_again(
         await rollup.rebuild(s)
         assert await recent.counted_through(s) == rollup.local_date(now)
         await s.commit()
+    assert await running(connection) == live
+
+
+async def test_a_window_of_another_length_is_not_read_and_is_recounted(
+    client: AsyncClient, connection: AsyncConnection, clock: FixedClock
+) -> None:
+    """Rows counted over another length (a release that changed DAYS) are
+    neither answered from nor kept: the next pass recounts them."""
+    await staff(client, connection)
+    await file_spread(client, "len", per_resident=2)
+    now = clock.now()
+    today = rollup.local_date(now)
+    await drained(connection, now)
+    live = await running(connection)
+    async with session_on(connection) as s:
+        await s.execute(update(StatsRecentWindow).values(days=recent.DAYS + 1))
+        assert await recent.counted_through(s) is None
+        assert await ranking._largest_recent(s, service.Scope(), 1, today) is None
+        await s.commit()
+    await drained(connection, now)
+    async with session_on(connection) as s:
+        assert await recent.counted_through(s) == today
+        window = await s.get(StatsRecentWindow, recent.WINDOW)
+        assert window is not None and window.days == recent.DAYS
     assert await running(connection) == live
