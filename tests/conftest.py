@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.core import keys
 from app.core.clock import FixedClock
 from app.core.config import Settings
-from app.core.db import create_engine, get_filing_session, get_read_session, get_session
+from app.core.db import create_engine, get_filing_session, get_session
 from app.core.shared import DatabaseSharedStore
 from app.core.storage.local import LocalMediaStore
 from app.core.storage.s3 import S3MediaStore
@@ -304,10 +304,10 @@ async def app(
             await s.close()
 
     application.dependency_overrides[get_session] = _session
-    application.dependency_overrides[get_read_session] = _session
     application.dependency_overrides[get_filing_session] = _session
-    # Health checks open their own sessions: point them at the test connection too.
-    application.state.sessionmaker = lambda: AsyncSession(
+    # Health checks and the one-dependency reads (app.core.db.read_session)
+    # open their own sessions: point them at the test connection too.
+    application.state.sessionmaker = application.state.read_sessionmaker = lambda: AsyncSession(
         bind=connection,
         expire_on_commit=False,
         autoflush=False,

@@ -96,11 +96,19 @@ def _claims(
     return claims.subject_id, sessions.require_session(claims)
 
 
-async def get_citizen_token(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+# The bearer credentials as FastAPI reads them (and documents the scheme).
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def citizen_token(
+    tokens: TokenService, credentials: HTTPAuthorizationCredentials | None, now: datetime
 ) -> CitizenToken:
-    return CitizenToken(*_claims(services.tokens, credentials, services.clock.now()))
+    """The resident's token, for a route that solves no dependency of its own."""
+    return CitizenToken(*_claims(tokens, credentials, now))
+
+
+async def get_citizen_token(services: ServicesDep, credentials: BearerDep) -> CitizenToken:
+    return citizen_token(services.tokens, credentials, services.clock.now())
 
 
 CitizenTokenDep = Annotated[CitizenToken, Depends(get_citizen_token)]

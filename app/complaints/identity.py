@@ -27,6 +27,7 @@ import hmac
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,7 +110,27 @@ def store(c: Complaint, ident: Identity) -> None:
         c.identity_sealed = c.owner_index = c.phone_index = None
 
 
-def of(c: Complaint) -> Identity:
+class FiledCase(Protocol):
+    """The columns that say who filed a case: a ``Complaint`` or the resident
+    view's plain record (``repository.CaseView``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def citizen_id(self) -> int | None: ...
+    @property
+    def owner_index(self) -> str | None: ...
+    @property
+    def contact_name(self) -> str | None: ...
+    @property
+    def contact_phone(self) -> str | None: ...
+    @property
+    def reporter_name(self) -> str | None: ...
+    @property
+    def identity_sealed(self) -> str | None: ...
+
+
+def of(c: FiledCase) -> Identity:
     """The filer, whichever way the row keeps it. A sealed identity that does not
     open (a key missing from this process) is a 503, never a silent blank."""
     if c.identity_sealed is None:
@@ -125,12 +146,12 @@ def of(c: Complaint) -> Identity:
         raise ServiceUnavailable("反映人信息暂时无法读取，请联系系统管理员") from exc
 
 
-def has_citizen(c: Complaint) -> bool:
+def has_citizen(c: FiledCase) -> bool:
     """A resident filed it (not staff on someone's behalf without an account)."""
     return c.citizen_id is not None or c.owner_index is not None
 
 
-def owned_by(c: Complaint, citizen_id: int) -> bool:
+def owned_by(c: FiledCase, citizen_id: int) -> bool:
     if c.citizen_id is not None:
         return c.citizen_id == citizen_id
     return c.owner_index is not None and hmac.compare_digest(c.owner_index, owner_index(citizen_id))

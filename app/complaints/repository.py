@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -159,34 +160,43 @@ _MEDIA_SQL = {
     ),
 }
 
-# What the resident's view reads of the case: not the routing trace, the
-# priority flags or the card moments (JSON and columns a read would decode for
-# nothing). ``_detail_row`` makes a transient ``Complaint`` of them, so the
-# view is assembled by the same code as the ORM read (``service._detail``).
-_DETAIL_COLUMNS = (
-    "id",
-    "tracking_no",
-    "status",
-    "item_code",
-    "region_code",
-    "created_at",
-    "due_at",
-    "accept_due_at",
-    "content",
-    "anonymous",
-    "disclosure_id",
-    "disclosure_row",
-    "citizen_id",
-    "owner_index",
-    "contact_name",
-    "contact_phone",
-    "reporter_name",
-    "identity_sealed",
-    "query_code_hash",
-)
-_DETAIL_KEYS = tuple(Complaint.__table__.c[name].key for name in _DETAIL_COLUMNS)
 
-DetailRow = tuple[Complaint, str, str, str, Any, Any]
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """What the resident's view reads of a case, as the one-statement reads
+    return it: not the routing trace, the priority flags or the card moments
+    (JSON and columns a read would decode for nothing). A plain record, not a
+    transient ``Complaint``: building an instrumented ORM instance was a sixth
+    of a tracking read's CPU (bench/README.md). The view is assembled by the
+    same code as the ORM read (``service._detail``), which takes either."""
+
+    id: str
+    tracking_no: str
+    status: ComplaintStatus
+    item_code: str
+    region_code: str
+    created_at: datetime
+    due_at: datetime
+    accept_due_at: datetime
+    content: str
+    anonymous: bool
+    disclosure_id: int | None
+    disclosure_row: int | None
+    citizen_id: int | None
+    owner_index: str | None
+    contact_name: str | None
+    contact_phone: str | None
+    reporter_name: str | None
+    identity_sealed: str | None
+    query_code_hash: str | None
+
+
+# CaseView's fields are the table's columns of the same names, in this order.
+_DETAIL_COLUMNS = tuple(f.name for f in fields(CaseView))
+
+# A case as the resident's view reads it: the ORM row or the one-statement read's record.
+Case = Complaint | CaseView
+DetailRow = tuple[CaseView, str, str, str, Any, Any]
 
 # Built once per dialect and kind, with bind parameters for every value, and
 # run on the driver connection where it may (app/core/driver.py): SQLAlchemy's
@@ -243,12 +253,9 @@ def _dialect(session: AsyncSession) -> str:
 def _detail_row(found: tuple[Any, ...] | None) -> DetailRow | None:
     if found is None:
         return None
-    n = len(_DETAIL_KEYS)
-    # Transient, never added to the session: only the columns above are set,
-    # and nothing of it can be flushed.
-    case = Complaint(**dict(zip(_DETAIL_KEYS, found[:n], strict=True)))
+    n = len(_DETAIL_COLUMNS)
     item_name, region_name, unit_name, events, media = found[n:]
-    return case, item_name, region_name, unit_name, events, media
+    return CaseView(*found[:n]), item_name, region_name, unit_name, events, media
 
 
 async def owned_detail_row(

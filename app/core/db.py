@@ -219,11 +219,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield await stack.enter_async_context(transaction(sessionmaker()))
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for a request that only reads (``create_read_sessionmaker``)."""
+@contextlib.asynccontextmanager
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a request that only reads (``create_read_sessionmaker``).
+
+    Nothing to commit: closing it hands the connection back, and the pool's
+    reset ends whatever transaction there was (behind PgBouncer). The commit a
+    writer's session ends with cost a one-statement read about a tenth of its
+    CPU (bench/README.md). Changes left in it are a bug, refused loudly."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    async with transaction(sessionmaker()) as session:
+    async with sessionmaker() as session:
         yield session
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("a read session holds changes: use get_session to write")
 
 
 async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -234,7 +242,8 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     later, and every filing would queue on it. SQLite, and PostgreSQL behind
     PgBouncer (``autocommit_allowed``): the writer session."""
     if autocommit_allowed(request.app.state.engine, request.app.state.settings):
-        async for session in get_read_session(request):
+        # The read sessionmaker's autocommit, in a writer's shape (commit at the end).
+        async with transaction(request.app.state.read_sessionmaker()) as session:
             yield session
     else:
         async for session in get_session(request):

@@ -1,11 +1,22 @@
-"""Interpreter tuning for the embedded default (app/core/db.py)."""
+"""Interpreter tuning for the embedded default, and the read session (app/core/db.py)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-from app.core.db import SQLITE_SWITCH_INTERVAL, create_engine, tune_interpreter
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.core.db import (
+    SQLITE_SWITCH_INTERVAL,
+    create_engine,
+    create_read_sessionmaker,
+    read_session,
+    tune_interpreter,
+)
 from tests.conftest import make_settings
 
 
@@ -27,3 +38,45 @@ async def test_sqlite_shortens_the_switch_interval_and_postgresql_leaves_it(
         sys.setswitchinterval(before)
         await sqlite.dispose()
         await pg.dispose()
+
+
+async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
+    tmp_path: Path,
+) -> None:
+    """read_session hands its connection back without a COMMIT; an ORM change
+    left in it is a bug in the service that made it, so it fails loudly
+    instead of being rolled back in silence."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    settings = make_settings(database_url=url)
+    engine = create_engine(settings, url=url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        await conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    request = SimpleNamespace(
+        app=SimpleNamespace(
+            state=SimpleNamespace(read_sessionmaker=create_read_sessionmaker(engine, settings))
+        )
+    )
+    sent: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    event.listen(engine.sync_engine, "commit", lambda *a: sent.append("COMMIT"))
+    try:
+        async with read_session(request) as session:  # type: ignore[arg-type]
+            assert (await session.execute(text("SELECT v FROM t"))).scalar_one() == "a"
+        assert sent == ["SELECT v FROM t"]
+
+        class Row(DeclarativeBase):
+            pass
+
+        class T(Row):
+            __tablename__ = "t"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            v: Mapped[str]
+
+        with pytest.raises(RuntimeError, match="read session holds changes"):
+            async with read_session(request) as session:  # type: ignore[arg-type]
+                session.add(T(id=2, v="b"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
