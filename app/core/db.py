@@ -92,6 +92,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
+        # The pool's reset on check-in, only when there is something to end
+        # (SQLAlchemy's "custom reset-on-return" recipe; the engine is made
+        # with pool_reset_on_return=None). aiosqlite's rollback is a hop to its
+        # thread even outside a transaction: one of the two hops of every read.
+        native = dbapi_connection.driver_connection
+        if native is None or native.in_transaction:
+            dbapi_connection.rollback()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers: IMMEDIATE, so a transaction that reads then writes waits its
@@ -141,6 +151,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             # file open and four PRAGMAs. SQLite's locks, not the pool, order
             # the writers; readers share the pool beside them.
             kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
+        kwargs["pool_reset_on_return"] = None  # reset by _configure_sqlite's listener
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine

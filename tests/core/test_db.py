@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.db import (
@@ -80,3 +82,48 @@ async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_check_in_ends_an_open_transaction_and_skips_the_idle_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's reset is ours on SQLite (one aiosqlite hop saved per request):
+    a connection handed back inside a transaction is still rolled back, its
+    write lock released and its change gone; one handed back idle is not."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    settings = make_settings(database_url=url)
+    engine = create_engine(settings, url=url)
+    other = create_engine(settings, url=url)
+    # A spy on the driver adapter's rollback (each call is a hop to aiosqlite's
+    # thread); the database beneath is the real one.
+    rollbacks: list[bool] = []
+    adapter = AsyncAdapt_aiosqlite_connection
+    real_rollback = adapter.rollback
+
+    def counted(self: Any) -> None:
+        rollbacks.append(True)
+        real_rollback(self)
+
+    monkeypatch.setattr(adapter, "rollback", counted)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        async with engine.connect() as conn:
+            native = (await conn.get_raw_connection()).driver_connection
+            assert native is not None
+            # Behind SQLAlchemy's back, so only the pool's reset can end it.
+            await native.execute("BEGIN IMMEDIATE")
+            await native.execute("INSERT INTO t VALUES (1)")
+            assert native.in_transaction
+        assert not native.in_transaction and rollbacks  # handed back mid-transaction: ended
+        async with other.begin() as conn:  # the write lock is free again
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+            assert (await conn.execute(text("SELECT id FROM t"))).scalars().all() == [2]
+
+        rollbacks.clear()
+        async with engine.connect() as conn:  # the same pooled connection, idle
+            assert (await conn.get_raw_connection()).driver_connection is native
+        assert not native.in_transaction and not rollbacks
+    finally:
+        await engine.dispose()
+        await other.dispose()
