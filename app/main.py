@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import API_ROUTERS
 from app.complaints import repository as complaints_repository
+from app.complaints import router as complaints_router
 from app.console.apidocs import router as apidocs_router
 from app.console.router import console as console_router
 from app.console.templating import STATIC_DIR
@@ -28,6 +29,7 @@ from app.core.db import (
     tune_interpreter,
 )
 from app.core.errors import install_error_handlers
+from app.core.hotpath import HotRoutes
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.replica import ReadYourWrites, Replica
 from app.core.security import TokenService
@@ -133,6 +135,8 @@ def create_app(
     routing_service.register_load_counter(complaints_repository.open_cases_by_cadre)
     install_error_handlers(app)
     app.state.url_error_renderers = {open311.PREFIX + "/": open311.url_error}
+    # Innermost: the residents' two hottest reads, served beside the routing.
+    app.add_middleware(HotRoutes, routes=complaints_router.hot_routes(API_PREFIX))
     if app.state.replica is not None:  # a staff write's WAL position, before its answer
         app.add_middleware(ReadYourWrites)
     # Added first, so it runs inside RequestIdMiddleware: its answers carry the id.

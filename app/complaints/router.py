@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
 from app.auth.dependencies import BEARER_SECURITY, CitizenTokenDep, CurrentCitizen, citizen_token
 from app.complaints import admission, filing, identity, service
@@ -24,6 +27,7 @@ from app.core.deps import (
     SettingsDep,
     StoreDep,
 )
+from app.core.hotpath import HotRoute
 from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import Limit, client_ip, ip_bucket
 from app.idempotency import service as idempotency
@@ -33,7 +37,10 @@ router = APIRouter(tags=["complaints"])
 
 FILINGS_PER_HOUR_PER_RESIDENT = 10
 FILINGS_PER_HOUR_PER_IP = 60
-ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
+COMPLAINT_ID_MAX = 64
+ComplaintId = Annotated[str, Path(min_length=1, max_length=COMPLAINT_ID_MAX)]
+TRACKING_NO_LENGTH = (5, 24)
+QUERY_CODE_LENGTH = (4, 16)
 
 
 @router.post(
@@ -152,8 +159,12 @@ async def add_supplement(
     responses={429: {"description": "rate limited"}},
 )
 async def track(
-    tracking_no: Annotated[str, Path(min_length=5, max_length=24)],
-    query_code: Annotated[str, Query(min_length=4, max_length=16)],
+    tracking_no: Annotated[
+        str, Path(min_length=TRACKING_NO_LENGTH[0], max_length=TRACKING_NO_LENGTH[1])
+    ],
+    query_code: Annotated[
+        str, Query(min_length=QUERY_CODE_LENGTH[0], max_length=QUERY_CODE_LENGTH[1])
+    ],
     request: Request,
 ) -> Response:
     # As get_complaint: no dependency to solve, the answer serialised once.
@@ -165,3 +176,31 @@ async def track(
             session, tracking_no, query_code, services.store, settings, now=now
         )
     return Response(found.model_dump_json(), media_type="application/json")
+
+
+# The same two reads served ahead of the framework's routing (app/core/hotpath.py),
+# for exactly the requests the routes above accept as they are.
+
+
+def _own_case(rest: str, scope: Scope) -> Mapping[str, str] | None:
+    # "mine" is its own route, declared above; every other GET /complaints/{x} is this one.
+    if "/" in rest or rest == "mine" or not 1 <= len(rest) <= COMPLAINT_ID_MAX:
+        return None
+    return {"complaint_id": rest}
+
+
+def _tracked_case(rest: str, scope: Scope) -> Mapping[str, str] | None:
+    low, high = TRACKING_NO_LENGTH
+    if "/" in rest or not low <= len(rest) <= high:
+        return None
+    codes = QueryParams(scope.get("query_string", b"")).getlist("query_code")
+    if len(codes) != 1 or not QUERY_CODE_LENGTH[0] <= len(codes[0]) <= QUERY_CODE_LENGTH[1]:
+        return None
+    return {"tracking_no": rest, "query_code": codes[0]}
+
+
+def hot_routes(prefix: str) -> list[HotRoute]:
+    return [
+        HotRoute(f"{prefix}/complaints/", _own_case, get_complaint),
+        HotRoute(f"{prefix}/track/", _tracked_case, track),
+    ]

@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-from app.core import pgbouncer
+from app.core import driver, pgbouncer
 from app.core.config import Settings
 
 NAMING_CONVENTION = {
@@ -197,9 +197,15 @@ def create_read_sessionmaker(
     options: dict[str, Any] = {READ_ONLY: True}
     if autocommit_allowed(engine, settings):
         options["isolation_level"] = "AUTOCOMMIT"
-    return async_sessionmaker(
+    maker = async_sessionmaker(
         engine, expire_on_commit=False, autoflush=False, execution_options=options
     )
+    # Read by read_session: its prebuilt statements may borrow a pool
+    # connection each (app/core/driver.py), since none needs a transaction.
+    maker.bare_reads = autocommit_allowed(engine, settings) or (  # type: ignore[attr-defined]
+        engine.dialect.driver == "aiosqlite" and not isinstance(engine.pool, NullPool)
+    )
+    return maker
 
 
 @contextlib.asynccontextmanager
@@ -240,6 +246,8 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     CPU (bench/README.md). Changes left in it are a bug, refused loudly."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
     async with sessionmaker() as session:
+        if getattr(sessionmaker, "bare_reads", False):
+            session.info[driver.BARE] = True
         yield session
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("a read session holds changes: use get_session to write")

@@ -28,14 +28,16 @@ database that is down and never 500.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
 
@@ -100,10 +102,19 @@ async def _driver(conn: AsyncConnection) -> tuple[Any, Any] | None:
     return None if native.in_transaction else (adapted, native)
 
 
+# A session's ``info`` key, set by ``db.read_session`` where a statement may
+# run outside any transaction: until the session has begun one, its
+# statements here each borrow a pool connection for themselves.
+BARE = "ydt.bare_reads"
+
+
 async def rows(
     session: AsyncSession, stmt: Executable, params: Mapping[str, Any]
 ) -> Sequence[tuple[Any, ...]]:
     """Every row of ``stmt`` with ``params``, values as SQLAlchemy would give them."""
+    bind = session.bind
+    if session.info.get(BARE) and isinstance(bind, AsyncEngine) and not session.in_transaction():
+        return await _bare_rows(bind, stmt, params)
     conn = await session.connection()
     found = await _driver(conn)
     if found is None:
@@ -112,12 +123,61 @@ async def rows(
     compiled = compile_for(stmt, conn.dialect)
     args = _arguments(compiled, params)
     try:
-        if conn.dialect.driver == "asyncpg":
-            records = await raw.fetch(compiled.sql, *args)
-        else:  # one hop to aiosqlite's thread instead of one per cursor call
-            records = await raw.execute_fetchall(compiled.sql, args)
+        records = await _fetch(conn.dialect, raw, compiled, args)
     except Exception as error:  # translated as the adapter would, then wrapped
-        await _raise_translated(conn, adapted, compiled, args, error)
+        await _raise_translated(conn.dialect, adapted, compiled, args, error, conn.invalidate)
+    return _processed(compiled, records)
+
+
+async def _bare_rows(
+    engine: AsyncEngine, stmt: Executable, params: Mapping[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """A read's statement on a pool connection of its own, without the session.
+
+    The session's connection (its transaction object, the connection's
+    execution options set and reset, the close) was a fifth of a resident's
+    read (bench/README.md), for one statement that needs none of it: the
+    connection is outside any transaction, as the pool's reset left it, and
+    the statement is its own snapshot. A service's rare second read takes the
+    session as usual. Checkout and check-in run in a greenlet, as
+    SQLAlchemy's own do, because either may have to open or close a
+    connection."""
+    dialect = engine.dialect
+    compiled = compile_for(stmt, dialect)
+    args = _arguments(compiled, params)
+    fairy: PoolProxiedConnection = await greenlet_spawn(engine.sync_engine.pool.connect)
+    try:
+        adapted: Any = fairy.dbapi_connection
+        raw: Any = fairy.driver_connection
+        if _in_transaction(dialect, adapted, raw):  # the pool's reset should make this impossible
+            raise RuntimeError("a pooled connection was handed out inside a transaction")
+        try:
+            records = await _fetch(dialect, raw, compiled, args)
+        except Exception as error:
+
+            async def invalidate(orig: BaseException) -> None:
+                await greenlet_spawn(fairy.invalidate, orig)
+
+            await _raise_translated(dialect, adapted, compiled, args, error, invalidate)
+    finally:
+        await greenlet_spawn(fairy.close)
+    return _processed(compiled, records)
+
+
+def _in_transaction(dialect: Dialect, adapted: Any, raw: Any) -> bool:
+    if dialect.driver == "asyncpg":
+        return bool(adapted._transaction is not None or raw.is_in_transaction())
+    return bool(raw.in_transaction)
+
+
+async def _fetch(dialect: Dialect, raw: Any, compiled: Compiled, args: list[Any]) -> Any:
+    if dialect.driver == "asyncpg":
+        return await raw.fetch(compiled.sql, *args)
+    # One hop to aiosqlite's thread instead of one per cursor call.
+    return await raw.execute_fetchall(compiled.sql, args)
+
+
+def _processed(compiled: Compiled, records: Any) -> Sequence[tuple[Any, ...]]:
     processors = compiled.results
     if not any(processors):
         return [tuple(r) for r in records]
@@ -128,9 +188,13 @@ async def rows(
 
 
 async def _raise_translated(
-    conn: AsyncConnection, adapted: Any, compiled: Compiled, args: list[Any], error: Exception
+    dialect: Dialect,
+    adapted: Any,
+    compiled: Compiled,
+    args: list[Any],
+    error: Exception,
+    invalidate: Callable[[BaseException], Awaitable[None]],
 ) -> Any:
-    dialect = conn.dialect
     orig: Exception = error
     try:
         adapted._handle_exception(error)  # raises the DBAPI-level error
@@ -141,7 +205,7 @@ async def _raise_translated(
         raise orig from error  # not a database error (a cancellation, a bug)
     disconnect = dialect.is_disconnect(orig, adapted, None)
     if disconnect:
-        await conn.invalidate(orig)
+        await invalidate(orig)
     # Parameters are left out of the message: a filing's carry a resident's
     # contact, and error messages reach the logs.
     raise sa_exc.DBAPIError.instance(
