@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -352,3 +353,19 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         event_hooks={"request": [_projected]},
     ) as c:
         yield c
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that drove a live server (tests/console/live.py) shows
+    the end of that server's output: which request was slow, which failed."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        live = getattr(value, "live", value)
+        tail = getattr(live, "log_tail", None)
+        if callable(tail):
+            report.sections.append(("live server output (end)", tail()))
+            return

@@ -58,6 +58,15 @@ class Live:
     foreign: list[str] = field(default_factory=list)  # requests to other hosts
     csp_errors: list[str] = field(default_factory=list)
     counter: int = 0
+    log: Path | None = None  # the server's output, shown with a failed test
+
+    def log_tail(self, limit: int = 20_000) -> str:
+        """The end of the server's output (a failed browser test shows it:
+        a page that never came is otherwise a bare timeout)."""
+        if self.log is None or not self.log.exists():
+            return ""
+        data = self.log.read_bytes()
+        return data[-limit:].decode("utf-8", "replace")
 
     @property
     def host(self) -> str:
@@ -140,7 +149,9 @@ async def serve(**extra_env: str) -> AsyncIterator[Live]:
         "YDT_SECRET_FILE": str(var / "jwt-secret"),
         "YDT_DEV_LOGIN_ENABLED": "true",
         "YDT_PUBLIC_BASE_URL": base,
-        "YDT_LOG_LEVEL": "WARNING",
+        # The access line of every request (a failed test shows them: which
+        # request was slow, which failed).
+        "YDT_LOG_LEVEL": "INFO",
         **extra_env,
     }
     await prepare(url)
@@ -156,7 +167,7 @@ async def serve(**extra_env: str) -> AsyncIterator[Live]:
         await asyncio.to_thread(wait_for_port, port, 60)
         shots = screenshot_dir()
         print(f"\nscreenshots: {shots}")
-        yield Live(base=base, shots=shots)
+        yield Live(base=base, shots=shots, log=var / "server.log")
     finally:
         proc.terminate()
         proc.wait(10)
