@@ -30,6 +30,7 @@ from app.media import service as media_service
 from app.media.dependencies import Uploader
 from app.models import Citizen, ComplaintEvent, Media
 from app.moderation import service as moderation
+from app.routing import refcache
 from app.wechat.client import SCENE_FORUM
 from app.workflow.machine import CardThresholds
 
@@ -268,6 +269,22 @@ def _timeline(raw: Any) -> list[Entry]:
     ]
 
 
+async def _names(session: AsyncSession, settings: Settings, c: repository.CaseView) -> Names:
+    """The item, village and unit names of a case, from the reference cache
+    (the names are current within ``reference_cache_seconds``, as routing's
+    are); from their tables when the cache has not seen one yet."""
+    ref = await refcache.get(session, settings)
+    item = ref.item_names.get(c.item_id)
+    region = ref.regions.get(c.region_code)
+    unit = ref.units_by_id.get(c.unit_id)
+    if item is not None and region is not None and unit is not None:
+        return item, region.name, unit.name
+    found = await repository.names(session, c.item_id, c.region_code, c.unit_id)
+    if found is None:  # not possible under the foreign keys; the joins it replaced found no row
+        raise ComplaintNotFound("未找到该反映事项")
+    return found
+
+
 async def _from_row(
     session: AsyncSession,
     row: repository.DetailRow,
@@ -277,11 +294,11 @@ async def _from_row(
     now: datetime,
     with_media: bool,
 ) -> ComplaintDetail:
-    c, item_name, region_name, unit_name, timeline_rows, media_ids = row
+    c, timeline_rows, media_ids = row
+    names = await _names(session, settings, c)
     media: Sequence[Media] = []
     if with_media and _json(media_ids):  # rows only when there are any: a second read
         media = await repository.attached_media(session, c.id)
-    names = (item_name, region_name, unit_name)
     return await _assemble(
         session, c, names, _timeline(timeline_rows), media, store, settings, now=now
     )

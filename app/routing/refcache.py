@@ -53,6 +53,8 @@ class Reference:
     token: str
     taxonomy: TaxonomyVersion | None
     items: dict[str, Item]
+    # Every version's items by id, for the name a case of an older taxonomy shows.
+    item_names: dict[int, str]
     departments: dict[str, Department]
     regions: dict[str, Region]
     units_by_id: dict[int, SupervisionUnit]
@@ -155,6 +157,9 @@ async def _load(session: AsyncSession, token: str) -> Reference:
         token=token,
         taxonomy=tv,
         items={i.code: i for i in items},
+        item_names={
+            row.id: row.name for row in (await session.execute(select(Item.id, Item.name))).all()
+        },
         departments={d.code: d for d in await all_of(select(Department))},
         regions={r.code: r for r in await all_of(select(Region))},
         units_by_id={u.id: u for u in units},
