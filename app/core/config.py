@@ -103,6 +103,20 @@ class Settings(BaseSettings):
         description="replace a pooled connection older than this (seconds; 0 never); "
         "stands in for a pre-ping per checkout, a dead one is retried once or answered 503",
     )
+    database_hot_read_connections: int = Field(
+        default=6,
+        ge=0,
+        le=100,
+        description="pool connections each process keeps checked out for the residents' "
+        "one-statement reads (PostgreSQL, not behind PgBouncer); at most half the pool, "
+        "0 turns it off",
+    )
+    telemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry spans and metrics, for an operator who has set "
+        "up OpenTelemetry providers (opentelemetry-instrument); off, nothing is looked up "
+        "per request",
+    )
     reference_cache_seconds: float = Field(
         default=1.0,
         ge=0,

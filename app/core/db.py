@@ -205,7 +205,34 @@ def create_read_sessionmaker(
     maker.bare_reads = autocommit_allowed(engine, settings) or (  # type: ignore[attr-defined]
         engine.dialect.driver == "aiosqlite" and not isinstance(engine.pool, NullPool)
     )
+    maker.hot_connections = hot_connections(engine, settings)  # type: ignore[attr-defined]
     return maker
+
+
+def hot_connections(engine: AsyncEngine, settings: Settings) -> driver.HotConnections | None:
+    """The connections this process keeps for the residents' one-statement reads
+    (driver.HotConnections): PostgreSQL in autocommit only, and at most half
+    the pool, so the rest of the app never runs short of connections."""
+    if not autocommit_allowed(engine, settings) or engine.dialect.driver != "asyncpg":
+        return None
+    pool: Any = engine.sync_engine.pool
+    size = pool.size() if hasattr(pool, "size") else 0
+    limit = min(settings.database_hot_read_connections, size // 2)
+    if limit <= 0:
+        return None
+    return driver.HotConnections(
+        engine.sync_engine.pool,
+        engine.dialect,
+        limit=limit,
+        recycle_seconds=float(settings.database_pool_recycle_seconds or -1),
+    )
+
+
+async def close_hot_connections(sessionmaker: object) -> None:
+    """Hand a read sessionmaker's kept connections back to the pool (app shutdown)."""
+    hot: driver.HotConnections | None = getattr(sessionmaker, "hot_connections", None)
+    if hot is not None:
+        await hot.close()
 
 
 @contextlib.asynccontextmanager
@@ -248,6 +275,7 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     session = sessionmaker()
     if getattr(sessionmaker, "bare_reads", False):
         session.info[driver.BARE] = True
+        session.info[driver.HOT] = getattr(sessionmaker, "hot_connections", None)
     try:
         yield session
         if session.new or session.dirty or session.deleted:

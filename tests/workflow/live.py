@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.clock import FixedClock
+from app.core.db import close_hot_connections
 from app.core.storage.local import LocalMediaStore
 from app.main import create_app
 from app.models import Notification
@@ -57,6 +58,8 @@ async def live(
     await local_store.start()
     yield app
     await app.state.wechat.aclose()
+    # What the app's lifespan (not run here) does when it stops.
+    await close_hot_connections(app.state.read_sessionmaker)
 
 
 @pytest.fixture
