@@ -294,14 +294,51 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     day's counter row; inside a request transaction that lock would be held
     until the commit, one more round trip and a turn of a busy event loop
     later, and every filing would queue on it. SQLite, and PostgreSQL behind
-    PgBouncer (``autocommit_allowed``): the writer session."""
-    if autocommit_allowed(request.app.state.engine, request.app.state.settings):
-        # The read sessionmaker's autocommit, in a writer's shape (commit at the end).
-        async with transaction(request.app.state.read_sessionmaker()) as session:
-            yield session
-    else:
+    PgBouncer (``autocommit_allowed``): the writer session.
+
+    In autocommit every statement is its own transaction, so the filing's
+    prebuilt statements (the admission, the case) run as a read's do
+    (driver.BARE): on a kept or borrowed connection, not the session's. The
+    session's connection, its begin, commit and close were four greenlet
+    switches and a checkout per filing (bench/README.md). Anything the ORM
+    does (a rare pin of the taxonomy, freeing a key after a failure) begins
+    the session as usual and is committed at the end."""
+    state = request.app.state
+    if not autocommit_allowed(state.engine, state.settings):
         async for session in get_session(request):
             yield session
+        return
+    sessionmaker: async_sessionmaker[AsyncSession] = state.read_sessionmaker
+    session = sessionmaker()
+    if getattr(sessionmaker, "bare_reads", False):
+        session.info[driver.BARE] = True
+        session.info[driver.HOT] = getattr(sessionmaker, "hot_connections", None)
+    if not session.info.get(driver.BARE):
+        async with transaction(session) as begun:
+            yield begun
+        return
+    try:
+        yield session
+    except BaseException:
+        if _holds_connection(session):
+            await session.close()  # rolls back what the ORM began
+        raise
+    # A filing leaves its case in the session (persistent, nothing to flush);
+    # ending that transaction, which never had a connection, was two more
+    # greenlet switches per filing for no statement.
+    if _holds_connection(session) or session.new or session.dirty or session.deleted:
+        async with transaction(session):
+            pass  # commits what the ORM began or holds, closes the session
+
+
+def _holds_connection(session: AsyncSession) -> bool:
+    """Whether the session's transaction has taken a connection (``add`` alone
+    begins a transaction without one). SQLAlchemy keeps that in a private
+    mapping; if it ever moves, assume a connection, and commit."""
+    began: Any = session.sync_session.get_transaction()
+    if began is None:
+        return False
+    return bool(getattr(began, "_connections", True))
 
 
 # Expression indexes: SQLite's reflection cannot see them, so autogenerate

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import driver
 from app.core.config import Settings
 from app.models import (
     CalendarDay,
@@ -88,6 +89,7 @@ class Reference:
 class _Slot:
     reference: Reference | None = None
     checked_at: float = float("-inf")
+    checking: bool = False  # a request is reading the token right now
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -101,11 +103,15 @@ def _db_key(session: AsyncSession) -> str:
     return str(engine.url)
 
 
+_TOKEN = select(ReferenceVersion.token).where(ReferenceVersion.id == 1)
+
+
 async def _token(session: AsyncSession) -> str:
-    found = (
-        await session.execute(select(ReferenceVersion.token).where(ReferenceVersion.id == 1))
-    ).scalar_one_or_none()
-    return found or ""
+    # Prebuilt, on the driver (app/core/driver.py): in a filing's autocommit
+    # session it takes a kept connection like the filing's own statements,
+    # instead of beginning the session for one scalar.
+    found = await driver.scalar(session, _TOKEN, {})
+    return str(found or "")
 
 
 def _detach(session: AsyncSession, rows: Iterable[Any]) -> list[Any]:
@@ -178,7 +184,16 @@ async def get(session: AsyncSession, settings: Settings) -> Reference:
     ref = slot.reference
     if ref is not None and time.monotonic() - slot.checked_at < settings.reference_cache_seconds:
         return ref
-    token = await _token(session)
+    if ref is not None and slot.checking:
+        # Another request of this process is reading the token: when the
+        # bound passes under load, one read is enough, not one per request
+        # in flight (the bound stretches by that one round trip).
+        return ref
+    slot.checking = True
+    try:
+        token = await _token(session)
+    finally:
+        slot.checking = False
     if ref is not None and ref.token == token:
         slot.checked_at = time.monotonic()
         return ref

@@ -1,0 +1,256 @@
+"""A filing's session (``db.get_filing_session``). Straight to PostgreSQL it
+autocommits, so its prebuilt statements run as a resident's read's do: on the
+process's kept connections, the session itself never begun. Whatever the ORM
+does in it begins the session as usual and is committed, or rolled back on an
+error, and its connection goes back. Behind PgBouncer and on SQLite it is the
+writer's session. Real engines of their own: the rolled-back tests override
+this dependency with their one connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+
+from app.core import driver
+from app.core.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    get_filing_session,
+)
+from app.models import SharedState
+from app.routing import refcache
+from tests.conftest import DEFAULT_NOW, make_settings
+
+postgresql_only = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+
+PID: Any = select(literal_column("pg_backend_pid()"))
+
+
+def request_for(engine: AsyncEngine, **overrides: object) -> Any:
+    url = engine.url.render_as_string(hide_password=False)
+    settings = make_settings(database_url=url, **overrides)
+    state = SimpleNamespace(
+        engine=engine,
+        settings=settings,
+        sessionmaker=create_sessionmaker(engine),
+        read_sessionmaker=create_read_sessionmaker(engine, settings),
+    )
+    return SimpleNamespace(app=SimpleNamespace(state=state))
+
+
+def hot_of(request: Any) -> driver.HotConnections:
+    hot = request.app.state.read_sessionmaker.hot_connections
+    assert isinstance(hot, driver.HotConnections)
+    return hot
+
+
+@pytest.fixture
+async def four(committing_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """A pool of four: two may be kept, two stay the pool's."""
+    url = committing_engine.url.render_as_string(hide_password=False)
+    made = create_engine(make_settings(database_url=url, database_pool_size=4), url=url)
+    yield made
+    await made.dispose()
+
+
+async def _drive(request: Any, work: Any) -> Any:
+    """Run ``work(session)`` inside the dependency, as FastAPI does (an error
+    thrown into the generator, then its end)."""
+    gen = get_filing_session(request)
+    session = await anext(gen)
+    try:
+        result = await work(session)
+    except BaseException as error:
+        with pytest.raises(type(error)):
+            await gen.athrow(error)
+        raise
+    with pytest.raises(StopAsyncIteration):
+        await anext(gen)
+    return session, result
+
+
+@postgresql_only
+async def test_its_statements_run_on_kept_connections_and_it_never_begins(
+    four: AsyncEngine,
+) -> None:
+    request = request_for(four)
+    hot = hot_of(request)
+    pool: Any = four.sync_engine.pool
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        assert session.info.get(driver.BARE) is True
+        first = await driver.scalar(session, PID, {})
+        # The reference cache's token check (every use with 0 seconds) too.
+        assert await refcache.get(session, request.app.state.settings) is loaded
+        second = await driver.scalar(session, PID, {})
+        assert not session.in_transaction()
+        return first, second
+
+    refcache.clear()
+    async with AsyncSession(four) as s:  # loaded beforehand: a load begins its session
+        loaded = await refcache.get(s, request.app.state.settings)
+    session, (first, second) = await _drive(request, work)
+    refcache.clear()
+    assert first == second  # one kept connection, reused
+    assert not session.in_transaction()
+    assert (hot.held, hot.idle, pool.checkedout()) == (1, 1, 1)
+    await hot.close()
+    assert pool.checkedout() == 0
+
+
+@postgresql_only
+async def test_what_the_orm_adds_is_committed_and_its_connection_goes_back(
+    four: AsyncEngine,
+) -> None:
+    request = request_for(four)
+    pool: Any = four.sync_engine.pool
+    key = "test:filing-session:orm"
+
+    async def work(session: AsyncSession) -> None:
+        await driver.scalar(session, PID, {})  # kept
+        session.add(SharedState(key=key, value="v", counter=1, expires_at=DEFAULT_NOW))
+
+    try:
+        session, _ = await _drive(request, work)
+        assert not session.in_transaction()
+        assert pool.checkedout() == hot_of(request).held == 1  # only the kept one
+        async with AsyncSession(four) as check:
+            found = await check.get(SharedState, key)
+            assert found is not None and found.value == "v"
+    finally:
+        async with AsyncSession(four) as clean:
+            await clean.execute(delete(SharedState).where(SharedState.key == key))
+            await clean.commit()
+        await hot_of(request).close()
+
+
+@postgresql_only
+async def test_a_case_left_in_it_costs_no_commit(four: AsyncEngine) -> None:
+    """The filing leaves its written case in the session, persistent and
+    unchanged: that transaction never took a connection, so nothing ends it."""
+    request = request_for(four)
+    pool: Any = four.sync_engine.pool
+
+    async def work(session: AsyncSession) -> None:
+        await driver.scalar(session, PID, {})
+        written = SharedState(key="test:written", value="", counter=0, expires_at=DEFAULT_NOW)
+        make_transient_to_detached(written)  # as filing.write_case leaves its case
+        session.add(written)
+        assert session.in_transaction() and not (session.new or session.dirty)
+
+    session, _ = await _drive(request, work)
+    assert session.in_transaction()  # not committed: there was nothing to commit
+    assert pool.checkedout() == hot_of(request).held == 1
+    await hot_of(request).close()
+
+
+@postgresql_only
+async def test_an_error_after_orm_work_closes_the_session_and_returns_its_connection(
+    four: AsyncEngine,
+) -> None:
+    request = request_for(four)
+    pool: Any = four.sync_engine.pool
+    seen: list[AsyncSession] = []
+
+    async def work(session: AsyncSession) -> None:
+        seen.append(session)
+        await session.execute(text("select 1"))  # begins the session
+        assert session.in_transaction()
+        raise LookupError("the filing failed")
+
+    with pytest.raises(LookupError):
+        await _drive(request, work)
+    assert not seen[0].in_transaction()
+    assert pool.checkedout() == 0
+
+
+@postgresql_only
+async def test_a_cancelled_filing_leaves_no_connection_out(four: AsyncEngine) -> None:
+    request = request_for(four)
+    pool: Any = four.sync_engine.pool
+    slow: Any = select(literal_column("pg_sleep(2)"))
+
+    async def work(session: AsyncSession) -> None:
+        await driver.scalar(session, slow, {})
+
+    task = asyncio.create_task(_drive(request, work))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The kept connection that ran it was dropped (its state unknown), not kept.
+    assert (hot_of(request).held, pool.checkedout()) == (0, 0)
+
+
+@postgresql_only
+async def test_behind_pgbouncer_it_is_the_writers_transaction(four: AsyncEngine) -> None:
+    request = request_for(four, database_pgbouncer=True)
+
+    async def work(session: AsyncSession) -> bool:
+        assert not session.info.get(driver.BARE)
+        await session.execute(text("select 1"))
+        in_tx = (await session.execute(text("select now() = statement_timestamp()"))).scalar()
+        return bool(in_tx)
+
+    _, same_instant = await _drive(request, work)
+    # Inside one transaction now() stands still while statements move on.
+    assert same_instant is False
+    assert four.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_on_sqlite_it_is_the_writers_session(engine: AsyncEngine) -> None:
+    request = request_for(engine)
+
+    async def work(session: AsyncSession) -> None:
+        assert not session.info.get(driver.BARE)
+
+    await _drive(request, work)
+
+
+@postgresql_only
+async def test_concurrent_requests_read_the_reference_token_once(
+    four: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the cache's bound passes under load, one request of the process
+    reads the token; the others keep the reference they have meanwhile."""
+    settings = make_settings(
+        database_url=four.url.render_as_string(hide_password=False),
+        reference_cache_seconds=60,
+    )
+    refcache.clear()
+    reads = 0
+    real = refcache._token
+
+    async def counted(session: AsyncSession) -> str:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # a slow round trip: the others arrive meanwhile
+        return await real(session)
+
+    try:
+        async with AsyncSession(four) as s:
+            first = await refcache.get(s, settings)
+        monkeypatch.setattr(refcache, "_token", counted)
+        slot = refcache._slots[str(four.url)]
+        slot.checked_at -= timedelta(minutes=2).total_seconds()  # the bound has passed
+
+        async def one() -> refcache.Reference:
+            async with AsyncSession(four) as s:
+                return await refcache.get(s, settings)
+
+        got = await asyncio.gather(*(one() for _ in range(8)))
+        assert reads == 1
+        assert all(ref is first for ref in got)  # the token had not moved
+        assert not slot.checking
+    finally:
+        refcache.clear()
