@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.core import driver, pgbouncer
 from app.core.config import Settings
+from app.core.pool import FairAsyncAdaptedQueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -150,7 +151,9 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             # Connections are kept: opening one per request cost a thread, a
             # file open and four PRAGMAs. SQLite's locks, not the pool, order
             # the writers; readers share the pool beside them.
-            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
+            kwargs.update(
+                pool_size=SQLITE_POOL_SIZE, max_overflow=0, poolclass=FairAsyncAdaptedQueuePool
+            )
         kwargs["pool_reset_on_return"] = None  # reset by _configure_sqlite's listener
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
@@ -162,7 +165,9 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     # retires connections before firewalls and PgBouncer's timeouts do.
     # No overflow: connections opened past the pool were closed on check-in and
     # reopened at the next burst (churn at 16 concurrent requests per worker).
+    # Waiters served in order (app/core/pool.py).
     kwargs.update(
+        poolclass=FairAsyncAdaptedQueuePool,
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_pre_ping=False,
