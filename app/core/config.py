@@ -108,8 +108,8 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description="pool connections each process keeps checked out for the residents' "
-        "one-statement reads (PostgreSQL, not behind PgBouncer); at most half the pool, "
-        "0 turns it off",
+        "one-statement reads and a filing's statements (PostgreSQL, not behind PgBouncer); "
+        "at most half the pool, 0 turns it off",
     )
     telemetry: bool = Field(
         default=False,

@@ -165,7 +165,8 @@ async def _bare_rows(
 
 class HotConnections:
     """A few pool connections a process keeps checked out for the residents'
-    one-statement reads, used on the driver without a greenlet.
+    one-statement reads and a filing's statements (autocommit: each its own
+    transaction), used on the driver without a greenlet.
 
     A borrowed connection (``_on_borrowed``) costs a greenlet, whose switches
     copy the C stack of the whole ASGI middleware chain, and the pool's
