@@ -8,7 +8,6 @@ tests bind sessions to one connection, where the mark never applies)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,15 +35,6 @@ def request_for(engine: AsyncEngine, **overrides: object) -> Any:
     settings = make_settings(database_url=url, **overrides)
     maker = create_read_sessionmaker(engine, settings)
     return SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(read_sessionmaker=maker)))
-
-
-@pytest.fixture
-async def small(committing_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """An engine of one pooled connection, so "which connection" is observable."""
-    url = committing_engine.url.render_as_string(hide_password=False)
-    made = create_engine(make_settings(database_url=url, database_pool_size=1), url=url)
-    yield made
-    await made.dispose()
 
 
 async def test_a_read_borrows_and_returns_a_connection_outside_the_session(

@@ -9,10 +9,10 @@ this dependency with their one connection."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import delete, literal_column, select, text
@@ -21,7 +21,6 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from app.core import driver
 from app.core.db import (
-    create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
     get_filing_session,
@@ -29,15 +28,14 @@ from app.core.db import (
 from app.models import SharedState
 from app.routing import refcache
 from tests.conftest import DEFAULT_NOW, make_settings
+from tests.core.conftest import hot_of, url_of
+from tests.core.test_hot_connections import PID
 
 postgresql_only = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
-PID: Any = select(literal_column("pg_backend_pid()"))
-
 
 def request_for(engine: AsyncEngine, **overrides: object) -> Any:
-    url = engine.url.render_as_string(hide_password=False)
-    settings = make_settings(database_url=url, **overrides)
+    settings = make_settings(database_url=url_of(engine), **overrides)
     state = SimpleNamespace(
         engine=engine,
         settings=settings,
@@ -47,25 +45,10 @@ def request_for(engine: AsyncEngine, **overrides: object) -> Any:
     return SimpleNamespace(app=SimpleNamespace(state=state))
 
 
-def hot_of(request: Any) -> driver.HotConnections:
-    hot = request.app.state.read_sessionmaker.hot_connections
-    assert isinstance(hot, driver.HotConnections)
-    return hot
-
-
-@pytest.fixture
-async def four(committing_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """A pool of four: two may be kept, two stay the pool's."""
-    url = committing_engine.url.render_as_string(hide_password=False)
-    made = create_engine(make_settings(database_url=url, database_pool_size=4), url=url)
-    yield made
-    await made.dispose()
-
-
 async def _drive(request: Any, work: Any) -> Any:
     """Run ``work(session)`` inside the dependency, as FastAPI does (an error
     thrown into the generator, then its end)."""
-    gen = get_filing_session(request)
+    gen = cast(AsyncGenerator[AsyncSession, None], get_filing_session(request))
     session = await anext(gen)
     try:
         result = await work(session)
@@ -224,7 +207,7 @@ async def test_concurrent_requests_read_the_reference_token_once(
     """When the cache's bound passes under load, one request of the process
     reads the token; the others keep the reference they have meanwhile."""
     settings = make_settings(
-        database_url=four.url.render_as_string(hide_password=False),
+        database_url=url_of(four),
         reference_cache_seconds=60,
     )
     refcache.clear()

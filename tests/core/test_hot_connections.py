@@ -6,7 +6,6 @@ retired at the recycle age, handed back when the app stops."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,15 +25,12 @@ from app.core.db import (
 from app.core.errors import unavailable_error
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.core.conftest import hot_of, url_of
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 PID: Any = select(literal_column("pg_backend_pid()"))
 SLOW_PID: Any = select(literal_column("pg_backend_pid()"), literal_column("pg_sleep(0.3)"))
-
-
-def url_of(engine: AsyncEngine) -> str:
-    return engine.url.render_as_string(hide_password=False)
 
 
 def request_for(engine: AsyncEngine, **overrides: object) -> Any:
@@ -43,24 +39,9 @@ def request_for(engine: AsyncEngine, **overrides: object) -> Any:
     return SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(read_sessionmaker=maker)))
 
 
-def hot_of(request: Any) -> driver.HotConnections:
-    hot = request.app.state.read_sessionmaker.hot_connections
-    assert isinstance(hot, driver.HotConnections)
-    return hot
-
-
 async def read(request: Any, stmt: Any = PID) -> Any:
     async with read_session(request) as session:
         return await driver.scalar(session, stmt, {})
-
-
-@pytest.fixture
-async def four(committing_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """A pool of four: two may be kept, two stay the pool's."""
-    url = url_of(committing_engine)
-    made = create_engine(make_settings(database_url=url, database_pool_size=4), url=url)
-    yield made
-    await made.dispose()
 
 
 async def test_a_read_keeps_its_connection_for_the_next(four: AsyncEngine) -> None:

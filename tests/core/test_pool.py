@@ -81,7 +81,7 @@ async def test_a_full_queue_refuses_and_lifo_takes_the_latest() -> None:
 
 
 async def test_the_pools_timeout_still_applies_and_loses_nothing() -> None:
-    adapted = HandOffAsyncAdaptedQueue(maxsize=2)
+    adapted: Any = HandOffAsyncAdaptedQueue(maxsize=2)  # holds pool entries; strings do here
 
     def wait() -> Any:
         return adapted.get(block=True, timeout=0.05)
@@ -112,7 +112,8 @@ async def test_no_task_starves_when_others_check_in_and_out_back_to_back(
     def cycle(i: int) -> None:
         fairy = pool.connect()  # checked out in the same greenlet as the last check-in
         try:
-            fairy.dbapi_connection.cursor().execute("select 1")
+            dbapi: Any = fairy.dbapi_connection
+            dbapi.cursor().execute("select 1")
         finally:
             fairy.close()
         counts[i] += 1
