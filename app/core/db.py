@@ -268,6 +268,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield await stack.enter_async_context(transaction(sessionmaker()))
 
 
+def _bare_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session of the read sessionmaker whose prebuilt statements may run
+    outside it (driver.BARE), on the process's kept connections if any."""
+    session = sessionmaker()
+    if getattr(sessionmaker, "bare_reads", False):
+        session.info[driver.BARE] = True
+        session.info[driver.HOT] = getattr(sessionmaker, "hot_connections", None)
+    return session
+
+
 @contextlib.asynccontextmanager
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a request that only reads (``create_read_sessionmaker``).
@@ -276,11 +286,7 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     reset ends whatever transaction there was (behind PgBouncer). The commit a
     writer's session ends with cost a one-statement read about a tenth of its
     CPU (bench/README.md). Changes left in it are a bug, refused loudly."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    session = sessionmaker()
-    if getattr(sessionmaker, "bare_reads", False):
-        session.info[driver.BARE] = True
-        session.info[driver.HOT] = getattr(sessionmaker, "hot_connections", None)
+    session = _bare_session(request.app.state.read_sessionmaker)
     try:
         yield session
         if session.new or session.dirty or session.deleted:
@@ -313,15 +319,7 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
         async for session in get_session(request):
             yield session
         return
-    sessionmaker: async_sessionmaker[AsyncSession] = state.read_sessionmaker
-    session = sessionmaker()
-    if getattr(sessionmaker, "bare_reads", False):
-        session.info[driver.BARE] = True
-        session.info[driver.HOT] = getattr(sessionmaker, "hot_connections", None)
-    if not session.info.get(driver.BARE):
-        async with transaction(session) as begun:
-            yield begun
-        return
+    session = _bare_session(state.read_sessionmaker)
     try:
         yield session
     except BaseException:
@@ -330,7 +328,9 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     # A filing leaves its case in the session (persistent, nothing to flush);
     # ending that transaction, which never had a connection, was two more
-    # greenlet switches per filing for no statement.
+    # greenlet switches per filing for no statement. Whatever took the
+    # session's connection (ORM work, or every statement if the session were
+    # not marked) is committed here.
     if _holds_connection(session) or session.new or session.dirty or session.deleted:
         async with transaction(session):
             pass  # commits what the ORM began or holds, closes the session

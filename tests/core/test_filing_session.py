@@ -9,7 +9,7 @@ this dependency with their one connection."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -45,6 +45,15 @@ def request_for(engine: AsyncEngine, **overrides: object) -> Any:
     return SimpleNamespace(app=SimpleNamespace(state=state))
 
 
+@pytest.fixture
+async def filing(four: AsyncEngine) -> AsyncIterator[Any]:
+    """A request of an app on the pool of four; its kept connections go back
+    at the end, whatever the test asserted."""
+    request = request_for(four)
+    yield request
+    await hot_of(request).close()
+
+
 async def _drive(request: Any, work: Any) -> Any:
     """Run ``work(session)`` inside the dependency, as FastAPI does (an error
     thrown into the generator, then its end)."""
@@ -63,9 +72,9 @@ async def _drive(request: Any, work: Any) -> Any:
 
 @postgresql_only
 async def test_its_statements_run_on_kept_connections_and_it_never_begins(
-    four: AsyncEngine,
+    four: AsyncEngine, filing: Any
 ) -> None:
-    request = request_for(four)
+    request = filing
     hot = hot_of(request)
     pool: Any = four.sync_engine.pool
 
@@ -92,9 +101,9 @@ async def test_its_statements_run_on_kept_connections_and_it_never_begins(
 
 @postgresql_only
 async def test_what_the_orm_adds_is_committed_and_its_connection_goes_back(
-    four: AsyncEngine,
+    four: AsyncEngine, filing: Any
 ) -> None:
-    request = request_for(four)
+    request = filing
     pool: Any = four.sync_engine.pool
     key = "test:filing-session:orm"
 
@@ -113,14 +122,13 @@ async def test_what_the_orm_adds_is_committed_and_its_connection_goes_back(
         async with AsyncSession(four) as clean:
             await clean.execute(delete(SharedState).where(SharedState.key == key))
             await clean.commit()
-        await hot_of(request).close()
 
 
 @postgresql_only
-async def test_a_case_left_in_it_costs_no_commit(four: AsyncEngine) -> None:
+async def test_a_case_left_in_it_costs_no_commit(four: AsyncEngine, filing: Any) -> None:
     """The filing leaves its written case in the session, persistent and
     unchanged: that transaction never took a connection, so nothing ends it."""
-    request = request_for(four)
+    request = filing
     pool: Any = four.sync_engine.pool
 
     async def work(session: AsyncSession) -> None:
@@ -133,14 +141,13 @@ async def test_a_case_left_in_it_costs_no_commit(four: AsyncEngine) -> None:
     session, _ = await _drive(request, work)
     assert session.in_transaction()  # not committed: there was nothing to commit
     assert pool.checkedout() == hot_of(request).held == 1
-    await hot_of(request).close()
 
 
 @postgresql_only
 async def test_an_error_after_orm_work_closes_the_session_and_returns_its_connection(
-    four: AsyncEngine,
+    four: AsyncEngine, filing: Any
 ) -> None:
-    request = request_for(four)
+    request = filing
     pool: Any = four.sync_engine.pool
     seen: list[AsyncSession] = []
 
@@ -157,8 +164,8 @@ async def test_an_error_after_orm_work_closes_the_session_and_returns_its_connec
 
 
 @postgresql_only
-async def test_a_cancelled_filing_leaves_no_connection_out(four: AsyncEngine) -> None:
-    request = request_for(four)
+async def test_a_cancelled_filing_leaves_no_connection_out(four: AsyncEngine, filing: Any) -> None:
+    request = filing
     pool: Any = four.sync_engine.pool
     slow: Any = select(literal_column("pg_sleep(2)"))
 
@@ -172,6 +179,45 @@ async def test_a_cancelled_filing_leaves_no_connection_out(four: AsyncEngine) ->
         await task
     # The kept connection that ran it was dropped (its state unknown), not kept.
     assert (hot_of(request).held, pool.checkedout()) == (0, 0)
+
+
+@postgresql_only
+async def test_an_error_after_statements_only_keeps_the_kept_connection(
+    four: AsyncEngine, filing: Any
+) -> None:
+    """A refusal after the admission (a 429, a risky text) raises with no ORM
+    work done: nothing to roll back, and the kept connection stays kept."""
+    pool: Any = four.sync_engine.pool
+
+    async def work(session: AsyncSession) -> None:
+        await driver.scalar(session, PID, {})
+        raise PermissionError("refused after the admission")
+
+    with pytest.raises(PermissionError):
+        await _drive(filing, work)
+    assert (hot_of(filing).held, hot_of(filing).idle, pool.checkedout()) == (1, 1, 1)
+
+
+@postgresql_only
+async def test_an_unmarked_session_still_commits_and_returns_its_connection(
+    four: AsyncEngine,
+) -> None:
+    """Should the read sessionmaker not allow statements outside the session,
+    they run on the session's connection, which the end commits and returns."""
+    request = request_for(four)
+    plain = request.app.state.read_sessionmaker
+    request.app.state.read_sessionmaker = lambda: plain()  # no bare_reads mark
+
+    async def work(session: AsyncSession) -> int:
+        assert not session.info.get(driver.BARE)
+        pid = await driver.scalar(session, PID, {})
+        assert session.in_transaction()
+        return int(pid)
+
+    session, pid = await _drive(request, work)
+    assert pid > 0
+    assert not session.in_transaction()
+    assert four.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @postgresql_only
