@@ -149,15 +149,20 @@ async def test_a_resident_reads_disclosures_figures_and_follows_a_case(
         size = await page.evaluate("getComputedStyle(document.body).fontSize")
         assert float(size.removesuffix("px")) >= 18  # large text
 
-    await page.click(f"a[href='{HOME}/disclosures']")
+    async with page.expect_navigation():
+        await page.click(f"a[href='{HOME}/disclosures']")
     await page.fill("#q", "招待")
-    await page.click("button:has-text('查找')")
+    # page.url changes when the next document commits, before it is parsed:
+    # a count read then can see an empty list (a CI run did), so wait for it.
+    async with page.expect_navigation():
+        await page.click("button:has-text('查找')")
     assert "q=" in page.url
     links = page.locator(".list a")
     assert await links.count() == 1
     assert site.disclosure["title"] in await links.inner_text()
     await shot(live, page, f"{tag}-search")
-    await links.click()
+    async with page.expect_navigation():
+        await links.click()
     body = await page.inner_text("body")
     assert "来客招待用餐" in body and "53000.00" in body
     assert "13912345678" not in body and "139****5678" in body
@@ -166,20 +171,24 @@ async def test_a_resident_reads_disclosures_figures_and_follows_a_case(
         await fits_the_phone(page)
 
     await page.goto(HOME)
-    await page.click(f"a[href='{HOME}/stats']")
+    async with page.expect_navigation():
+        await page.click(f"a[href='{HOME}/stats']")
     assert "群众满意率" in await page.inner_text("body")
     await shot(live, page, f"{tag}-figures")
 
     await page.goto(HOME)
-    await page.click(f"a[href='{HOME}/track']")
+    async with page.expect_navigation():
+        await page.click(f"a[href='{HOME}/track']")
     await page.fill("#tracking_no", site.case["tracking_no"])
     await page.fill("#query_code", "WRONG9")
-    await page.click("button:has-text('查询')")
+    async with page.expect_navigation():
+        await page.click("button:has-text('查询')")
     assert "办理编号或查询码不正确" in await page.inner_text(".error")
     assert "WRONG9" not in page.url and "query_code" not in page.url  # never in a URL
     await shot(live, page, f"{tag}-track-wrong")
     await page.fill("#query_code", site.case["query_code"])
-    await page.click("button:has-text('查询')")
+    async with page.expect_navigation():
+        await page.click("button:has-text('查询')")
     body = await page.inner_text("body")
     assert site.case["tracking_no"] in body and "已约谈村干部，账目下周公开" in body
     assert "亲戚" not in body
