@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from starlette.requests import Request as StarletteRequest
 
 from app.core import keys
 from app.core.clock import FixedClock
@@ -288,7 +289,8 @@ async def app(
         settings, clock=clock, engine=engine, media_store=local_store, configure_logs=False
     )
 
-    async def _session() -> AsyncIterator[AsyncSession]:
+    # Takes the request, as the filing's hot lane hands it one (app.core.db.filing_session).
+    async def _session(request: StarletteRequest) -> AsyncIterator[AsyncSession]:
         s = AsyncSession(
             bind=connection,
             expire_on_commit=False,

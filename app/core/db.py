@@ -336,6 +336,21 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
             pass  # commits what the ORM began or holds, closes the session
 
 
+_filing_session = contextlib.asynccontextmanager(get_filing_session)
+
+
+def filing_session(request: Request) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+    """``get_filing_session`` for the filing's hot lane (app/core/hotpath.py),
+    which solves no dependency: entered and left as FastAPI enters and leaves
+    it. An override of it (``app.dependency_overrides``, as the tests set) is
+    honoured as the route honours it; the lane hands it the request, which
+    must be its only parameter."""
+    override = request.app.dependency_overrides.get(get_filing_session)
+    if override is None:
+        return _filing_session(request)
+    return contextlib.asynccontextmanager(override)(request)
+
+
 def _holds_connection(session: AsyncSession) -> bool:
     """Whether the session's transaction has taken a connection (``add`` alone
     begins a transaction without one). SQLAlchemy keeps that in a private

@@ -1,4 +1,5 @@
-"""The residents' two hottest reads served beside the routing (app/core/hotpath.py).
+"""The residents' two hottest reads and the filing served beside the routing
+(app/core/hotpath.py).
 
 The hot lane must take exactly the requests its FastAPI twin accepts as they
 are, answer them byte for byte as the twin does, and leave every other
@@ -6,6 +7,7 @@ request (bad input included) to the framework's usual answers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 from app.complaints import router as complaints_router
 from app.complaints import service
 from app.core.errors import DatabaseUnavailable
-from app.core.hotpath import HotRoutes
+from app.core.hotpath import HotRoute, HotRoutes
 from app.main import API_PREFIX
 from tests.complaints.test_filing import login, payload
 from tests.support import api_routes
@@ -217,3 +219,236 @@ async def test_errors_in_the_hot_lane_are_rendered_as_anywhere_else(
     assert resp.status_code == 500 and resp.json()["error"] == "internal_error"
     assert "a bug" not in resp.text
     assert len(seen) == 3
+
+
+# The filing (POST /complaints): a body read whole, taken only when it is what
+# the route takes as it is.
+
+FILE = "/api/v1/complaints"
+
+
+def masked(resp: Any) -> tuple[int, str]:
+    """The answer with what differs between two filings (the case's id, number
+    and query code) masked, so two lanes' answers compare byte for byte."""
+    text = resp.text
+    if resp.status_code == 201:
+        found = resp.json()
+        for field in ("id", "tracking_no", "query_code"):
+            if found.get(field):
+                text = text.replace(found[field], f"<{field}>")
+    return resp.status_code, text
+
+
+async def filings(client: AsyncClient, tag: str) -> list[Any]:
+    """One of each answer a well-formed filing can get."""
+    named, other = await login(client, f"{tag}-named"), await login(client, f"{tag}-other")
+    out = [
+        await client.post(FILE, json=payload(), headers=named | {"Idempotency-Key": f"{tag}-1"}),
+        await client.post(FILE, json=payload(), headers=named | {"Idempotency-Key": f"{tag}-1"}),
+        await client.post(
+            FILE,
+            json=payload(content="换了内容的同一个键。"),
+            headers=named | {"Idempotency-Key": f"{tag}-1"},
+        ),
+        await client.post(
+            FILE, json=payload(anonymous=True, contact_name=None, contact_phone=None), headers=other
+        ),
+        await client.post(FILE, json=payload(), headers={}),
+        await client.post(FILE, json=payload(), headers={"Authorization": "Bearer forged"}),
+        await client.post(FILE, json=payload(item_code="9999"), headers=other),
+    ]
+    for _ in range(10):  # the resident's hourly limit, then a 429
+        out.append(await client.post(FILE, json=payload(), headers=other))
+    return out
+
+
+async def test_the_filing_lane_answers_as_the_route_does(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:
+        seen = served_hot(m)
+        hot = await filings(client, "hot")
+        assert seen.count(FILE) == len(hot) and len(seen) == len(hot)
+    with monkeypatch.context() as m:
+        no_hot_lane(m)
+        routed = await filings(client, "routed")
+    statuses = [r.status_code for r in hot]
+    assert statuses[:6] == [201, 201, 409, 201, 401, 401], [r.text for r in hot]
+    assert statuses[-1] == 429 and statuses[6] in (404, 422), statuses
+    assert hot[0].content == hot[1].content  # the retry's replay
+    assert [masked(r) for r in hot] == [masked(r) for r in routed]
+    for a, b in zip(hot, routed, strict=True):
+        for header in ("content-type", "www-authenticate", "retry-after"):
+            assert a.headers.get(header) == b.headers.get(header), header
+        assert "x-request-id" in a.headers
+
+
+async def test_a_body_the_route_would_not_take_as_it_is_goes_the_usual_way(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each answered by the framework, byte for byte as without the lane; a
+    body sent in pieces is still taken by the lane."""
+    h = await login(client, "hot-bad")
+    good = json.dumps(payload()).encode()
+    json_type = {"Content-Type": "application/json"}
+    cases: list[tuple[bytes, dict[str, str]]] = [
+        (b"", json_type),
+        (b"{", json_type),  # not JSON: 422 json_invalid
+        (b"[]", json_type),
+        (b'{"item_code": "0101"}', json_type),  # fields missing
+        (json.dumps(payload(content="\x00控制字符")).encode(), json_type),
+        (json.dumps(payload(media_ids="x")).encode(), json_type),
+        (b"[" * 100_000 + b"]" * 100_000, json_type),  # nesting past the parser
+        (b"\xff\xfe", json_type),  # not UTF-8
+        (good, {"Content-Type": "text/plain"}),
+        (good, {}),  # no content type: FastAPI does not read JSON
+        (good, {"Content-Type": "application/x-www-form-urlencoded"}),
+        (b"x" * (1024 * 1024 + 1), json_type),  # past the body cap: 413
+    ]
+
+    async def send_all() -> list[Any]:
+        return [await client.post(FILE, content=body, headers=h | extra) for body, extra in cases]
+
+    with monkeypatch.context() as m:
+        seen = served_hot(m)
+        hot = await send_all()
+        assert seen == []
+    with monkeypatch.context() as m:
+        no_hot_lane(m)
+        routed = await send_all()
+    for (body, _), a, b in zip(cases, hot, routed, strict=True):
+        assert (a.status_code, a.content) == (b.status_code, b.content), body[:40]
+        assert a.status_code in (400, 413, 422), (body[:40], a.status_code, a.text)
+    assert hot[-1].status_code == 413
+
+    async def pieces() -> Any:
+        for i in range(0, len(good), 7):
+            yield good[i : i + 7]
+
+    seen = served_hot(monkeypatch)
+    chunked = await client.post(FILE, content=pieces(), headers=h | json_type)
+    assert chunked.status_code == 201, chunked.text
+    assert seen == [FILE]
+
+
+def test_the_filing_body_parser() -> None:
+    good = json.dumps(payload()).encode()
+    as_json = {"headers": [(b"content-type", b"application/json")]}
+    assert complaints_router._filing_body(good, as_json) is not None
+    for value in (b"application/json; charset=utf-8", b"Application/JSON"):
+        assert complaints_router._filing_body(good, {"headers": [(b"content-type", value)]})
+    # FastAPI reads the first content type only, as this does.
+    twice = {"headers": [(b"content-type", b"text/plain"), (b"content-type", b"application/json")]}
+    assert complaints_router._filing_body(good, twice) is None
+    for value in (b"application/jsonx", b"text/json", b"application/ld+json"):
+        assert complaints_router._filing_body(good, {"headers": [(b"content-type", value)]}) is None
+    assert complaints_router._filing_body(b"", as_json) is None
+    assert complaints_router._filing_body(b"null", as_json) is None
+    assert complaints_router._filing_body(b'{"content": 1}', as_json) is None
+    assert complaints_router._filing_path("", {}) == {}
+    assert complaints_router._filing_path("/x/supplements", {}) is None
+    assert complaints_router._filing_path("/", {}) is None
+
+
+def test_every_post_route_at_the_filing_path_is_the_lanes_twin(app: FastAPI) -> None:
+    found = {
+        path: route.endpoint
+        for path, route in api_routes(app)
+        if "POST" in route.methods and path == f"{API_PREFIX}/complaints"
+    }
+    assert found == {f"{API_PREFIX}/complaints": complaints_router.file_complaint}
+
+
+# The lane's reading of a body, with a stand-in app behind it.
+
+
+class Behind:
+    """The framework's place: records what it received, answers 204."""
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.error: Exception | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            while True:
+                message = await receive()
+                self.received.append(message)
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+        except Exception as exc:
+            self.error = exc
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def lane(parsed: Any) -> tuple[HotRoutes, Behind, list[Any]]:
+    behind, served = Behind(), []
+
+    async def endpoint(**kw: Any) -> Any:
+        from starlette.responses import Response
+
+        served.append(kw)
+        return Response(status_code=201)
+
+    route = HotRoute("/f", lambda rest, scope: {} if rest == "" else None, endpoint, "POST", parsed)
+    return HotRoutes(behind, routes=[route]), behind, served
+
+
+def post_scope() -> dict[str, Any]:
+    return {"type": "http", "method": "POST", "path": "/f", "headers": [], "query_string": b""}
+
+
+def feeding(*messages: Any, then: Exception | None = None) -> Any:
+    pending = list(messages)
+
+    async def receive() -> Any:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            raise then
+        raise AssertionError("read past the end")
+
+    return receive
+
+
+async def sink(message: Any) -> None:
+    pass
+
+
+async def test_what_the_lane_read_is_replayed_in_order_to_the_framework() -> None:
+    parts = (
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.disconnect"},
+    )
+    routes, behind, served = lane(lambda body, scope: {"body": body})
+    await routes(post_scope(), feeding(*parts), sink)
+    assert behind.received == list(parts) and served == []
+
+    refused = (
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"c", "more_body": False},
+    )
+    routes, behind, served = lane(lambda body, scope: None)
+    await routes(post_scope(), feeding(*refused), sink)
+    assert behind.received == list(refused) and served == []
+
+
+async def test_an_error_reading_the_body_is_raised_again_to_the_framework() -> None:
+    too_large = RuntimeError("body too large")
+    first = {"type": "http.request", "body": b"ab", "more_body": True}
+    routes, behind, served = lane(lambda body, scope: {"body": body})
+    await routes(post_scope(), feeding(first, then=too_large), sink)
+    assert behind.received == [first] and behind.error is too_large and served == []
+
+
+async def test_a_body_taken_reaches_the_endpoint_whole() -> None:
+    parts = (
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"bc"},
+    )
+    routes, behind, served = lane(lambda body, scope: {"body": body})
+    await routes(post_scope(), feeding(*parts), sink)
+    assert served == [{"request": served[0]["request"], "body": b"abc"}]
+    assert behind.received == []
