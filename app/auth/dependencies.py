@@ -48,7 +48,7 @@ LIVE_CITIZEN = select(*_CITIZEN_COLUMNS).where(
 def citizen_of(row: Sequence[Any]) -> Citizen:
     """The resident from the first columns of a ``LIVE_CITIZEN`` row; transient,
     for reading: a filing changes nothing of the resident."""
-    return Citizen(**dict(zip(_CITIZEN_KEYS, row[: len(_CITIZEN_KEYS)], strict=True)))
+    return Citizen.built(**dict(zip(_CITIZEN_KEYS, row[: len(_CITIZEN_KEYS)], strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ def build(
 ) -> ComplaintEvent:
     seq = (previous.seq + 1) if previous else 1
     hidden = actor_kind == "citizen" and complaint.identity_protected
-    event = ComplaintEvent(
+    event = ComplaintEvent.built(
         complaint_id=complaint.id,
         seq=seq,
         kind=kind,

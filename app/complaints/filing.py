@@ -91,7 +91,7 @@ def build_case(
     complaint_id = uuid.uuid4().hex
     by_level = {r.level: r for r in new.path}
     yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
-    complaint = Complaint(
+    complaint = Complaint.built(
         id=complaint_id,
         disclosure_id=new.disclosure_id,
         disclosure_row=new.disclosure_row,

@@ -63,7 +63,7 @@ def _citizen_row(
     now: datetime,
     slots: Mapping[str, str] | None,
 ) -> Notification:
-    return Notification(
+    return Notification.built(
         recipient_kind="citizen",
         recipient_id=recipient_id,
         complaint_id=complaint.id,

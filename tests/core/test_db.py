@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.complaints import filing_sql
 from app.core.db import (
     SQLITE_SWITCH_INTERVAL,
     create_engine,
@@ -19,6 +22,7 @@ from app.core.db import (
     read_session,
     tune_interpreter,
 )
+from app.models import Citizen, Notification
 from tests.conftest import make_settings
 
 
@@ -127,3 +131,47 @@ async def test_sqlite_check_in_ends_an_open_transaction_and_skips_the_idle_rollb
     finally:
         await engine.dispose()
         await other.dispose()
+
+
+async def test_a_built_row_inserts_and_updates_as_a_constructed_one(session: AsyncSession) -> None:
+    """Base.built fills the instance's dict without the constructor's attribute
+    events: the flush writes the same row, Python-side defaults included, and a
+    later assignment is an UPDATE like any other."""
+    now = datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "recipient_kind": "citizen",
+        "recipient_id": 7,
+        "kind": "filed",
+        "title": "诉求已登记",
+        "body": "正文",
+        "data": {"tracking_no": "DZ1"},
+        "channel": "wechat_subscribe",
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    made, built = Notification(**values), Notification.built(**values)
+    assert filing_sql.row_values(built) == filing_sql.row_values(made)
+    session.add_all([made, built])
+    await session.flush()
+    assert made.id is not None and built.id is not None and made.id != built.id
+    columns = [c for c in Notification.__table__.columns if c.name != "id"]
+    rows = (
+        await session.execute(
+            select(*columns)
+            .where(Notification.id.in_([made.id, built.id]))
+            .order_by(Notification.id)
+        )
+    ).all()
+    assert rows[0] == rows[1]
+    assert rows[1].status == "pending" and rows[1].attempts == 0  # the model's defaults
+    built.status = "sent"
+    await session.flush()
+    status = await session.scalar(select(Notification.status).where(Notification.id == built.id))
+    assert status == "sent"
+
+
+def test_built_refuses_what_is_not_a_column() -> None:
+    with pytest.raises(TypeError, match=r"not column attributes: \['nope'\]"):
+        Notification.built(kind="filed", nope=1)
+    with pytest.raises(TypeError, match="openid"):
+        Citizen.built(openid="o")  # a property, not a column: the dict would shadow nothing
