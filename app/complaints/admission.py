@@ -26,6 +26,16 @@ server connection held by a filing waiting so, the pool deadlocked until its
 timeout (found by the bench's PgBouncer run).
 ``tests/complaints/test_admission.py`` runs both ways. With Redis or on
 SQLite the steps run one by one.
+
+With WeChat content security off, a resident's plain filing goes one step
+further (``Ticket``): the case is built from the token alone, and the
+statement above becomes the head of the case's own statement
+(``filing_sql.insert_case``), every row of the case written only if the
+counts are within the limits. The key's record goes in already answered, so
+a 429 drops it again after the statement (``settle``). Not for a protected
+case (its sealed identity carries the resident's openid, read from the
+resident's row first) nor for a filing that cannot be built (a bad region:
+the admission answers first, as before); those take the two statements.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, exists, func, literal, select
+from sqlalchemy import Boolean, Integer, and_, bindparam, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +67,177 @@ from app.models import Citizen, IdempotencyRecord
 
 SCOPE = "complaint"
 WHAT = "提交"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An admission to be run inside the case's own statement (``parts``).
+
+    The case is built first, from the token alone, and the statement then
+    writes, in order: the key's record already answered (only while the
+    token's session works; nothing if the key is taken), both hits (only if
+    the record went in, or with no key, if the session works), and the case
+    with everything of it only if no count is over its limit. One round trip
+    and one commit instead of two. ``settle`` reads the answer."""
+
+    token: CitizenToken
+    limits: tuple[Limit, ...]
+    windows: list[tuple[str, datetime]]
+    params: dict[str, Any]
+    record: dict[str, Any] | None  # the key's record (``idempotency.record_values``)
+    rows: int
+
+    @property
+    def shape(self) -> tuple[bool, int]:
+        return self.record is not None, self.rows
+
+    def answered(self, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The statement's parameters, with the answer a retry will get."""
+        if self.record is None:
+            return self.params
+        kept = IdempotencyRecord.built(**self.record)
+        return self.params | {
+            "r_status_code": status_code,
+            "r_response": idempotency.sealed(kept, body),
+        }
+
+
+async def ticket(
+    session: AsyncSession,
+    *,
+    token: CitizenToken,
+    shared: SharedStore,
+    key_header: str | None,
+    body: ComplaintCreate,
+    limits: Sequence[Limit],
+    now: datetime,
+) -> Ticket | None:
+    """A ticket, or None where the admission cannot join the case's statement:
+    hits counted elsewhere (Redis, SQLite), or a malformed key (``admit``
+    answers it, a dead session's 401 first)."""
+    if not (isinstance(shared, DatabaseSharedStore) and shared.counts_in(session)):
+        return None
+    try:
+        key = idempotency.check_key(key_header)
+    except BadRequest:
+        return None
+    await shared.sweep_if_due(now)
+    windows, rows = window_rows([(x.key, x.window_seconds) for x in limits], now)
+    # A row over the lowest limit counted on it is over: judge() says the same.
+    lowest: dict[str, int] = {}
+    for (row_key, _), x in zip(windows, limits, strict=True):
+        lowest[row_key] = min(x.limit, lowest.get(row_key, x.limit))
+    params = token.live_params(now)
+    for i, (row_key, ends) in enumerate(rows):
+        params |= {f"k{i}": row_key, f"e{i}": ends, f"lk{i}": row_key, f"lv{i}": lowest[row_key]}
+    record = None
+    if key:
+        record = idempotency.record_values(
+            scope=SCOPE,
+            owner=f"citizen:{token.citizen_id}",
+            key=key,
+            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
+            now=now,
+        )
+        params |= {f"r_{name}": value for name, value in record.items()}
+    return Ticket(token, tuple(limits), windows, params, record, len(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The admission's part of a case's statement: CTEs to add, the columns
+    the main query reads first (so they run first), and the condition every
+    row of the case is written under."""
+
+    ctes: tuple[Any, ...]
+    columns: tuple[Any, ...]
+    admitted: Any
+
+
+_PARTS: dict[tuple[bool, int], Parts] = {}
+
+
+def parts(shape: tuple[bool, int]) -> Parts:
+    found = _PARTS.get(shape)
+    if found is not None:
+        return found
+    with_key, n = shape
+    live = LIVE_CITIZEN.cte("live")
+    alive: Any = exists(select(literal(1)).select_from(live))
+    go = alive
+    record_id: Any = literal(None, type_=Integer)
+    ctes: list[Any] = [live]
+    if with_key:
+        table: Any = IdempotencyRecord.__table__
+        columns = (
+            "scope",
+            "owner",
+            "key",
+            "request_hash",
+            "status_code",
+            "response",
+            "created_at",
+        )
+        rec = (
+            pg_insert(table)
+            .from_select(
+                list(columns),
+                select(*(bindparam(f"r_{c}", type_=table.c[c].type) for c in columns)).where(go),
+            )
+            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
+            .returning(table.c.id)
+            .cte("rec")
+        )
+        ctes.append(rec)
+        go = exists(select(rec.c.id))
+        record_id = select(rec.c.id).scalar_subquery()
+    hit = gated_hit_statement(n, go).cte("hit")
+    over = or_(
+        *(
+            and_(
+                hit.c.key == bindparam(f"lk{i}", type_=hit.c.key.type),
+                hit.c.counter > bindparam(f"lv{i}", type_=Integer),
+            )
+            for i in range(n)
+        )
+    )
+    ok = select(and_(go, ~exists(select(literal(1)).select_from(hit).where(over))).label("ok")).cte(
+        "ok"
+    )
+    ctes += [hit, ok]
+    found = Parts(
+        ctes=tuple(ctes),
+        columns=(
+            alive.label("alive"),
+            record_id.label("record_id"),
+            select(func.array_agg(hit.c.key)).scalar_subquery().label("hit_keys"),
+            select(func.array_agg(hit.c.counter)).scalar_subquery().label("hit_counts"),
+        ),
+        admitted=select(ok.c.ok).scalar_subquery().cast(Boolean),
+    )
+    _PARTS[shape] = found
+    return found
+
+
+async def settle(
+    session: AsyncSession, ticket: Ticket, row: Sequence[Any], now: datetime
+) -> idempotency.Replay | None:
+    """What the statement's admission columns (``parts``) say: None when the
+    case was written, the stored answer of a retry, or 401, 409 or 429 (the
+    key's record dropped again, so a later retry runs)."""
+    alive, record_id, counted_keys, counts = row[:4]
+    if not alive:
+        raise sessions.expired()
+    if ticket.record is not None and record_id is None:
+        return await idempotency.earlier(session, ticket.record)
+    counted = dict(zip(counted_keys or (), counts or (), strict=True))
+    try:
+        judge(ticket.limits, retry_after(counted, ticket.windows, now), what=WHAT)
+    except TooManyRequests:
+        if record_id is not None:
+            await idempotency.drop(session, record_id)
+        raise
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.audit import state as audit_state
-from app.complaints import events, filing_sql, identity, repository
+from app.complaints import admission, events, filing_sql, identity, repository
 from app.complaints.schemas import ComplaintCreate, ComplaintFiled, ItemBrief, Location, UnitBrief
 from app.complaints.service import check_media, hash_query_code, new_query_code, thresholds
 from app.core.config import Settings
-from app.core.errors import BadRequest
+from app.core.errors import AppError, BadRequest
 from app.disclosures import service as disclosures_service
 from app.idempotency import service as idempotency
 from app.media import service as media_service
@@ -237,7 +237,7 @@ async def write_case(
     await _pin_taxonomy(session, settings, taxonomy_version_id, now)
     day = local_day(settings, now)
     if filing_sql.supported(session):
-        complaint.tracking_no = await filing_sql.insert_case(
+        row = await filing_sql.insert_case(
             session,
             complaint=complaint,
             events=case_events,
@@ -248,6 +248,7 @@ async def write_case(
             media=media,
             idempotent=idempotent,
         )
+        complaint.tracking_no = str(row[-1])
         for m in media:  # written by the statement; nothing left for the ORM to flush
             if m in session:
                 session.expunge(m)
@@ -313,22 +314,33 @@ class Filer:
     priority: int = 0
 
 
-async def file(
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A filing built and not yet written; ``filed`` is its answer, with
+    ``filing_sql.NUMBER`` where the number goes."""
+
+    complaint: Complaint
+    case_events: list[ComplaintEvent]
+    version_id: int
+    media: list[Media]
+    notice: Notification | None
+    extra: tuple[Any, ...]
+    filed: ComplaintFiled
+
+
+async def _build(
     session: AsyncSession,
     *,
-    citizen: Citizen | None = None,
+    filer: Filer,
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
-    gate: moderation.ContentGate | None = None,
-    filer: Filer | None = None,
-    record: IdempotencyRecord | None = None,
-) -> ComplaintFiled:
-    """A filing through the API (a resident, or Open311 for one), and the
-    answer ``record`` keeps for retries."""
-    if filer is None:
-        assert citizen is not None
-        filer = Filer(Channel.online, "citizen", citizen.id, citizen)
+    gate: moderation.ContentGate | None,
+    protected: bool = True,
+) -> _Built | None:
+    """None when ``protected`` is False and the case is protected (an
+    accusation, or anonymous): its sealed identity carries the resident's
+    openid, which only a loaded resident has."""
     citizen = filer.citizen
     item_code, region_code = body.item_code, body.region_code
     if body.disclosure_id is not None:
@@ -339,6 +351,10 @@ async def file(
         item_code, region_code = item_code or suggested, disclosure.region_code
     assert item_code is not None and region_code is not None  # the schema requires them
     item = await routing_service.current_item(session, item_code, settings=settings)
+    # Naming the accused's level makes it an accusation, whatever the item.
+    accusation = item.klass.value == "accusation" or body.accused_level is not None
+    if not protected and (accusation or body.anonymous):
+        return None
     path = await routing_service.region_chain(session, region_code, settings)
     village = path[-1]
     if village.level is not RegionLevel.village:
@@ -354,8 +370,6 @@ async def file(
         if citizen is not None
         else None
     )
-    # Naming the accused's level makes it an accusation, whatever the item.
-    accusation = item.klass.value == "accusation" or body.accused_level is not None
     decision = await routing_service.decide(
         session,
         item=item,
@@ -379,7 +393,8 @@ async def file(
         actor_kind=filer.actor_kind,
         actor_id=filer.actor_id,
         citizen_id=citizen.id if citizen is not None else None,
-        openid=citizen.openid if citizen is not None else None,
+        # Sealed with a protected case's identity only; a plain one keeps the id.
+        openid=citizen.openid if citizen is not None and (accusation or body.anonymous) else None,
         priority=filer.priority,
         priority_flags=list(filer.priority_flags),
         contact_name=body.contact_name,
@@ -407,7 +422,6 @@ async def file(
         now=now,
         slots={"unit": decision.unit.name},
     )
-
     # Built once: the number goes in after the case is written.
     filed = ComplaintFiled(
         id=complaint.id,
@@ -422,31 +436,119 @@ async def file(
         created_at=now,
         query_code=query_code,
     )
-    # The stored answer leaves the number out (on PostgreSQL it is drawn inside
-    # the statement, after the answer is sealed): a replay reads it back from
-    # the case (``replay_body``).
+    return _Built(
+        complaint,
+        case_events,
+        item.version_id,
+        media,
+        notice,
+        (check,) if check is not None else (),
+        filed,
+    )
+
+
+def _kept(filed: ComplaintFiled) -> dict[str, Any]:
+    """The stored answer leaves the number out (on PostgreSQL it is drawn
+    inside the statement, after the answer is sealed): a replay reads it back
+    from the case (``replay_body``)."""
+    return filed.model_dump(mode="json") | {"tracking_no": None}
+
+
+async def file(
+    session: AsyncSession,
+    *,
+    citizen: Citizen | None = None,
+    body: ComplaintCreate,
+    settings: Settings,
+    now: datetime,
+    gate: moderation.ContentGate | None = None,
+    filer: Filer | None = None,
+    record: IdempotencyRecord | None = None,
+) -> ComplaintFiled:
+    """A filing through the API (a resident, or Open311 for one), and the
+    answer ``record`` keeps for retries."""
+    if filer is None:
+        assert citizen is not None
+        filer = Filer(Channel.online, "citizen", citizen.id, citizen)
+    built = await _build(session, filer=filer, body=body, settings=settings, now=now, gate=gate)
+    assert built is not None  # protected cases are built here
+    complaint = built.complaint
     kept = (
-        filing_sql.Idempotent(
-            record.id,
-            201,
-            idempotency.sealed(record, filed.model_dump(mode="json") | {"tracking_no": None}),
-        )
+        filing_sql.Idempotent(record.id, 201, idempotency.sealed(record, _kept(built.filed)))
         if record is not None
         else None
     )
     await write_case(
         session,
         complaint,
-        case_events,
-        taxonomy_version_id=item.version_id,
-        media=media,
+        built.case_events,
+        taxonomy_version_id=built.version_id,
+        media=built.media,
         settings=settings,
         now=now,
-        notice=notice,
-        extra=(check,) if check is not None else (),
+        notice=built.notice,
+        extra=built.extra,
         idempotent=kept,
     )
-    return filed.model_copy(update={"tracking_no": complaint.tracking_no})
+    return built.filed.model_copy(update={"tracking_no": complaint.tracking_no})
+
+
+async def file_admitting(
+    session: AsyncSession,
+    *,
+    ticket: admission.Ticket,
+    body: ComplaintCreate,
+    settings: Settings,
+    now: datetime,
+) -> ComplaintFiled | idempotency.Replay | None:
+    """A resident's filing with its admission in the case's own statement
+    (``admission.Ticket``): one round trip on PostgreSQL, WeChat content
+    security off. Built from the token alone, before the session is checked.
+
+    None where the two statements must answer instead: a protected case (its
+    sealed identity needs the resident's openid), or a filing that cannot be
+    built (a bad region, an unknown item: as before, a dead session's 401, a
+    retry's answer or a 429 comes first, so ``admission.admit`` runs first)."""
+    citizen = Citizen.built(id=ticket.token.citizen_id)
+    filer = Filer(Channel.online, "citizen", citizen.id, citizen)
+    try:
+        built = await _build(
+            session, filer=filer, body=body, settings=settings, now=now, gate=None, protected=False
+        )
+    except AppError:
+        return None
+    if built is None:
+        return None
+    complaint = built.complaint
+    media_service.attach(
+        built.media, f"complaint:{complaint.id}", now, forget_owner=complaint.identity_protected
+    )
+    await _pin_taxonomy(session, settings, built.version_id, now)
+    try:
+        row = await filing_sql.insert_case(
+            session,
+            complaint=complaint,
+            events=built.case_events,
+            day=local_day(settings, now),
+            prefix=settings.tracking_prefix,
+            notification=built.notice,
+            extra=built.extra,
+            media=built.media,
+            admission=ticket,
+            answer=_kept(built.filed),
+        )
+    finally:
+        # Attached by the statement, or refused with the case: either way
+        # nothing for the session's end to flush (a replay commits the session).
+        for m in built.media:
+            if m in session:
+                session.expunge(m)
+    settled = await admission.settle(session, ticket, row, now)
+    if settled is not None:
+        return settled
+    number = row[-1]
+    assert number is not None  # admitted, so written (the same limits, judged twice)
+    return built.filed.model_copy(update={"tracking_no": str(number)})
 
 
 async def replay_body(session: AsyncSession, body: dict[str, Any]) -> dict[str, Any]:
@@ -454,7 +556,12 @@ async def replay_body(session: AsyncSession, body: dict[str, Any]) -> dict[str, 
     first answer's field order (the sealed copy is stored with sorted keys), so
     a retry gets the same bytes."""
     if body.get("tracking_no") is None and isinstance(body.get("id"), str):
-        body = {**body, "tracking_no": await repository.tracking_no_of(session, body["id"])}
+        number = await repository.tracking_no_of(session, body["id"])
+        if number is None:
+            # Written answered by a filing then refused (admission.settle drops
+            # it again): no case behind it, so as good as still running.
+            raise idempotency.IdempotencyInFlight("相同的请求正在处理中，请稍后查看结果")
+        body = {**body, "tracking_no": number}
     try:
         return ComplaintFiled.model_validate(body).model_dump(mode="json")
     except ValueError:  # an answer stored in another shape: as it was

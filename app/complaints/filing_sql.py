@@ -26,6 +26,11 @@ of the statement, so events may precede their complaint. The order is a
 matter of speed only: any order writes the same rows, all or none, so a
 failure anywhere rolls the counter back too and numbers stay gapless.
 
+With the resident's admission inside (``admission.parts``: the session
+check, the key's record, the rate-limit hits), its columns are read first, so
+it runs first, and every part above is written only if it admitted the
+filing; refused, the statement writes the record and the hits only.
+
 Values come from the same ORM objects the ORM path would add (built by
 ``filing.build_case``), turned into literals typed by each column, so the
 column lists follow the models: ``tests/complaints/test_filing_sql.py`` files
@@ -53,12 +58,14 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.complaints import admission as admission_
 from app.core import driver
 from app.models import (
     Complaint,
@@ -169,23 +176,34 @@ class Idempotent:
 
 # Built once per shape and reused: SQLAlchemy then skips walking ~100 values
 # for a cache key on every filing, and reuses the compiled SQL.
-_STATEMENTS: dict[tuple[int, bool, tuple[str, ...], bool, str | None], Any] = {}
+_STATEMENTS: dict[
+    tuple[int, bool, tuple[str, ...], bool, str | None, tuple[bool, int] | None], Any
+] = {}
 
 
 def _statement(
-    events: int, notice: bool, extra: tuple[str, ...], idem: bool, media: str | None
+    events: int,
+    notice: bool,
+    extra: tuple[str, ...],
+    idem: bool,
+    media: str | None,
+    admit: tuple[bool, int] | None,
 ) -> Any:
-    key = (events, notice, extra, idem, media)
+    key = (events, notice, extra, idem, media, admit)
     found = _STATEMENTS.get(key)
     if found is not None:
         return found
+    # With the admission inside (admission.parts): its columns are read first,
+    # so it runs first, and every row of the case is written only if admitted.
+    gate = admission_.parts(admit) if admit is not None else None
+    admitted: Any = gate.admitted if gate is not None else true()
     # Parts that do not need the number: read first, so written before it is drawn.
     early: list[Any] = []
     for i in range(events):
         values = _binds(ComplaintEvent, f"e{i}_")
         early.append(
             pg_insert(ComplaintEvent)
-            .from_select(list(values), select(*values.values()))
+            .from_select(list(values), select(*values.values()).where(admitted))
             .returning(ComplaintEvent.id)
             .cte(f"e{i}")
         )
@@ -194,7 +212,7 @@ def _statement(
         values = _binds(model, f"x{i}_")
         early.append(
             pg_insert(model)
-            .from_select(list(values), select(*values.values()))
+            .from_select(list(values), select(*values.values()).where(admitted))
             .returning(model.id)
             .cte(f"x{i}")
         )
@@ -223,14 +241,17 @@ def _statement(
         early.append(
             update(Media)
             # ANY of an array, not IN: the statement is compiled once (app/core/driver.py).
-            .where(Media.id == any_(bindparam("m_ids", type_=ARRAY(table.c.id.type))))
+            .where(Media.id == any_(bindparam("m_ids", type_=ARRAY(table.c.id.type))), admitted)
             .values(**attached)
             .returning(Media.id)
             .cte("media")
         )
     counter = (
         pg_insert(TrackingCounter)
-        .values(day=bindparam("day", type_=Date), value=1)
+        .from_select(
+            ["day", "value"],
+            select(bindparam("day", type_=Date), literal(1, type_=Integer)).where(admitted),
+        )
         .on_conflict_do_update(
             index_elements=[TrackingCounter.day], set_={"value": TrackingCounter.value + 1}
         )
@@ -266,9 +287,10 @@ def _statement(
     # Scalar subqueries are run when first read, left to right: the early
     # parts, then the counter and the case (its number is the last column).
     stmt = select(
+        *(gate.columns if gate is not None else ()),
         *(select(func.count()).select_from(part).scalar_subquery() for part in early),
         select(case.c.tracking_no).scalar_subquery(),
-    ).add_cte(*early, counter, case, *note)
+    ).add_cte(*(gate.ctes if gate is not None else ()), *early, counter, case, *note)
     _STATEMENTS[key] = stmt
     return stmt
 
@@ -284,8 +306,12 @@ async def insert_case(
     extra: Sequence[Any] = (),
     media: Sequence[Media] = (),
     idempotent: Idempotent | None = None,
-) -> str:
-    """Write every row of a new case in one statement; returns its number.
+    admission: admission_.Ticket | None = None,
+    answer: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:
+    """Write every row of a new case in one statement; returns its row, the
+    number last (None when ``admission``, run inside, refused the case: its
+    columns come first, ``admission.settle`` reads them).
 
     ``complaint.tracking_no`` is replaced by the counter's next number; a
     notification's body may carry ``NUMBER`` where the number goes (its data
@@ -318,15 +344,18 @@ async def insert_case(
             "m_attached_to": first.attached_to,
             "m_attached_at": first.attached_at,
         }
+    if admission is not None:
+        params |= admission.answered(201, answer or {})
     stmt = _statement(
         len(events),
         notification is not None,
         tuple(row.__tablename__ for row in extra),
         idempotent is not None,
         media_mode,
+        admission.shape if admission is not None else None,
     )
     # On the driver connection: about 120 values, which SQLAlchemy's execution
     # layer walked on every filing (app/core/driver.py).
     found = await driver.first(session, stmt, params)
     assert found is not None  # one row, always: the main query has no FROM
-    return str(found[-1])
+    return found

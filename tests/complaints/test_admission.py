@@ -6,13 +6,15 @@ no record left behind by a 429."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,10 +23,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.complaints import admission
+from app.complaints import admission, identity
+from app.complaints.schemas import ComplaintCreate
 from app.core.shared import DatabaseSharedStore
-from app.models import AuthSession, Complaint, IdempotencyRecord, SharedState
-from tests.complaints.test_filing import login, payload
+from app.idempotency import service as idempotency
+from app.models import AuthSession, Complaint, IdempotencyRecord, Media, SharedState
+from tests import mediafiles
+from tests.complaints.test_filing import VILLAGE, login, payload, upload
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -227,3 +232,215 @@ async def test_another_residents_key_is_not_theirs(
     assert first.status_code == other.status_code == 201
     assert first.json()["id"] != other.json()["id"]
     assert first.json()["tracking_no"] != other.json()["tracking_no"]
+
+
+async def _citizen(client: AsyncClient, name: str) -> tuple[dict[str, str], int]:
+    body = (
+        await client.post(
+            "/api/v1/auth/wechat-login", json={"code": f"ok-{name}", "scene": VILLAGE}
+        )
+    ).json()
+    return {"Authorization": f"Bearer {body['access_token']}"}, int(body["citizen"]["id"])
+
+
+@contextmanager
+def statements(connection: AsyncConnection) -> Iterator[list[str]]:
+    """The SQL sent on the test's connection meanwhile."""
+    seen: list[str] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", record)
+
+
+async def test_a_plain_filing_is_one_statement_and_a_protected_one_two(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """Inside the case's statement the admission writes the key's record, the
+    hits and the case at once; a protected case (anonymous, or an accusation)
+    seals the resident's openid, which the admission reads first."""
+    h = await login(client, f"one-{path}")
+    with statements(connection) as seen:
+        plain = await client.post(
+            "/api/v1/complaints", headers={**h, "Idempotency-Key": "p"}, json=payload()
+        )
+    assert plain.status_code == 201, plain.text
+    admitting = [s for s in seen if "idempotency_records" in s and "shared_state" in s]
+    filing = [s for s in seen if "INSERT INTO complaints" in s]
+    assert len(filing) == 1
+    if path == "one statement":
+        assert admitting == filing
+    else:
+        assert not any("shared_state" in s for s in filing)
+    hidden_body = payload(anonymous=True, contact_name=None, contact_phone=None)
+    with statements(connection) as seen:
+        hidden = await client.post(
+            "/api/v1/complaints", headers={**h, "Idempotency-Key": "a"}, json=hidden_body
+        )
+    assert hidden.status_code == 201, hidden.text
+    filing = [s for s in seen if "INSERT INTO complaints" in s]
+    assert len(filing) == 1 and "shared_state" not in filing[0]
+
+
+async def test_a_protected_case_still_seals_the_openid(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    h, citizen_id = await _citizen(client, f"sealed-{path}")
+    resp = await client.post(
+        "/api/v1/complaints",
+        headers=h,
+        json=payload(anonymous=True, contact_name=None, contact_phone=None),
+    )
+    assert resp.status_code == 201, resp.text
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        row = await s.get(Complaint, resp.json()["id"])
+        assert row is not None and row.citizen_id is None and row.identity_sealed
+        assert identity.of(row).openid == f"openid-sealed-{path}"
+        assert identity.of(row).citizen_id == citizen_id
+        plain = await client.post("/api/v1/complaints", headers=h, json=payload())
+        assert plain.status_code == 201, plain.text
+        case = await s.get(Complaint, plain.json()["id"])
+        # A plain case keeps the resident's id in the clear, and no openid anywhere.
+        assert case is not None and case.citizen_id == citizen_id and case.identity_sealed is None
+
+
+async def test_an_answer_with_no_case_behind_it_is_still_running(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """Over its limit, a filing's statement has written the key's record
+    already answered, and drops it again right after: a retry in between
+    finds an answer whose case does not exist, and is told to wait."""
+    h, citizen_id = await _citizen(client, f"gap-{path}")
+    body = payload()
+    values = idempotency.record_values(
+        scope=admission.SCOPE,
+        owner=f"citizen:{citizen_id}",
+        key="gap",
+        fingerprint=idempotency.request_hash(ComplaintCreate(**body).model_dump(mode="json")),
+        now=datetime.now(UTC),
+    )
+    answer = {"id": "f" * 32, "tracking_no": None, "status": "submitted"}
+    kept = IdempotencyRecord.built(**values)
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        s.add(
+            IdempotencyRecord(
+                **values | {"status_code": 201}, response=idempotency.sealed(kept, answer)
+            )
+        )
+        await s.commit()
+    counted, filed = await counters(connection), await cases(connection)
+    resp = await client.post(
+        "/api/v1/complaints", headers={**h, "Idempotency-Key": "gap"}, json=body
+    )
+    assert resp.status_code == 409 and resp.json()["error"] == "idempotency_in_flight"
+    assert (await counters(connection), await cases(connection)) == (counted, filed)
+
+
+async def test_a_filing_that_cannot_be_built_answers_after_its_admission(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """Built before its admission, a filing with a bad region or item still
+    answers as the admission first: 401 for a dead session; for a live one the
+    400 or 404, with no key record or case left."""
+    h = await login(client, f"bad-{path}")
+    township = payload(region_code=VILLAGE[:9] + "000")
+    unknown = payload(item_code="9999")
+    kept, filed = await records(connection), await cases(connection)
+    for i, (body, status) in enumerate(((township, 400), (unknown, 404))):
+        resp = await client.post(
+            "/api/v1/complaints", headers={**h, "Idempotency-Key": f"b-{i}"}, json=body
+        )
+        assert resp.status_code == status, resp.text
+    assert (await records(connection), await cases(connection)) == (kept, filed)
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        await s.execute(update(AuthSession).values(revoked_at=func.now()))
+        await s.commit()
+    for body in (township, unknown):
+        resp = await client.post("/api/v1/complaints", headers=h, json=body)
+        assert resp.status_code == 401, resp.text
+
+
+def test_the_admission_inside_is_built_once_per_shape() -> None:
+    assert admission.parts((True, 2)) is admission.parts((True, 2))
+    assert admission.parts((False, 2)) is not admission.parts((True, 2))
+
+
+async def attached(connection: AsyncConnection, media_id: str) -> str | None:
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        return (await s.execute(select(Media.attached_to).where(Media.id == media_id))).scalar_one()
+
+
+async def test_media_go_with_the_admitted_case_only(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """The uploads a filing claims are attached by its statement only if it
+    is admitted: a replay and a 429 leave them as they were."""
+    h = await login(client, f"media-{path}")
+    first_media = await upload(client, h, mediafiles.png(), "image")
+    body = payload(media_ids=[first_media])
+    first = await client.post(
+        "/api/v1/complaints", headers={**h, "Idempotency-Key": "m"}, json=body
+    )
+    assert first.status_code == 201, first.text
+    case = f"complaint:{first.json()['id']}"
+    assert await attached(connection, first_media) == case
+    again = await client.post(
+        "/api/v1/complaints", headers={**h, "Idempotency-Key": "m"}, json=body
+    )
+    assert again.status_code == 201 and again.content == first.content
+    assert await attached(connection, first_media) == case
+    for i in range(9):  # the hour's other nine
+        ok = await client.post(
+            "/api/v1/complaints", headers={**h, "Idempotency-Key": f"m-{i}"}, json=payload()
+        )
+        assert ok.status_code == 201, ok.text
+    later = await upload(client, h, mediafiles.png(), "image")
+    refused = await client.post(
+        "/api/v1/complaints",
+        headers={**h, "Idempotency-Key": "m-over"},
+        json=payload(media_ids=[later]),
+    )
+    assert refused.status_code == 429, refused.text
+    assert await attached(connection, later) is None
+
+
+async def test_a_retry_beside_its_first_attempt_attaches_nothing(
+    path: str, client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """A duplicate sent while its first attempt runs finds its uploads still
+    free, builds its case, and then finds the key taken: it replays the first
+    answer and leaves the uploads to the first attempt. (Staged: the first
+    attempt's answered record is written by hand, its uploads not yet taken.)"""
+    h, citizen_id = await _citizen(client, f"beside-{path}")
+    first = await client.post("/api/v1/complaints", headers=h, json=payload())
+    assert first.status_code == 201, first.text
+    media_id = await upload(client, h, mediafiles.png(), "image")
+    body = payload(media_ids=[media_id])
+    values = idempotency.record_values(
+        scope=admission.SCOPE,
+        owner=f"citizen:{citizen_id}",
+        key="beside",
+        fingerprint=idempotency.request_hash(ComplaintCreate(**body).model_dump(mode="json")),
+        now=datetime.now(UTC),
+    )
+    answer = first.json() | {"tracking_no": None}
+    kept = IdempotencyRecord.built(**values)
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        s.add(
+            IdempotencyRecord(
+                **values | {"status_code": 201}, response=idempotency.sealed(kept, answer)
+            )
+        )
+        await s.commit()
+    filed = await cases(connection)
+    again = await client.post(
+        "/api/v1/complaints", headers={**h, "Idempotency-Key": "beside"}, json=body
+    )
+    assert again.status_code == 201 and again.json() == first.json()
+    assert await cases(connection) == filed
+    assert await attached(connection, media_id) is None
