@@ -17,7 +17,7 @@ from app.auth.dependencies import (
     CurrentCitizen,
     citizen_token,
 )
-from app.complaints import admission, filing, identity, service
+from app.complaints import admission, identity, service, submission
 from app.complaints.schemas import (
     ComplaintCreate,
     ComplaintDetail,
@@ -125,11 +125,11 @@ async def _file(
         else None
     )
     if ticket is not None:
-        done = await filing.file_admitting(
+        done = await submission.file_admitting(
             session, ticket=ticket, body=body, settings=settings, now=now
         )
         if isinstance(done, idempotency.Replay):
-            answer = await filing.replay_body(session, done.body)
+            answer = await submission.replay_body(session, done.body)
             return JSONResponse(status_code=done.status_code, content=answer)
         if done is not None:
             return done
@@ -143,12 +143,12 @@ async def _file(
         now=now,
     )
     if isinstance(admitted, idempotency.Replay):
-        answer = await filing.replay_body(session, admitted.body)
+        answer = await submission.replay_body(session, admitted.body)
         return JSONResponse(status_code=admitted.status_code, content=answer)
     record = admitted.record
     try:
         # The answer for retries is stored by the filing itself (one statement on PostgreSQL).
-        return await filing.file(
+        return await submission.file(
             session,
             citizen=admitted.citizen,
             body=body,

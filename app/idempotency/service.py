@@ -193,7 +193,7 @@ async def drop(session: AsyncSession, record_id: int) -> None:
     """Drop a record written already answered by a statement whose work was
     then refused (a filing over its hourly limit, app/complaints/admission.py):
     until this commits, a retry finds an answer with no case behind it, which
-    ``filing.replay_body`` answers as still running (and so it stays, until
+    ``submission.replay_body`` answers as still running (and so it stays, until
     the record expires, if this fails: the refusal is answered either way)."""
     try:
         await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))

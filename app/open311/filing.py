@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import filing as complaints_filing
+from app.complaints import submission
 from app.complaints.schemas import ComplaintCreate, Location
 from app.core.config import Settings
 from app.core.errors import BadRequest, validation_errors
@@ -179,12 +179,12 @@ async def file(
     point = location.Point(lat, lng) if lat is not None and lng is not None else None
     village = await _village(session, form, point, now=now)
     body = _body(form, village, point)
-    filed = await complaints_filing.file(
+    filed = await submission.file(
         session,
         body=body,
         settings=settings,
         now=now,
-        filer=complaints_filing.Filer(
+        filer=submission.Filer(
             channel=Channel.open311,
             actor_kind="integrator",
             actor_id=key.id,
