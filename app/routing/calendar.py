@@ -37,6 +37,7 @@ def library_years() -> frozenset[int]:
 
 class WorkCalendar:
     MAX_SPAN_DAYS = 400  # 90 working days never need more than this
+    MAX_ANSWERS = 10_000  # add_workdays answers kept: a few per day in use
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class WorkCalendar:
         )
         self.unknown_years: set[int] = set()
         self._memo: dict[date, bool] = {}
+        self._added: dict[tuple[date, int], date] = {}
 
     def source_of(self, day: date) -> str:
         if day in self._overrides:
@@ -84,6 +86,12 @@ class WorkCalendar:
         """The Nth working day strictly after ``start`` (n >= 1)."""
         if n < 1:
             raise ValueError("n must be at least 1")
+        # Every filing of a day asks the same few questions (the acceptance
+        # and handling limits): answered once per calendar, which is rebuilt
+        # when the reference data moves (app/routing/refcache.py).
+        found = self._added.get((start, n))
+        if found is not None:
+            return found
         day = start
         counted = 0
         for _ in range(self.MAX_SPAN_DAYS):
@@ -91,6 +99,8 @@ class WorkCalendar:
             if self.is_workday(day):
                 counted += 1
                 if counted == n:
+                    if len(self._added) < self.MAX_ANSWERS:
+                        self._added[(start, n)] = day
                     return day
         raise ValueError(f"no {n} working days within {self.MAX_SPAN_DAYS} days of {start}")
 

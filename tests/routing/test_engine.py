@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -306,3 +306,20 @@ class TestCalendar:
     def test_chain_must_start_at_the_city(self) -> None:
         with pytest.raises(ValueError):
             RegionChain((COUNTY, TOWN))
+
+
+def test_working_day_answers_are_kept_and_equal_to_fresh_ones() -> None:
+    """add_workdays keeps its answers per calendar: asked again (a filing
+    asks the same two or three questions all day) it answers the same as a
+    calendar asked for the first time, across the 2026 National Day week."""
+    overrides = {date(2026, 10, 10): True}  # an adjusted working Saturday
+    kept = WorkCalendar(overrides)
+    for round_ in range(2):
+        for offset in range(0, 60):
+            start = date(2026, 9, 1) + timedelta(days=offset)
+            for n in (1, 3, 5, 15, 30):
+                fresh = WorkCalendar(overrides).add_workdays(start, n)
+                assert kept.add_workdays(start, n) == fresh, (round_, start, n)
+    assert kept.add_workdays(date(2026, 10, 9), 1) == date(2026, 10, 10)
+    with pytest.raises(ValueError):
+        kept.add_workdays(date(2026, 10, 9), 0)
