@@ -32,10 +32,9 @@ further (``Ticket``): the case is built from the token alone, and the
 statement above becomes the head of the case's own statement
 (``filing_sql.insert_case``), every row of the case written only if the
 counts are within the limits. The key's record goes in already answered, so
-a 429 drops it again after the statement (``settle``). Not for a protected
-case (its sealed identity carries the resident's openid, read from the
-resident's row first) nor for a filing that cannot be built (a bad region:
-the admission answers first, as before); those take the two statements.
+a 429 drops it again after the statement (``settle``). A filing that cannot
+be built (a bad region) takes the two statements: the admission answers
+first, as before.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 read of a protected filer's identity recorded in the case's chain.
 
 A *protected* case is an accusation or an anonymous filing
-(``Complaint.identity_protected``). Its row holds no citizen id, name, phone
-or openid in the clear: they are sealed together (``identity_sealed``,
+(``Complaint.identity_protected``). Its row holds no citizen id, name or phone
+in the clear: they are sealed together (``identity_sealed``,
 envelope encryption, ``app/core/crypto.py``), and the two lookups that need
 them go through keyed blind indexes written on protected rows only:
 
@@ -19,6 +19,11 @@ Ordinary cases keep their contact in the clear as before: the department
 that handles them calls the resident back. Both kinds carry an
 ``identity_commitment`` (keyed, per case) that the filing event also
 carries, so an audit can check the row against its history.
+
+The resident's openid follows from the citizen and is not sealed with a case
+filed since 2026-12-06 (the filing then needs nothing of the resident but the
+id its token carries); cases filed before carry it sealed, and delivery reads
+it from either (app/notifications/delivery.py).
 """
 
 from __future__ import annotations

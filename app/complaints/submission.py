@@ -75,11 +75,7 @@ async def _build(
     settings: Settings,
     now: datetime,
     gate: moderation.ContentGate | None,
-    protected: bool = True,
-) -> _Built | None:
-    """None when ``protected`` is False and the case is protected (an
-    accusation, or anonymous): its sealed identity carries the resident's
-    openid, which only a loaded resident has."""
+) -> _Built:
     citizen = filer.citizen
     item_code, region_code = body.item_code, body.region_code
     if body.disclosure_id is not None:
@@ -92,8 +88,6 @@ async def _build(
     item = await routing_service.current_item(session, item_code, settings=settings)
     # Naming the accused's level makes it an accusation, whatever the item.
     accusation = item.klass.value == "accusation" or body.accused_level is not None
-    if not protected and (accusation or body.anonymous):
-        return None
     path = await routing_service.region_chain(session, region_code, settings)
     village = path[-1]
     if village.level is not RegionLevel.village:
@@ -131,9 +125,9 @@ async def _build(
         received_at=now,
         actor_kind=filer.actor_kind,
         actor_id=filer.actor_id,
+        # Not the openid: it follows from the resident (notifications/delivery.py
+        # reads it there), so a filing needs no more of the resident than the id.
         citizen_id=citizen.id if citizen is not None else None,
-        # Sealed with a protected case's identity only; a plain one keeps the id.
-        openid=citizen.openid if citizen is not None and (accusation or body.anonymous) else None,
         priority=filer.priority,
         priority_flags=list(filer.priority_flags),
         contact_name=body.contact_name,
@@ -210,7 +204,6 @@ async def file(
         assert citizen is not None
         filer = Filer(Channel.online, "citizen", citizen.id, citizen)
     built = await _build(session, filer=filer, body=body, settings=settings, now=now, gate=gate)
-    assert built is not None  # protected cases are built here
     complaint = built.complaint
     kept = (
         filing_sql.Idempotent(record.id, 201, idempotency.sealed(record, _kept(built.filed)))
@@ -242,21 +235,17 @@ async def file_admitting(
 ) -> ComplaintFiled | idempotency.Replay | None:
     """A resident's filing with its admission in the case's own statement
     (``admission.Ticket``): one round trip on PostgreSQL, WeChat content
-    security off. Built from the token alone, before the session is checked.
+    security off (its check needs the resident's openid before anything is
+    written). Built from the token alone, before the session is checked.
 
-    None where the two statements must answer instead: a protected case (its
-    sealed identity needs the resident's openid), or a filing that cannot be
-    built (a bad region, an unknown item: as before, a dead session's 401, a
-    retry's answer or a 429 comes first, so ``admission.admit`` runs first)."""
+    None where a filing cannot be built (a bad region, an unknown item): as
+    before, a dead session's 401, a retry's answer or a 429 comes first, so
+    ``admission.admit`` runs first."""
     citizen = Citizen.built(id=ticket.token.citizen_id)
     filer = Filer(Channel.online, "citizen", citizen.id, citizen)
     try:
-        built = await _build(
-            session, filer=filer, body=body, settings=settings, now=now, gate=None, protected=False
-        )
+        built = await _build(session, filer=filer, body=body, settings=settings, now=now, gate=None)
     except AppError:
-        return None
-    if built is None:
         return None
     complaint = built.complaint
     media_service.attach(

@@ -137,7 +137,9 @@ async def _openid(
     session: AsyncSession, n: Notification, complaint: Complaint | None
 ) -> str | None:
     """Where the message goes. A protected case's notice names no recipient:
-    the openid comes from the case's sealed identity, unsealed only here."""
+    the filer comes from the case's sealed identity, unsealed only here, and
+    the openid from it (cases filed before 2026-12-06) or from the filer's
+    citizen row (app/complaints/identity.py)."""
     if n.recipient_id is not None:
         citizen = await session.get(Citizen, n.recipient_id)
         return citizen.openid if citizen else None

@@ -27,7 +27,15 @@ from app.complaints import admission, identity
 from app.complaints.schemas import ComplaintCreate
 from app.core.shared import DatabaseSharedStore
 from app.idempotency import service as idempotency
-from app.models import AuthSession, Complaint, IdempotencyRecord, Media, SharedState
+from app.models import (
+    AuthSession,
+    Complaint,
+    IdempotencyRecord,
+    Media,
+    Notification,
+    SharedState,
+)
+from app.notifications import delivery
 from tests import mediafiles
 from tests.complaints.test_filing import VILLAGE, login, payload, upload
 
@@ -258,38 +266,35 @@ def statements(connection: AsyncConnection) -> Iterator[list[str]]:
         event.remove(connection.sync_connection, "before_cursor_execute", record)
 
 
-async def test_a_plain_filing_is_one_statement_and_a_protected_one_two(
+async def test_a_filing_is_one_statement_protected_or_not(
     path: str, client: AsyncClient, connection: AsyncConnection
 ) -> None:
     """Inside the case's statement the admission writes the key's record, the
-    hits and the case at once; a protected case (anonymous, or an accusation)
-    seals the resident's openid, which the admission reads first."""
+    hits and the case at once, for a plain case and a protected one alike
+    (anonymous, or an accusation): the filing needs nothing of the resident
+    but the id the token carries."""
     h = await login(client, f"one-{path}")
-    with statements(connection) as seen:
-        plain = await client.post(
-            "/api/v1/complaints", headers={**h, "Idempotency-Key": "p"}, json=payload()
-        )
-    assert plain.status_code == 201, plain.text
-    admitting = [s for s in seen if "idempotency_records" in s and "shared_state" in s]
-    filing = [s for s in seen if "INSERT INTO complaints" in s]
-    assert len(filing) == 1
-    if path == "one statement":
-        assert admitting == filing
-    else:
-        assert not any("shared_state" in s for s in filing)
-    hidden_body = payload(anonymous=True, contact_name=None, contact_phone=None)
-    with statements(connection) as seen:
-        hidden = await client.post(
-            "/api/v1/complaints", headers={**h, "Idempotency-Key": "a"}, json=hidden_body
-        )
-    assert hidden.status_code == 201, hidden.text
-    filing = [s for s in seen if "INSERT INTO complaints" in s]
-    assert len(filing) == 1 and "shared_state" not in filing[0]
+    hidden = payload(anonymous=True, contact_name=None, contact_phone=None)
+    for key, body in (("p", payload()), ("a", hidden)):
+        with statements(connection) as seen:
+            resp = await client.post(
+                "/api/v1/complaints", headers={**h, "Idempotency-Key": key}, json=body
+            )
+        assert resp.status_code == 201, resp.text
+        admitting = [s for s in seen if "idempotency_records" in s and "shared_state" in s]
+        filing = [s for s in seen if "INSERT INTO complaints" in s]
+        assert len(filing) == 1
+        if path == "one statement":
+            assert admitting == filing
+        else:
+            assert "shared_state" not in filing[0]
 
 
-async def test_a_protected_case_still_seals_the_openid(
+async def test_a_protected_case_seals_the_resident_and_its_notice_finds_them(
     path: str, client: AsyncClient, connection: AsyncConnection
 ) -> None:
+    """The sealed identity names the resident by id (not by openid, which
+    follows from the resident); delivery finds the openid from there."""
     h, citizen_id = await _citizen(client, f"sealed-{path}")
     resp = await client.post(
         "/api/v1/complaints",
@@ -300,12 +305,17 @@ async def test_a_protected_case_still_seals_the_openid(
     async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
         row = await s.get(Complaint, resp.json()["id"])
         assert row is not None and row.citizen_id is None and row.identity_sealed
-        assert identity.of(row).openid == f"openid-sealed-{path}"
         assert identity.of(row).citizen_id == citizen_id
+        assert identity.of(row).openid is None
+        notice = (
+            await s.execute(select(Notification).where(Notification.complaint_id == row.id))
+        ).scalar_one()
+        assert notice.recipient_id is None  # no plain link from the notice to the resident
+        assert await delivery._openid(s, notice, row) == f"openid-sealed-{path}"
         plain = await client.post("/api/v1/complaints", headers=h, json=payload())
         assert plain.status_code == 201, plain.text
         case = await s.get(Complaint, plain.json()["id"])
-        # A plain case keeps the resident's id in the clear, and no openid anywhere.
+        # A plain case keeps the resident's id in the clear and seals nothing.
         assert case is not None and case.citizen_id == citizen_id and case.identity_sealed is None
 
 

@@ -138,7 +138,8 @@ async def test_a_database_dump_reveals_no_accuser_and_no_anonymous_filer(
     # ... while the service itself still knows who filed what.
     row = await session.get(Complaint, acc["id"])
     assert row is not None and identity.of(row).phone == PHONE
-    assert identity.of(row).openid == accuser.openid
+    assert identity.of(row).citizen_id == accuser.id
+    assert identity.of(row).openid is None  # it follows from the citizen (delivered above)
 
 
 async def _case_needles(session: AsyncSession, cid: str, tracking_no: str) -> list[str]:
