@@ -120,9 +120,23 @@ async def ticket(
         key = idempotency.check_key(key_header)
     except BadRequest:
         return None
-    await shared.sweep_if_due(now)
+    windows, rows, params, record = await _params(shared, token, key, body, limits, now)
+    return Ticket(token, tuple(limits), windows, params, record, rows)
+
+
+async def _params(
+    shared: DatabaseSharedStore,
+    token: CitizenToken,
+    key: str | None,
+    body: ComplaintCreate,
+    limits: Sequence[Limit],
+    now: datetime,
+) -> tuple[list[tuple[str, datetime]], int, dict[str, Any], dict[str, Any] | None]:
+    """The bind parameters of the admission's statement, either form: the
+    token's, each counter row's (with the lowest limit counted on it: a row
+    over it is over, as ``judge`` says) and the key's record."""
+    await shared.sweep_if_due(now)  # expired windows, at most once a minute
     windows, rows = window_rows([(x.key, x.window_seconds) for x in limits], now)
-    # A row over the lowest limit counted on it is over: judge() says the same.
     lowest: dict[str, int] = {}
     for (row_key, _), x in zip(windows, limits, strict=True):
         lowest[row_key] = min(x.limit, lowest.get(row_key, x.limit))
@@ -139,7 +153,7 @@ async def ticket(
             now=now,
         )
         params |= {f"r_{name}": value for name, value in record.items()}
-    return Ticket(token, tuple(limits), windows, params, record, len(rows))
+    return windows, len(rows), params, record
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,26 +181,7 @@ def parts(shape: tuple[bool, int]) -> Parts:
     record_id: Any = literal(None, type_=Integer)
     ctes: list[Any] = [live]
     if with_key:
-        table: Any = IdempotencyRecord.__table__
-        columns = (
-            "scope",
-            "owner",
-            "key",
-            "request_hash",
-            "status_code",
-            "response",
-            "created_at",
-        )
-        rec = (
-            pg_insert(table)
-            .from_select(
-                list(columns),
-                select(*(bindparam(f"r_{c}", type_=table.c[c].type) for c in columns)).where(go),
-            )
-            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
-            .returning(table.c.id)
-            .cte("rec")
-        )
+        rec = _record(go, answered=True)
         ctes.append(rec)
         go = exists(select(rec.c.id))
         record_id = select(rec.c.id).scalar_subquery()
@@ -299,22 +294,8 @@ async def _in_one_statement(
     limits: Sequence[Limit],
     now: datetime,
 ) -> Admitted | idempotency.Replay:
-    await shared.sweep_if_due(now)  # expired windows, at most once a minute
-    windows, rows = window_rows([(x.key, x.window_seconds) for x in limits], now)
-    params = token.live_params(now)
-    for i, (row_key, ends) in enumerate(rows):
-        params |= {f"k{i}": row_key, f"e{i}": ends}
-    values: dict[str, Any] | None = None
-    if key:
-        values = idempotency.record_values(
-            scope=SCOPE,
-            owner=f"citizen:{token.citizen_id}",
-            key=key,
-            fingerprint=idempotency.request_hash(body.model_dump(mode="json")),
-            now=now,
-        )
-        params |= {f"r_{name}": value for name, value in values.items()}
-    found = await driver.first(session, _statement(values is not None, len(rows)), params)
+    windows, rows, params, values = await _params(shared, token, key, body, limits, now)
+    found = await driver.first(session, _statement(values is not None, rows), params)
     if found is None:
         raise sessions.expired()
     citizen = citizen_of(found)
@@ -345,18 +326,7 @@ def _statement(with_key: bool, n: int) -> Any:
     go: Any = exists(select(literal(1)).select_from(live))
     record_id: Any = literal(None, type_=Integer)
     if with_key:
-        table: Any = IdempotencyRecord.__table__
-        columns = ("scope", "owner", "key", "request_hash", "status_code", "created_at")
-        rec = (
-            pg_insert(table)
-            .from_select(
-                list(columns),
-                select(*(bindparam(f"r_{c}", type_=table.c[c].type) for c in columns)).where(go),
-            )
-            .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
-            .returning(table.c.id)
-            .cte("rec")
-        )
+        rec = _record(go, answered=False)
         go = exists(select(rec.c.id))
         record_id = select(rec.c.id).scalar_subquery()
     hit = gated_hit_statement(n, go).cte("hit")
@@ -368,3 +338,22 @@ def _statement(with_key: bool, n: int) -> Any:
     ).select_from(live)
     _STATEMENTS[(with_key, n)] = stmt
     return stmt
+
+
+def _record(go: Any, *, answered: bool) -> Any:
+    """The key's record, inserted only if ``go`` holds and the key is free
+    (insert-or-nothing); answered when the case is written by the same
+    statement (``parts``), to be answered later otherwise."""
+    table: Any = IdempotencyRecord.__table__
+    columns: tuple[str, ...] = ("scope", "owner", "key", "request_hash", "status_code")
+    columns += ("created_at", "response") if answered else ("created_at",)
+    return (
+        pg_insert(table)
+        .from_select(
+            list(columns),
+            select(*(bindparam(f"r_{c}", type_=table.c[c].type) for c in columns)).where(go),
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "owner", "key"])
+        .returning(table.c.id)
+        .cte("rec")
+    )

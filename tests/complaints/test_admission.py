@@ -319,6 +319,28 @@ async def test_a_protected_case_seals_the_resident_and_its_notice_finds_them(
         assert case is not None and case.citizen_id == citizen_id and case.identity_sealed is None
 
 
+async def stage_answer(
+    connection: AsyncConnection,
+    citizen_id: int,
+    key: str,
+    body: dict[str, Any],
+    answer: dict[str, Any],
+) -> None:
+    """The key's record as a first attempt leaves it, answered 201 with
+    ``answer``, written by hand (for the moments a test cannot time)."""
+    values = idempotency.record_values(
+        scope=admission.SCOPE,
+        owner=f"citizen:{citizen_id}",
+        key=key,
+        fingerprint=idempotency.request_hash(ComplaintCreate(**body).model_dump(mode="json")),
+        now=datetime.now(UTC),
+    )
+    sealed = idempotency.sealed(IdempotencyRecord.built(**values), answer)
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
+        s.add(IdempotencyRecord(**values | {"status_code": 201}, response=sealed))
+        await s.commit()
+
+
 async def test_an_answer_with_no_case_behind_it_is_still_running(
     path: str, client: AsyncClient, connection: AsyncConnection
 ) -> None:
@@ -327,22 +349,8 @@ async def test_an_answer_with_no_case_behind_it_is_still_running(
     finds an answer whose case does not exist, and is told to wait."""
     h, citizen_id = await _citizen(client, f"gap-{path}")
     body = payload()
-    values = idempotency.record_values(
-        scope=admission.SCOPE,
-        owner=f"citizen:{citizen_id}",
-        key="gap",
-        fingerprint=idempotency.request_hash(ComplaintCreate(**body).model_dump(mode="json")),
-        now=datetime.now(UTC),
-    )
     answer = {"id": "f" * 32, "tracking_no": None, "status": "submitted"}
-    kept = IdempotencyRecord.built(**values)
-    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
-        s.add(
-            IdempotencyRecord(
-                **values | {"status_code": 201}, response=idempotency.sealed(kept, answer)
-            )
-        )
-        await s.commit()
+    await stage_answer(connection, citizen_id, "gap", body, answer)
     counted, filed = await counters(connection), await cases(connection)
     resp = await client.post(
         "/api/v1/complaints", headers={**h, "Idempotency-Key": "gap"}, json=body
@@ -431,22 +439,7 @@ async def test_a_retry_beside_its_first_attempt_attaches_nothing(
     assert first.status_code == 201, first.text
     media_id = await upload(client, h, mediafiles.png(), "image")
     body = payload(media_ids=[media_id])
-    values = idempotency.record_values(
-        scope=admission.SCOPE,
-        owner=f"citizen:{citizen_id}",
-        key="beside",
-        fingerprint=idempotency.request_hash(ComplaintCreate(**body).model_dump(mode="json")),
-        now=datetime.now(UTC),
-    )
-    answer = first.json() | {"tracking_no": None}
-    kept = IdempotencyRecord.built(**values)
-    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as s:
-        s.add(
-            IdempotencyRecord(
-                **values | {"status_code": 201}, response=idempotency.sealed(kept, answer)
-            )
-        )
-        await s.commit()
+    await stage_answer(connection, citizen_id, "beside", body, first.json() | {"tracking_no": None})
     filed = await cases(connection)
     again = await client.post(
         "/api/v1/complaints", headers={**h, "Idempotency-Key": "beside"}, json=body
