@@ -25,7 +25,9 @@ from app.core.db import (
     create_sessionmaker,
     get_filing_session,
 )
-from app.models import SharedState
+from app.core.errors import TooManyRequests
+from app.idempotency import service as idempotency
+from app.models import IdempotencyRecord, SharedState
 from app.routing import refcache
 from tests.conftest import DEFAULT_NOW, make_settings
 from tests.core.conftest import hot_of, url_of
@@ -196,6 +198,39 @@ async def test_an_error_after_statements_only_keeps_the_kept_connection(
     with pytest.raises(PermissionError):
         await _drive(filing, work)
     assert (hot_of(filing).held, hot_of(filing).idle, pool.checkedout()) == (1, 1, 1)
+
+
+@postgresql_only
+async def test_a_record_dropped_before_a_refusal_stays_dropped(
+    four: AsyncEngine, filing: Any
+) -> None:
+    """Over its limit, a filing's one statement has written the key's record
+    already answered; ``idempotency.drop`` removes it and the 429 is raised.
+    In autocommit the delete stands although the request ends in an error,
+    so a later retry runs afresh."""
+    values = idempotency.record_values(
+        scope="test-drop", owner="citizen:1", key="k", fingerprint="f", now=DEFAULT_NOW
+    )
+    async with AsyncSession(four) as s:
+        kept = IdempotencyRecord(**values | {"status_code": 201}, response={"sealed": "x"})
+        s.add(kept)
+        await s.flush()
+        record_id = kept.id
+        await s.commit()
+
+    async def work(session: AsyncSession) -> None:
+        await idempotency.drop(session, record_id)
+        raise TooManyRequests("提交过于频繁")
+
+    try:
+        with pytest.raises(TooManyRequests):
+            await _drive(filing, work)
+        async with AsyncSession(four) as check:
+            assert await check.get(IdempotencyRecord, record_id) is None
+    finally:
+        async with AsyncSession(four) as s:
+            await s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.scope == "test-drop"))
+            await s.commit()
 
 
 @postgresql_only
