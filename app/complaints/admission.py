@@ -86,19 +86,23 @@ class Ticket:
     record: dict[str, Any] | None  # the key's record (``idempotency.record_values``)
     rows: int
 
-    @property
-    def shape(self) -> tuple[bool, int]:
-        return self.record is not None, self.rows
-
-    def answered(self, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-        """The statement's parameters, with the answer a retry will get."""
+    def answered(self, status_code: int, body: dict[str, Any]) -> Answered:
+        """What the case's statement needs of the admission, with the answer
+        a retry will get (sealed as ``idempotency.sealed`` seals it)."""
+        shape = (self.record is not None, self.rows)
         if self.record is None:
-            return self.params
+            return Answered(shape, self.params)
         kept = IdempotencyRecord.built(**self.record)
-        return self.params | {
-            "r_status_code": status_code,
-            "r_response": idempotency.sealed(kept, body),
-        }
+        sealed = idempotency.sealed(kept, body)
+        return Answered(shape, self.params | {"r_status_code": status_code, "r_response": sealed})
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A ticket's statement shape (``parts``) and its bind parameters."""
+
+    shape: tuple[bool, int]
+    params: dict[str, Any]
 
 
 async def ticket(
@@ -229,7 +233,7 @@ async def settle(
         judge(ticket.limits, retry_after(counted, ticket.windows, now), what=WHAT)
     except TooManyRequests:
         if record_id is not None:
-            await idempotency.drop(session, record_id)
+            await idempotency.abandon(session, record_id, answered=True)
         raise
     return None
 
@@ -280,7 +284,7 @@ async def admit(
         await enforce_all(shared, limits, now=now, what=WHAT)
     except BaseException:
         if record is not None:
-            await idempotency.abandon(session, record)
+            await idempotency.abandon(session, record.id)
         raise
     return Admitted(citizen, record)
 
@@ -308,7 +312,7 @@ async def _in_one_statement(
         judge(limits, retry_after(counted, windows, now), what=WHAT)
     except TooManyRequests:
         if record is not None:
-            await idempotency.abandon(session, record)
+            await idempotency.abandon(session, record.id)
         raise
     return Admitted(citizen, record)
 

@@ -65,7 +65,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import admission as admission_
+from app.complaints import admission
 from app.core import driver
 from app.models import (
     Complaint,
@@ -195,7 +195,7 @@ def _statement(
         return found
     # With the admission inside (admission.parts): its columns are read first,
     # so it runs first, and every row of the case is written only if admitted.
-    gate = admission_.parts(admit) if admit is not None else None
+    gate = admission.parts(admit) if admit is not None else None
     admitted: Any = gate.admitted if gate is not None else true()
     # Parts that do not need the number: read first, so written before it is drawn.
     early: list[Any] = []
@@ -306,11 +306,10 @@ async def insert_case(
     extra: Sequence[Any] = (),
     media: Sequence[Media] = (),
     idempotent: Idempotent | None = None,
-    admission: admission_.Ticket | None = None,
-    answer: dict[str, Any] | None = None,
+    admitting: admission.Answered | None = None,
 ) -> tuple[Any, ...]:
     """Write every row of a new case in one statement; returns its row, the
-    number last (None when ``admission``, run inside, refused the case: its
+    number last (None when ``admitting``, run inside, refused the case: its
     columns come first, ``admission.settle`` reads them).
 
     ``complaint.tracking_no`` is replaced by the counter's next number; a
@@ -344,15 +343,15 @@ async def insert_case(
             "m_attached_to": first.attached_to,
             "m_attached_at": first.attached_at,
         }
-    if admission is not None:
-        params |= admission.answered(201, answer or {})
+    if admitting is not None:
+        params |= admitting.params
     stmt = _statement(
         len(events),
         notification is not None,
         tuple(row.__tablename__ for row in extra),
         idempotent is not None,
         media_mode,
-        admission.shape if admission is not None else None,
+        admitting.shape if admitting is not None else None,
     )
     # On the driver connection: about 120 values, which SQLAlchemy's execution
     # layer walked on every filing (app/core/driver.py).

@@ -163,7 +163,7 @@ async def _file(
         # the filing was written (a risky text, a failed statement), so free
         # the key for a retry. (Behind PgBouncer the rollback takes it too.)
         if record is not None:
-            await idempotency.abandon(session, record)
+            await idempotency.abandon(session, record.id)
         raise
 
 

@@ -262,8 +262,7 @@ async def file_admitting(
             notification=built.notice,
             extra=built.extra,
             media=built.media,
-            admission=ticket,
-            answer=_kept(built.filed),
+            admitting=ticket.answered(201, _kept(built.filed)),
         )
     finally:
         # Attached by the statement, or refused with the case: either way

@@ -189,26 +189,19 @@ async def store(
     )
 
 
-async def drop(session: AsyncSession, record_id: int) -> None:
-    """Drop a record written already answered by a statement whose work was
-    then refused (a filing over its hourly limit, app/complaints/admission.py):
-    until this commits, a retry finds an answer with no case behind it, which
-    ``submission.replay_body`` answers as still running (and so it stays, until
-    the record expires, if this fails: the refusal is answered either way)."""
-    try:
-        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
-    except Exception:
-        return
+async def abandon(session: AsyncSession, record_id: int, *, answered: bool = False) -> None:
+    """Drop a record whose work failed or was refused (autocommit writers,
+    app/complaints/submission.py), so a retry runs instead of waiting.
 
-
-async def abandon(session: AsyncSession, record: IdempotencyRecord) -> None:
-    """Drop a record whose work failed before it was answered (autocommit
-    writers, app/complaints/filing.py), so a retry runs instead of waiting."""
+    Unanswered only, unless ``answered``: a resident's filing whose one
+    statement wrote its record already answered and then refused the case
+    (over its hourly limit, app/complaints/admission.py). Until this commits a
+    retry finds an answer with no case behind it, which
+    ``submission.replay_body`` answers as still running."""
+    stmt = delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
+    if not answered:
+        stmt = stmt.where(IdempotencyRecord.response.is_(None))
     try:
-        await session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.id == record.id, IdempotencyRecord.response.is_(None)
-            )
-        )
-    except Exception:  # the retry then sees "in flight"; never mask the first error
+        await session.execute(stmt)
+    except Exception:  # the retry then sees "in flight"; never mask the refusal
         return

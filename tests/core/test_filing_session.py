@@ -219,7 +219,9 @@ async def test_a_record_dropped_before_a_refusal_stays_dropped(
         await s.commit()
 
     async def work(session: AsyncSession) -> None:
-        await idempotency.drop(session, record_id)
+        await idempotency.abandon(session, record_id)  # unanswered only: this one stays
+        assert await session.get(IdempotencyRecord, record_id) is not None
+        await idempotency.abandon(session, record_id, answered=True)
         raise TooManyRequests("提交过于频繁")
 
     try:
