@@ -8,6 +8,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,26 @@ async def both_widths(live: Live, page: Page, name: str) -> None:
 
 async def queue_tracking(page: Page) -> set[str]:
     return set(await page.locator("#queue-results a.tracking").all_inner_texts())
+
+
+async def assert_search_found(live: Live, page: Page, case: dict[str, Any]) -> None:
+    """The search page lists exactly this case; when it does not, the message
+    carries what the page said and the server's last lines (a failure seen
+    once under CI, never here: the next one must explain itself)."""
+    tracking_no = case["tracking_no"]
+    found = await queue_tracking(page)
+    if found != {tracking_no}:
+        with live.api() as http:
+            seen = http.get(
+                f"/api/v1/staff/complaints/{case['id']}", headers=live.staff_token("fengbei.zhang")
+            )
+        said = (await page.locator("main").inner_text())[:600]
+        tail = live.log_tail(3000).splitlines()[-12:]
+        raise AssertionError(
+            f"search found {found}, expected {{{tracking_no!r}}} at {page.url}\n"
+            f"the staff API on the case: {seen.status_code} {seen.text[:300]}\n"
+            f"page: {said}\nserver:\n" + "\n".join(tail)
+        )
 
 
 async def test_dashboard_equals_the_api_links_to_its_cases_and_exports_its_filter(
@@ -190,14 +211,14 @@ async def test_identity_search_for_a_supervisor_absent_for_a_handler(
     async with page.expect_navigation():
         await page.click("form[aria-label='按反映人查找'] button[type=submit]")
     assert urlsplit(page.url).path == "/console/queue/search" and "138" not in page.url
-    assert await queue_tracking(page) == {case["tracking_no"]}
+    await assert_search_found(live, page, case)
     await both_widths(live, page, "queue-identity-search")
     await page.goto("/console/queue")
     await page.click("summary:has-text('按反映人姓名或电话查找')")
     await page.fill("#s-name", "钱多多")
     async with page.expect_navigation():
         await page.click("form[aria-label='按反映人查找'] button[type=submit]")
-    assert await queue_tracking(page) == {case["tracking_no"]}
+    await assert_search_found(live, page, case)
 
     handler = await open_page(browser, live)
     await sign_in(handler, "tongchuan.edu")
