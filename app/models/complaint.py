@@ -26,6 +26,14 @@ from app.models._types import str_enum
 from app.models.enums import Channel, ComplaintStatus, RegionLevel, Tier
 
 
+def _sparse(name: str, first: str, *rest: str) -> Index:
+    """An index on a column most cases leave NULL, holding only the rows that
+    have it: an equality lookup on the column implies it is not NULL, so both
+    databases use it as before."""
+    where = text(f"{first} IS NOT NULL")
+    return Index(name, first, *rest, postgresql_where=where, sqlite_where=where)
+
+
 class Complaint(Base):
     __tablename__ = "complaints"
 
@@ -118,14 +126,16 @@ class Complaint(Base):
         return bool(self.anonymous or self.accusation)
 
     __table_args__ = (
-        Index("ix_complaints_citizen_created", "citizen_id", "created_at"),
-        Index("ix_complaints_owner_created", "owner_index", "created_at"),
-        Index("ix_complaints_phone_index", "phone_index"),
+        # Lookups by a column most cases leave NULL: partial, so a new case
+        # writes no entry there (migration 0022).
+        _sparse("ix_complaints_citizen_created", "citizen_id", "created_at"),
+        _sparse("ix_complaints_owner_created", "owner_index", "created_at"),
+        _sparse("ix_complaints_phone_index", "phone_index"),
         Index("ix_complaints_unit_status_due", "unit_id", "status", "due_at"),
         Index("ix_complaints_cadre_status", "cadre_id", "status"),
         Index("ix_complaints_region", "region_code"),
-        Index("ix_complaints_handler", "handler_department_code", "handler_region_code"),
-        Index("ix_complaints_filed_by", "filed_by_staff_id"),
+        _sparse("ix_complaints_handler", "handler_department_code", "handler_region_code"),
+        _sparse("ix_complaints_filed_by", "filed_by_staff_id"),
         Index("ix_complaints_status_due", "status", "due_at"),
         # The class-case alert's first cases of a cluster, in its order (id breaks ties).
         Index(
