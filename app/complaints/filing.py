@@ -39,6 +39,7 @@ from app.models import (
 from app.models.enums import Channel, ComplaintStatus, RegionLevel
 from app.routing import refcache
 from app.routing.engine import RouteDecision
+from app.stats import rollup
 
 
 @dataclass
@@ -116,6 +117,11 @@ def build_case(
         received_at=new.received_at,
         accept_due_at=decision.accept_due_at,
         due_at=decision.due_at,
+        # Where the statistics will count it open (stats_open_due), written
+        # with the case: the projector counts it there when it applies the
+        # filing and need not rewrite the row (app/stats/projector.py).
+        open_unit_id=decision.unit.id,
+        open_due_day=rollup.local_date(decision.due_at),
         routing_trace=list(decision.trace),
         yellow_at=yellow_at,
         orange_at=orange_at,

@@ -128,20 +128,28 @@ def _row_deltas(
 def _open_moves(
     complaints: Iterable[Any],
     counted_items: dict[str, str],
+    fresh: set[str],
     out: dict[tuple[date, int, str, str, str], int],
 ) -> list[dict[str, Any]]:
     """Where each case must be counted in stats_open_due now, and the bumps.
+
+    A case is counted at its marks (open_unit_id, open_due_day) once its
+    filing has been applied. The filing writes the marks where the case will
+    be counted (``filing.build_case``), so a case in ``fresh`` (its filing in
+    this batch) is counted nowhere yet, and its row is rewritten only if it
+    moved since: a new case costs no second write of its row.
 
     ``counted_items``: the item a case's present open row was counted under
     (before this batch's reclassifications), when it differs from its own."""
     marks: list[dict[str, Any]] = []
     for c in complaints:
         wanted = rollup.open_key(c)
-        counted = (
+        marked = (
             (c.open_unit_id, c.open_due_day)
             if c.open_due_day is not None and c.open_unit_id is not None
             else None
         )
+        counted = None if c.id in fresh else marked
         counted_item = counted_items.get(c.id, c.item_code)
         if wanted == counted and counted_item == c.item_code:
             continue
@@ -149,8 +157,9 @@ def _open_moves(
             if where is not None:
                 k = (where[1], where[0], item, c.township_code, c.county_code)
                 out[k] = out.get(k, 0) + delta
-        unit_id, day = wanted if wanted else (None, None)
-        marks.append({"b_id": c.id, "unit": unit_id, "day": day})
+        if wanted != marked:
+            unit_id, day = wanted if wanted else (None, None)
+            marks.append({"b_id": c.id, "unit": unit_id, "day": day})
     return marks
 
 
@@ -221,7 +230,8 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
         await rollup.upsert_many(session, model, by_table[model])
     await recent.add(session, window_end, ((m, dict(k), c) for (m, k), c in rows.items()))
     bumps: dict[tuple[date, int, str, str, str], int] = {}
-    marks = _open_moves(complaints, counted_items, bumps)
+    fresh = {e.complaint_id for e in events if e.kind == "filed" and e.id in ids}
+    marks = _open_moves(complaints, counted_items, fresh, bumps)
     await rollup.upsert_many(
         session,
         StatsOpenDue,

@@ -42,6 +42,7 @@ from app.models import (
     StatsDaily,
     StatsItemMonth,
     StatsOpenDue,
+    StatsPending,
     StatsTownDay,
     StatsUnitMonth,
 )
@@ -364,6 +365,17 @@ async def _unsettled(session: AsyncSession, cutoff: date, up_to: int) -> int:
     return int((await session.execute(select(func.count()).select_from(waiting))).scalar_one())
 
 
+def _filing_pending() -> Any:
+    """The case's filed event still waits for the projector (same snapshot
+    as the case row: both are written by the filing's one transaction)."""
+    return (
+        select(StatsPending.event_id)
+        .join(ComplaintEvent, ComplaintEvent.id == StatsPending.event_id)
+        .where(StatsPending.complaint_id == Complaint.id, ComplaintEvent.kind == "filed")
+        .exists()
+    )
+
+
 async def rebuild_open_due(session: AsyncSession, *, batch: int = 5000) -> int:
     """Recount stats_open_due from the cases, and where each case is counted.
 
@@ -392,7 +404,13 @@ async def rebuild_open_due(session: AsyncSession, *, batch: int = 5000) -> int:
                     Complaint.township_code,
                     Complaint.county_code,
                 )
-                .where(Complaint.id > last_id, Complaint.status.not_in(DONE))
+                .where(
+                    Complaint.id > last_id,
+                    Complaint.status.not_in(DONE),
+                    # A filing the projector has not applied yet is counted
+                    # when it is (app/stats/projector.py, ``_open_moves``).
+                    ~_filing_pending(),
+                )
                 .order_by(Complaint.id)
                 .limit(batch)
             )
