@@ -163,6 +163,23 @@ def tune_interpreter(engine: AsyncEngine) -> None:
         sys.setswitchinterval(SQLITE_SWITCH_INTERVAL)
 
 
+# id(url) -> (the URL, its rendering): a URL never changes once made.
+_DATABASE_KEYS: dict[int, tuple[Any, str]] = {}
+
+
+def database_key(bind: Any) -> str:
+    """The database an engine or connection (sync or async) talks to, as its
+    full URL. Rendered once per URL: a filing asked about seven times (the
+    reference cache, the shared store), each a rendering with quoting."""
+    url = getattr(bind, "engine", bind).url
+    found = _DATABASE_KEYS.get(id(url))
+    if found is not None and found[0] is url:
+        return found[1]
+    key = str(url.render_as_string(hide_password=False))
+    _DATABASE_KEYS[id(url)] = (url, key)
+    return key
+
+
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     url = url or settings.database_url
     # Statement parameters stay out of error messages (they reach the logs, and

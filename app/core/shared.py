@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core import driver, pgbouncer
 from app.core.config import Settings
-from app.core.db import Base
+from app.core.db import Base, database_key
 from app.models import SharedState
 
 
@@ -80,12 +80,6 @@ def _hit_statement(dialect: str, n: int) -> Any:
     )
     _HITS[(dialect, n)] = stmt
     return stmt
-
-
-def _url(bind: Any) -> str:
-    """The database an engine or connection (sync or async) talks to."""
-    engine = getattr(bind, "engine", bind)
-    return str(engine.url.render_as_string(hide_password=False))
 
 
 def _window(now: datetime, window_seconds: int) -> tuple[int, datetime]:
@@ -206,7 +200,7 @@ class DatabaseSharedStore:
         theirs: Any = session.get_bind()
         if mine is None or theirs.dialect.name != "postgresql":
             return False
-        return bool(_url(mine) == _url(theirs))
+        return database_key(mine) == database_key(theirs)
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import driver
 from app.core.config import Settings
+from app.core.db import database_key
 from app.models import (
     CalendarDay,
     Department,
@@ -95,12 +96,6 @@ class _Slot:
 
 # One slot per database (tests run SQLite and PostgreSQL in one process).
 _slots: dict[str, _Slot] = defaultdict(_Slot)
-
-
-def _db_key(session: AsyncSession) -> str:
-    bind: Any = session.get_bind()
-    engine = getattr(bind, "engine", bind)
-    return str(engine.url)
 
 
 _TOKEN = select(ReferenceVersion.token).where(ReferenceVersion.id == 1)
@@ -180,7 +175,7 @@ async def _load(session: AsyncSession, token: str) -> Reference:
 
 async def get(session: AsyncSession, settings: Settings) -> Reference:
     """The current reference data, reloaded only when its token moved."""
-    slot = _slots[_db_key(session)]
+    slot = _slots[database_key(session.get_bind())]
     ref = slot.reference
     if ref is not None and time.monotonic() - slot.checked_at < settings.reference_cache_seconds:
         return ref
