@@ -85,6 +85,10 @@ def build_case(
     complaint_id = uuid.uuid4().hex
     by_level = {r.level: r for r in new.path}
     yellow_at, orange_at = thresholds(settings).moments(new.received_at, decision.due_at)
+    # Where the statistics will count it open (stats_open_due), written with
+    # the case: the projector counts it there when it applies the filing and
+    # need not rewrite the row (app/stats/projector.py).
+    open_unit_id, open_due_day = rollup.open_place(decision.unit.id, decision.due_at)
     complaint = Complaint.built(
         id=complaint_id,
         disclosure_id=new.disclosure_id,
@@ -117,11 +121,8 @@ def build_case(
         received_at=new.received_at,
         accept_due_at=decision.accept_due_at,
         due_at=decision.due_at,
-        # Where the statistics will count it open (stats_open_due), written
-        # with the case: the projector counts it there when it applies the
-        # filing and need not rewrite the row (app/stats/projector.py).
-        open_unit_id=decision.unit.id,
-        open_due_day=rollup.local_date(decision.due_at),
+        open_unit_id=open_unit_id,
+        open_due_day=open_due_day,
         routing_trace=list(decision.trace),
         yellow_at=yellow_at,
         orange_at=orange_at,

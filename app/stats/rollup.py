@@ -289,15 +289,20 @@ async def upsert_many(
 SETTLED_DAY = date(2000, 1, 1)
 
 
-def open_key(complaint: Complaint) -> tuple[int, date] | None:
+def open_place(unit_id: int, due_at: datetime) -> tuple[int, date]:
     """Where an open case belongs in stats_open_due: its unit and local due day.
 
     Due moments are the end of a working day, so "due before now" is exactly
     "due day before today" in local time.
     """
+    return unit_id, _day(due_at)
+
+
+def open_key(complaint: Complaint) -> tuple[int, date] | None:
+    """``open_place`` of a case, or None once it is no longer open."""
     if not complaint.status.is_open:
         return None
-    return complaint.unit_id, _day(complaint.due_at)
+    return open_place(complaint.unit_id, complaint.due_at)
 
 
 async def compact_open_due(session: AsyncSession, today: date, *, min_rows: int = 1) -> int:
