@@ -10,7 +10,9 @@ verdicts come from ``media_verdicts`` (a queue; "pass" when empty), and each
 submission queues the wxa_media_check push WeChat would send in
 ``pending_pushes``; ``signed_push`` signs one with the message token the way
 WeChat does, and ``push_url`` (when set) has the fake POST it there itself.
-``content_down`` makes both APIs answer HTTP 500.
+``content_down`` makes both APIs answer HTTP 500. ``on_text_check``, when
+set, is called (on the server's thread) as each msgSecCheck arrives, before
+the answer: a test looks at the world while the app waits for WeChat.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -55,6 +58,7 @@ class FakeWeChat:
         self.link_mode: str | int = "ok"
         self.link_counter = 0
         self.content_down = False
+        self.on_text_check: Callable[[], None] | None = None
         self.media_verdicts: list[str] = []
         self.media_checks: dict[str, dict[str, Any]] = {}
         self.pending_pushes: list[dict[str, Any]] = []
@@ -111,6 +115,8 @@ class FakeWeChat:
                     elif outer.content_down:
                         self._send(500, b"down", "text/plain")
                     elif url.path == "/wxa/msg_sec_check":
+                        if outer.on_text_check is not None:
+                            outer.on_text_check()
                         self._json(outer._text_verdict(body))
                     else:
                         self._json(outer._media_submit(body))

@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from PIL import Image
 
 from app.cli import derived_base_url, served_base_url
 from app.core.config import Settings
+from tests.fake_wechat import RISKY_MARK, FakeWeChat
 from tests.support import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +130,95 @@ async def test_residents_file_concurrently_on_the_embedded_default(server: str) 
             headers={"Authorization": f"Bearer {staff.json()['access_token']}"},
         )
         assert len(queue.json()["items"]) == 8
+
+
+def _write_lock_free(db: Path, within: float) -> bool:
+    """Whether another connection can take the SQLite file's write lock within
+    ``within`` seconds (another request's short write may hold it a moment)."""
+    con = sqlite3.connect(db, timeout=within)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.rollback()
+        return True
+    except sqlite3.OperationalError:  # "database is locked"
+        return False
+    finally:
+        con.close()
+
+
+async def test_no_write_lock_is_held_while_wechat_checks_a_resident_text(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory, wechat: FakeWeChat
+) -> None:
+    """WeChat judges a filing's or a supplement's text over the internet, in up
+    to seconds: the database's write lock must be free all that time, or
+    every writer of every process (cadres, the worker, other filings) waits
+    for WeChat."""
+    var = copy_of(prepared, tmp_path_factory, "checked")
+    db = var / "yidiantong.db"
+    seen: list[bool] = []
+    # Well inside the app's wait for WeChat (YDT_CONTENT_CHECK_TIMEOUT_SECONDS
+    # below): a filing holding the lock through its check would still hold it.
+    wechat.on_text_check = lambda: seen.append(_write_lock_free(db, within=2.0))
+    env = {
+        **embedded_env(var),
+        "YDT_DEV_LOGIN_ENABLED": "true",
+        "YDT_WECHAT_API_BASE": wechat.url,
+        "YDT_WECHAT_APPID": "wx-test-app",
+        "YDT_WECHAT_SECRET": "wx-test-secret",
+        "YDT_CONTENT_CHECK_TIMEOUT_SECONDS": "15",
+    }
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, STARTUP_SECONDS)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            login = await http.post(
+                "/api/v1/auth/dev-login", json={"openid": "checked", "scene": "511702005001"}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            body = {
+                "item_code": "0101",
+                "region_code": "511702005001",
+                "content": "村里账目好久没公开了，请核查。",
+                "anonymous": True,
+            }
+
+            async def file(content: str, key: str) -> httpx.Response:
+                return await http.post(
+                    "/api/v1/complaints",
+                    headers={**headers, "Idempotency-Key": key},
+                    json={**body, "content": content},
+                )
+
+            refused = await file(body["content"] + RISKY_MARK, "checked-1")
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == "content_risky"
+            # The refusal freed the key: the resident's corrected text goes in under it.
+            filed = await file(str(body["content"]), "checked-1")
+            assert filed.status_code == 201, filed.text
+            again = await file(str(body["content"]), "checked-1")
+            assert again.status_code == 201 and again.json() == filed.json()
+            both = await asyncio.gather(
+                *(file(str(body["content"]), f"checked-{i}") for i in (2, 3))
+            )
+            assert [r.status_code for r in both] == [201, 201], [r.text for r in both]
+            added = await http.post(
+                f"/api/v1/complaints/{filed.json()['id']}/supplements",
+                headers=headers,
+                json={"content": "补充：公示栏在村委会门口。"},
+            )
+            assert added.status_code == 201, added.text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # Five texts judged (the replay asked WeChat nothing), each with the lock free.
+    assert seen == [True] * 5
 
 
 def _alive(pid: int) -> bool:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -25,10 +26,9 @@ from app.complaints.schemas import (
     ComplaintPage,
     SupplementCreate,
 )
-from app.core.db import filing_session, read_session
+from app.core.db import filing_session, read_session, write_session
 from app.core.deps import (
     ClockDep,
-    FilingSessionDep,
     Services,
     ServicesDep,
     SessionDep,
@@ -39,12 +39,17 @@ from app.core.hotpath import HotRoute
 from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import Limit, client_ip, ip_bucket
 from app.idempotency import service as idempotency
-from app.moderation.dependencies import ContentGateDep, content_gate
+from app.moderation import service as moderation
+from app.moderation.dependencies import content_gate, judged_first
+from app.wechat.client import SCENE_FORUM
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["complaints"])
 
 FILINGS_PER_HOUR_PER_RESIDENT = 10
 FILINGS_PER_HOUR_PER_IP = 60
+# What WeChat's verdict names when it refuses a supplement's text.
+WHAT_SUPPLEMENT = "补充内容"
 COMPLAINT_ID_MAX = 64
 ComplaintId = Annotated[str, Path(min_length=1, max_length=COMPLAINT_ID_MAX)]
 TRACKING_NO_LENGTH = (5, 24)
@@ -65,23 +70,19 @@ async def file_complaint(
     body: ComplaintCreate,
     request: Request,
     token: CitizenTokenDep,
-    session: FilingSessionDep,
     services: ServicesDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ComplaintFiled | JSONResponse:
-    return await _file(body, request, token, session, services, idempotency_key)
+    return await _file(body, request, token, services, idempotency_key)
 
 
 async def file_complaint_hot(request: Request, body: ComplaintCreate) -> Response:
     """``file_complaint`` beside the routing (``hot_routes``), for a body the
-    route takes as it is: its dependencies in the order FastAPI solves them
-    (the token, then the session), its answer serialised as FastAPI would."""
+    route takes as it is: the token first, as FastAPI solves the route's
+    dependencies, and its answer serialised as FastAPI would."""
     services = Services(request)
     token = await citizen_token(request, services.tokens, services.clock.now())
-    async with filing_session(request) as session:
-        filed = await _file(
-            body, request, token, session, services, request.headers.get("idempotency-key")
-        )
+    filed = await _file(body, request, token, services, request.headers.get("idempotency-key"))
     if isinstance(filed, Response):
         return filed
     return Response(filed.model_dump_json(), status_code=201, media_type="application/json")
@@ -91,7 +92,6 @@ async def _file(
     body: ComplaintCreate,
     request: Request,
     token: CitizenToken,
-    session: AsyncSession,
     services: Services,
     idempotency_key: str | None,
 ) -> ComplaintFiled | JSONResponse:
@@ -109,10 +109,11 @@ async def _file(
             3600,
         ),
     ]
-    # One statement where it can be (admission.Ticket); WeChat content
-    # security needs the resident's openid before anything is written.
-    ticket = (
-        await admission.ticket(
+    if settings.content_security:
+        return await _file_checked(body, request, token, services, idempotency_key, limits)
+    async with filing_session(request) as session:
+        # One statement where it can be (admission.Ticket).
+        ticket = await admission.ticket(
             session,
             token=token,
             shared=services.shared,
@@ -121,50 +122,125 @@ async def _file(
             limits=limits,
             now=now,
         )
-        if not settings.content_security
-        else None
-    )
-    if ticket is not None:
-        done = await submission.file_admitting(
-            session, ticket=ticket, body=body, settings=settings, now=now
-        )
-        if isinstance(done, idempotency.Replay):
-            answer = await submission.replay_body(session, done.body)
-            return JSONResponse(status_code=done.status_code, content=answer)
-        if done is not None:
-            return done
-    admitted = await admission.admit(
-        session,
-        token=token,
-        shared=services.shared,
-        key_header=idempotency_key,
-        body=body,
-        limits=limits,
-        now=now,
-    )
-    if isinstance(admitted, idempotency.Replay):
-        answer = await submission.replay_body(session, admitted.body)
-        return JSONResponse(status_code=admitted.status_code, content=answer)
-    record = admitted.record
-    try:
-        # The answer for retries is stored by the filing itself (one statement on PostgreSQL).
-        return await submission.file(
+        if ticket is not None:
+            done = await submission.file_admitting(
+                session, ticket=ticket, body=body, settings=settings, now=now
+            )
+            if isinstance(done, idempotency.Replay):
+                return await _replay(session, done)
+            if done is not None:
+                return done
+        admitted = await admission.admit(
             session,
-            citizen=admitted.citizen,
+            token=token,
+            shared=services.shared,
+            key_header=idempotency_key,
             body=body,
-            settings=settings,
+            limits=limits,
             now=now,
-            gate=content_gate(services),
-            record=record,
         )
+        if isinstance(admitted, idempotency.Replay):
+            return await _replay(session, admitted)
+        try:
+            # The answer for retries is stored by the filing itself (one
+            # statement on PostgreSQL).
+            return await submission.file(
+                session,
+                citizen=admitted.citizen,
+                body=body,
+                settings=settings,
+                now=now,
+                record=admitted.record,
+            )
+        except BaseException:
+            # Straight to PostgreSQL the filing session autocommits: the key's
+            # record was committed by the admission, before the work. Nothing
+            # of the filing was written (a failed statement), so free the key
+            # for a retry. (In a transaction the rollback takes it too.)
+            if admitted.record is not None:
+                await idempotency.abandon(session, admitted.record.id)
+            raise
+
+
+async def _file_checked(
+    body: ComplaintCreate,
+    request: Request,
+    token: CitizenToken,
+    services: Services,
+    idempotency_key: str | None,
+    limits: list[Limit],
+) -> ComplaintFiled | JSONResponse:
+    """A filing whose text WeChat content security judges first (it needs the
+    resident's openid, so after the admission, and before anything of the
+    case is written: risky is a 422).
+
+    WeChat answers over the internet, in up to
+    ``YDT_CONTENT_CHECK_TIMEOUT_SECONDS``, so no session is held while it
+    does: the admission (the resident, the key's record, the counts) commits
+    first, the check runs with nothing held, and the case is written in a
+    session of its own. Inside one transaction, SQLite kept its database's
+    write lock through WeChat's answer: every other writer, of every process
+    (a cadre's action, the worker, the next filing), waited for it, and the
+    embedded default filed 16 cases a second when its stand-in answered on
+    loopback (bench/README.md). Behind PgBouncer the transaction held a
+    server connection and the address's rate-limit row as long. Straight to
+    PostgreSQL the admission already committed on its own; it now runs the
+    same way everywhere. A filing that fails or is refused after the
+    admission frees its key (``idempotency.abandon``), as it did there."""
+    settings = services.settings
+    now = services.clock.now()
+    async with filing_session(request) as session:
+        admitted = await admission.admit(
+            session,
+            token=token,
+            shared=services.shared,
+            key_header=idempotency_key,
+            body=body,
+            limits=limits,
+            now=now,
+        )
+        if isinstance(admitted, idempotency.Replay):
+            return await _replay(session, admitted)
+    try:
+        text = await moderation.check_text(
+            content_gate(services),
+            body.content,
+            citizen=admitted.citizen,
+            scene=SCENE_FORUM,
+            what=submission.WHAT_CONTENT,
+            now=now,
+        )
+        async with filing_session(request) as session:
+            return await submission.file(
+                session,
+                citizen=admitted.citizen,
+                body=body,
+                settings=settings,
+                now=now,
+                text=text,
+                record=admitted.record,
+            )
     except BaseException:
-        # Straight to PostgreSQL the filing session autocommits: the key's
-        # record was committed by the admission, before the work. Nothing of
-        # the filing was written (a risky text, a failed statement), so free
-        # the key for a retry. (Behind PgBouncer the rollback takes it too.)
-        if record is not None:
-            await idempotency.abandon(session, record.id)
+        if admitted.record is not None:
+            await _abandon(request, admitted.record.id)
         raise
+
+
+async def _replay(session: AsyncSession, replay: idempotency.Replay) -> JSONResponse:
+    answer = await submission.replay_body(session, replay.body)
+    return JSONResponse(status_code=replay.status_code, content=answer)
+
+
+async def _abandon(request: Request, record_id: int) -> None:
+    """Free a key whose filing failed after its admission committed. Best
+    effort: if the database is what failed, the retry sees the first attempt
+    as still running (409) until the record expires, and the original error,
+    not this one, is the answer."""
+    try:
+        async with filing_session(request) as session:
+            await idempotency.abandon(session, record_id)
+    except Exception:
+        logger.warning("could not free an idempotency key after a failed filing")
 
 
 @router.get("/complaints/mine", response_model=ComplaintPage)
@@ -200,16 +276,19 @@ async def get_complaint(complaint_id: ComplaintId, request: Request) -> Response
 async def add_supplement(
     complaint_id: ComplaintId,
     body: SupplementCreate,
-    citizen: CurrentCitizen,
-    session: SessionDep,
+    request: Request,
+    token: CitizenTokenDep,
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,
-    gate: ContentGateDep,
 ) -> ComplaintDetail:
-    return await service.supplement(
-        session, complaint_id, citizen, body, store, settings, now=clock.now(), gate=gate
+    citizen, text = await judged_first(
+        request, token, body.content, scene=SCENE_FORUM, what=WHAT_SUPPLEMENT
     )
+    async with write_session(request) as session:
+        return await service.supplement(
+            session, complaint_id, citizen, body, store, settings, now=clock.now(), text=text
+        )
 
 
 @router.get(

@@ -31,7 +31,6 @@ from app.media.dependencies import Uploader
 from app.models import Citizen, ComplaintEvent, Media
 from app.moderation import service as moderation
 from app.routing import refcache
-from app.wechat.client import SCENE_FORUM
 from app.workflow.machine import CardThresholds
 
 # The names a case's view shows beside it: item, region, supervision unit.
@@ -396,17 +395,16 @@ async def supplement(
     settings: Settings,
     *,
     now: datetime,
-    gate: moderation.ContentGate | None = None,
+    text: moderation.TextCheck | None = None,
 ) -> ComplaintDetail:
+    """``text``: WeChat's verdict on ``body.content``, got before this session
+    began (app/moderation/dependencies.py ``judged_first``)."""
     row = await _owned_row(session, complaint_id, citizen)
     complaint = row[0]
     if not complaint.status.is_open:
         raise ComplaintClosed("该事项已办结或不予受理，无法补充；如有新情况请重新反映")
     existing = await repository.attached_media(session, complaint.id)
     media = await check_media(session, body.media_ids, citizen, already=existing)
-    text = await moderation.check_text(
-        gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="补充内容", now=now
-    )
     event = await events.append(
         session,
         complaint,

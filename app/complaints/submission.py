@@ -37,7 +37,9 @@ from app.models.enums import Channel, RegionLevel
 from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.routing import service as routing_service
-from app.wechat.client import SCENE_FORUM
+
+# What WeChat's verdict names when it refuses a filing's text.
+WHAT_CONTENT = "反映内容"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ async def _build(
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
-    gate: moderation.ContentGate | None,
+    text: moderation.TextCheck | None,
 ) -> _Built:
     citizen = filer.citizen
     item_code, region_code = body.item_code, body.region_code
@@ -93,16 +95,6 @@ async def _build(
     if village.level is not RegionLevel.village:
         raise BadRequest(f"请选择具体的村（社区），{village.name} 是{village.level.label}区划")
     media = await check_media(session, body.media_ids, citizen) if citizen is not None else []
-    # WeChat content security, before anything is written: risky is a 422. It checks
-    # what a mini-program user wrote (it needs their openid); an integrator's filing
-    # (Open311) did not come through the mini-program and is not published by it.
-    text = (
-        await moderation.check_text(
-            gate, body.content, citizen=citizen, scene=SCENE_FORUM, what="反映内容", now=now
-        )
-        if citizen is not None
-        else None
-    )
     decision = await routing_service.decide(
         session,
         item=item,
@@ -194,16 +186,22 @@ async def file(
     body: ComplaintCreate,
     settings: Settings,
     now: datetime,
-    gate: moderation.ContentGate | None = None,
+    text: moderation.TextCheck | None = None,
     filer: Filer | None = None,
     record: IdempotencyRecord | None = None,
 ) -> ComplaintFiled:
     """A filing through the API (a resident, or Open311 for one), and the
-    answer ``record`` keeps for retries."""
+    answer ``record`` keeps for retries.
+
+    ``text`` is WeChat content security's verdict on ``body.content``, got
+    by the caller before this session began (app/complaints/router.py), so
+    no transaction waits on WeChat. It checks what a mini-program user wrote
+    (it needs their openid); an integrator's filing (Open311) did not come
+    through the mini-program and is not published by it."""
     if filer is None:
         assert citizen is not None
         filer = Filer(Channel.online, "citizen", citizen.id, citizen)
-    built = await _build(session, filer=filer, body=body, settings=settings, now=now, gate=gate)
+    built = await _build(session, filer=filer, body=body, settings=settings, now=now, text=text)
     complaint = built.complaint
     kept = (
         filing_sql.Idempotent(record.id, 201, idempotency.sealed(record, _kept(built.filed)))
@@ -244,7 +242,7 @@ async def file_admitting(
     citizen = Citizen.built(id=ticket.token.citizen_id)
     filer = Filer(Channel.online, "citizen", citizen.id, citizen)
     try:
-        built = await _build(session, filer=filer, body=body, settings=settings, now=now, gate=None)
+        built = await _build(session, filer=filer, body=body, settings=settings, now=now, text=None)
     except AppError:
         return None
     complaint = built.complaint

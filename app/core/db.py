@@ -398,6 +398,22 @@ def filing_session(request: Request) -> contextlib.AbstractAsyncContextManager[A
     return contextlib.asynccontextmanager(override)(request)
 
 
+_write_session = contextlib.asynccontextmanager(get_session)
+
+
+def write_session(request: Request) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+    """``get_session`` entered inside a route rather than as its dependency,
+    for a write that must first wait on something outside the database
+    (WeChat's text check, app/moderation/dependencies.py) holding nothing: a
+    dependency's session, on SQLite, holds the process's writer lock from the
+    start of the request. An override of ``get_session`` is honoured as for
+    a dependency."""
+    override = request.app.dependency_overrides.get(get_session)
+    if override is None:
+        return _write_session(request)
+    return contextlib.asynccontextmanager(override)(request)
+
+
 def _holds_connection(session: AsyncSession) -> bool:
     """Whether the session's transaction has taken a connection (``add`` alone
     begins a transaction without one). SQLAlchemy keeps that in a private

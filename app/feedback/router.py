@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from app.auth.dependencies import CurrentCitizen
+from app.auth.dependencies import CitizenTokenDep
+from app.core.db import write_session
 from app.core.deps import ClockDep, SessionDep, SettingsDep
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DB_INT_MAX, DbId
@@ -18,8 +19,9 @@ from app.feedback.schemas import (
     RatingRead,
 )
 from app.models import Callback
-from app.moderation.dependencies import ContentGateDep
+from app.moderation.dependencies import judged_first
 from app.staff.dependencies import CurrentStaff
+from app.wechat.client import SCENE_COMMENT
 
 router = APIRouter(tags=["feedback"])
 
@@ -28,15 +30,18 @@ router = APIRouter(tags=["feedback"])
 async def rate(
     complaint_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: RatingCreate,
-    citizen: CurrentCitizen,
-    session: SessionDep,
+    request: Request,
+    token: CitizenTokenDep,
     settings: SettingsDep,
     clock: ClockDep,
-    gate: ContentGateDep,
 ) -> RatingRead:
-    return await service.rate(
-        session, citizen, complaint_id, body, now=clock.now(), settings=settings, gate=gate
+    citizen, text = await judged_first(
+        request, token, service.comment_of(body), scene=SCENE_COMMENT, what=service.WHAT_COMMENT
     )
+    async with write_session(request) as session:
+        return await service.rate(
+            session, citizen, complaint_id, body, now=clock.now(), settings=settings, text=text
+        )
 
 
 def _cb(cb: Callback) -> CallbackRead:

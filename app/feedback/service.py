@@ -37,13 +37,21 @@ from app.models.enums import ComplaintStatus, StaffRole, UnitKind
 from app.moderation import service as moderation
 from app.notifications import service as notify
 from app.regions.repository import PREFIX_LENGTH
-from app.wechat.client import SCENE_COMMENT
 from app.workflow import queue, scope
 from app.workflow import service as workflow
 
 SUPERVISION = (StaffRole.supervisor, StaffRole.leader)
 CALLBACK_NOT_FOUND = "回访任务不存在"
 ALREADY_RATED = "您已评价过本次办理结果"
+
+
+# What WeChat's verdict names when it refuses a rating's comment.
+WHAT_COMMENT = "评价内容"
+
+
+def comment_of(body: RatingCreate) -> str:
+    """The comment as kept and as WeChat judges it."""
+    return (body.comment or "").strip()
 
 
 async def rate(
@@ -54,8 +62,10 @@ async def rate(
     *,
     now: datetime,
     settings: Settings,
-    gate: moderation.ContentGate | None = None,
+    text: moderation.TextCheck | None = None,
 ) -> RatingRead:
+    """``text``: WeChat's verdict on the comment (``comment_of``), got before
+    this session began (app/moderation/dependencies.py ``judged_first``)."""
     c = await session.get(Complaint, complaint_id) if len(complaint_id) == 32 else None
     if c is None or not identity.owned_by(c, citizen.id):
         raise ComplaintNotFound("未找到该反映事项")
@@ -77,11 +87,7 @@ async def rate(
     )
     if taken.first() is not None:
         raise Conflict(ALREADY_RATED)
-    comment = (body.comment or "").strip()
-    # WeChat content security before anything is written: a risky comment is a 422.
-    text = await moderation.check_text(
-        gate, comment, citizen=citizen, scene=SCENE_COMMENT, what="评价内容", now=now
-    )
+    comment = comment_of(body)
     # Claim the case before writing anything: of twenty taps on "submit" the
     # first holds the row, the others find its version moved and get 409.
     await workflow.claim(session, c, now=now, conflict=Conflict(ALREADY_RATED))
