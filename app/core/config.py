@@ -687,8 +687,18 @@ class Settings(BaseSettings):
 
     @property
     def content_security(self) -> bool:
-        """Whether residents' content goes through WeChat content security."""
-        return self.content_security_enabled and bool(self.wechat_appid and self.wechat_secret)
+        """Whether residents' content goes through WeChat content security.
+
+        Not with the built-in stand-in: it is no judge (it has no msgSecCheck
+        or mediaCheckAsync), and the appid it fills in had switched the
+        checks on, so every text on the embedded default was deferred as
+        "WeChat unreachable" and every upload waited for a verdict that never
+        came. The embedded default is off, as documented."""
+        return (
+            self.content_security_enabled
+            and bool(self.wechat_appid and self.wechat_secret)
+            and not self.wechat_standin
+        )
 
     @property
     def is_embedded(self) -> bool:

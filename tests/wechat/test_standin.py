@@ -27,6 +27,18 @@ def test_on_by_default_only_for_the_embedded_demo() -> None:
     assert make_settings().wechat_standin is False  # tests use their own fake WeChat
 
 
+def test_it_switches_no_content_security_on() -> None:
+    """The stand-in judges nothing (no msgSecCheck, no mediaCheckAsync): with
+    the appid it fills in counting as "WeChat configured", every demo text was
+    deferred as unreachable and every upload waited for a verdict forever."""
+    assert plain().content_security is False
+    assert plain(wechat_appid="wx123", wechat_secret="s").content_security is True
+    assert (
+        plain(wechat_appid="wx123", wechat_secret="s", wechat_standin=True).content_security
+        is False
+    )
+
+
 @pytest.mark.parametrize(
     "unsafe",
     [
