@@ -235,6 +235,12 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {what} | {name} | {s['rps']:,.0f} | {ratio} | {s['p50_ms']} | "
                     f"{s['p99_ms']} | {vs} | {s['server_cpu_ms_per_request']} | {s['non_2xx']} |"
                 )
+        if "text_checks_deferred" in emb:
+            lines += [
+                "",
+                "Each filing's text check went to the built-in WeChat stand-in at the "
+                f"address the app serves; deferred as unreachable: {emb['text_checks_deferred']}.",
+            ]
         lines += _profile_lines(
             "Where the embedded default's tracking read spends its CPU", emb.get("profile", {})
         )

@@ -185,11 +185,12 @@ def start_server(
     work: Path,
     *,
     projector: str = "app",
+    port: int | None = None,
 ) -> Server:
     """``projector="worker"``: the app processes do not project; a `ydt worker`
     started beside them does (the deployment of scripts/run.sh and
     docs/deployment.md). ``"app"``: each app process projects, no worker."""
-    port = support.free_port()
+    port = port or support.free_port()
     log = work / f"{name}.log"
     if projector == "worker":
         env = {**env, "YDT_PROJECTOR_IN_APP": "false"}

@@ -69,6 +69,8 @@ def test_the_bench_runs_end_to_end(tmp_path: Path) -> None:
         assert {"ratio", "baseline", "app", "p99_vs_baseline"} <= set(result)
         for side in ("baseline", "app"):
             assert result[side]["rps"] > 0 and result[side]["non_2xx"] == 0
+    # Served where its own WeChat stand-in answers: nothing measured a failing call.
+    assert report["embedded"]["text_checks_deferred"] == 0
 
     # Every guarantee the fast paths must keep, checked by the run itself.
     checks = report["guarantees"]["checks"]
