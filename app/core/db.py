@@ -43,6 +43,10 @@ NAMING_CONVENTION = {
 
 # An execution option marking a read-only session's connection.
 READ_ONLY = "ydt_read_only"
+# An execution option marking a connection whose statements each commit on
+# their own (SQLite: no BEGIN is sent), for a writer of one statement at a
+# time that needs no transaction: the shared store's counters (core/shared.py).
+SINGLE_STATEMENTS = "ydt_single_statements"
 # Connections kept per process on SQLite (one writer at a time; readers share).
 SQLITE_POOL_SIZE = 8
 
@@ -141,7 +145,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # under WAL, run beside the one writer.
         # Readers send no BEGIN at all: each statement reads one consistent
         # snapshot on its own, and a thread hop to aiosqlite is saved.
-        if not conn.get_execution_options().get(READ_ONLY, False):
+        options = conn.get_execution_options()
+        if not options.get(READ_ONLY, False) and not options.get(SINGLE_STATEMENTS, False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core import driver, pgbouncer
 from app.core.config import Settings
-from app.core.db import Base, database_key
+from app.core.db import SINGLE_STATEMENTS, Base, database_key
 from app.models import SharedState
 
 
@@ -169,6 +169,14 @@ class DatabaseSharedStore:
                 # no BEGIN and COMMIT round trips (not behind PgBouncer:
                 # app/core/db.py ``autocommit_allowed``).
                 await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            elif not postgres and self._engine is not None:
+                # SQLite, its own file (SqliteFileSharedStore): the upsert is
+                # one statement, atomic on its own, so no BEGIN and COMMIT
+                # (two hops to aiosqlite's thread), and outside a transaction
+                # the statement runs compiled once on the driver (core/driver.py);
+                # in one, SQLAlchemy compiled this multi-row insert, which it
+                # cannot cache, again for every filing.
+                await s.connection(execution_options={SINGLE_STATEMENTS: True})
             params: dict[str, Any] = {}
             for i, (wkey, ends) in enumerate(ordered):
                 params |= {f"k{i}": wkey, f"e{i}": ends}

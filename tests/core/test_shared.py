@@ -3,17 +3,22 @@ when configured, else in the database. Both implementations, for real."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core import driver
 from app.core.shared import (
     DatabaseSharedStore,
     RedisSharedStore,
     SharedStore,
+    SqliteFileSharedStore,
+    _hit_statement,
     create_shared_store,
 )
 from tests import support
@@ -100,3 +105,27 @@ async def test_the_app_store_counts_on_a_pool_of_its_own(engine: AsyncEngine) ->
         if close is not None:
             await close()
     assert counts == [1, 2, 3]
+
+
+async def test_the_embedded_store_counts_every_hit_one_statement_each(tmp_path: Path) -> None:
+    """The embedded default's store (a SQLite file of its own) sends no BEGIN
+    or COMMIT: each upsert commits on its own. Two processes' stores on one
+    file, hitting together, still count every hit exactly once, and the
+    upsert ran on the driver, compiled once, not through SQLAlchemy's
+    execution (which cannot cache a multi-row insert and compiled it anew
+    for every filing)."""
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ydt.db'}")
+    a = SqliteFileSharedStore(tmp_path / "ydt.shared.db", settings)
+    b = SqliteFileSharedStore(tmp_path / "ydt.shared.db", settings)
+    key = f"one:{uuid.uuid4().hex}"
+    try:
+        found = await asyncio.gather(
+            *(s.hit_many([(key, 60), (f"{key}:ip", 60)], now=NOW) for s in (a, b) * 20)
+        )
+    finally:
+        await a.close()
+        await b.close()
+    assert sorted(c for (c, _), _ in found) == list(range(1, 41))
+    assert sorted(c for _, (c, _) in found) == list(range(1, 41))
+    stmt = _hit_statement("sqlite", 2)
+    assert driver._COMPILED[(id(stmt), "sqlite")][0] is stmt
