@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, cast
 
@@ -388,22 +388,34 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
             pass  # commits what the ORM began or holds, closes the session
 
 
-_filing_session = contextlib.asynccontextmanager(get_filing_session)
+SessionDependency = Callable[[Request], AsyncIterator[AsyncSession]]
+
+
+def _entered(
+    request: Request, dependency: SessionDependency
+) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+    """A session dependency entered inside a route, as FastAPI enters and
+    leaves it; an override of it (``app.dependency_overrides``, as the tests
+    set) is honoured as a route's dependency would honour it. The dependency
+    takes the request, which must be its only parameter."""
+    override = request.app.dependency_overrides.get(dependency)
+    if override is not None:
+        return contextlib.asynccontextmanager(override)(request)
+    entered: contextlib.AbstractAsyncContextManager[AsyncSession] = _PLAIN[dependency](request)
+    return entered
+
+
+# Wrapped once (a filing enters one or two per request).
+_PLAIN: dict[SessionDependency, Callable[[Request], Any]] = {
+    d: contextlib.asynccontextmanager(d) for d in (get_session, get_filing_session)
+}
 
 
 def filing_session(request: Request) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
-    """``get_filing_session`` for the filing's hot lane (app/core/hotpath.py),
-    which solves no dependency: entered and left as FastAPI enters and leaves
-    it. An override of it (``app.dependency_overrides``, as the tests set) is
-    honoured as the route honours it; the lane hands it the request, which
-    must be its only parameter."""
-    override = request.app.dependency_overrides.get(get_filing_session)
-    if override is None:
-        return _filing_session(request)
-    return contextlib.asynccontextmanager(override)(request)
-
-
-_write_session = contextlib.asynccontextmanager(get_session)
+    """``get_filing_session`` for the filing, which solves no dependency (its
+    hot lane, app/core/hotpath.py) and may need two sessions (a text WeChat
+    judges between them, app/complaints/router.py)."""
+    return _entered(request, get_filing_session)
 
 
 def write_session(request: Request) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
@@ -411,12 +423,8 @@ def write_session(request: Request) -> contextlib.AbstractAsyncContextManager[As
     for a write that must first wait on something outside the database
     (WeChat's text check, app/moderation/dependencies.py) holding nothing: a
     dependency's session, on SQLite, holds the process's writer lock from the
-    start of the request. An override of ``get_session`` is honoured as for
-    a dependency."""
-    override = request.app.dependency_overrides.get(get_session)
-    if override is None:
-        return _write_session(request)
-    return contextlib.asynccontextmanager(override)(request)
+    start of the request."""
+    return _entered(request, get_session)
 
 
 def _holds_connection(session: AsyncSession) -> bool:
