@@ -180,9 +180,9 @@ async def _file_checked(
     first, the check runs with nothing held, and the case is written in a
     session of its own. Inside one transaction, SQLite kept its database's
     write lock through WeChat's answer: every other writer, of every process
-    (a cadre's action, the worker, the next filing), waited for it, and the
-    embedded default filed 16 cases a second when its stand-in answered on
-    loopback (bench/README.md). Behind PgBouncer the transaction held a
+    (a cadre's action, the worker, the next filing), waited for it: at
+    WeChat's 100 ms, ten filings a second at most (bench/README.md). Behind
+    PgBouncer the transaction held a
     server connection and the address's rate-limit row as long. Straight to
     PostgreSQL the admission already committed on its own; it now runs the
     same way everywhere. A filing that fails or is refused after the
