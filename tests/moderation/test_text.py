@@ -254,3 +254,37 @@ async def test_off_without_wechat_credentials_nothing_is_sent(
     assert resp.status_code == 201
     assert content_calls(wechat, "/wxa/msg_sec_check") == []
     assert (await case(client, s.zhang, str(cid)))["moderation"] is None
+
+
+async def test_a_logged_out_resident_asks_wechat_nothing_and_writes_nothing(
+    app: FastAPI, client: AsyncClient, connection: AsyncConnection, wechat: FakeWeChat
+) -> None:
+    """The token's session is checked before WeChat judges the text (it is
+    judged before the writer session begins now): a dead session is a 401
+    that spends none of the mini-program's check quota and writes nothing."""
+    await enable(app)
+    r = await citizen(client, "t.out")
+    cid = (await file_case(client, r))["id"]
+    assert (await client.post("/api/v1/auth/logout", headers=r)).status_code == 204
+    asked, before = len(content_calls(wechat, "/wxa/msg_sec_check")), await counts(connection)
+    posts = [
+        (
+            "/api/v1/complaints",
+            {
+                "item_code": "0101",
+                "region_code": "511702005001",
+                "content": TEXT,
+                "anonymous": True,
+            },
+        ),
+        (f"/api/v1/complaints/{cid}/supplements", {"content": TEXT}),
+        (
+            f"/api/v1/complaints/{cid}/rating",
+            {"score": 2, "satisfaction": "basic", "comment": TEXT},
+        ),
+    ]
+    for path, body in posts:
+        resp = await client.post(path, headers=r, json=body)
+        assert resp.status_code == 401, (path, resp.text)
+    assert len(content_calls(wechat, "/wxa/msg_sec_check")) == asked
+    assert await counts(connection) == before
