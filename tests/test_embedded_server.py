@@ -10,6 +10,7 @@ processes that must start and stop together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -74,7 +75,13 @@ def copy_of(prepared: Path, tmp_path_factory: pytest.TempPathFactory, name: str)
 @pytest.fixture(scope="module")
 def server(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     var = copy_of(prepared, tmp_path_factory, "embedded")
-    env = {**embedded_env(var), "YDT_DEV_LOGIN_ENABLED": "true"}
+    with serving({**embedded_env(var), "YDT_DEV_LOGIN_ENABLED": "true"}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`ydt serve` on a free port with ``env``; its URL while it runs."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
@@ -84,7 +91,7 @@ def server(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, 30)
+        wait_for_port(port, STARTUP_SECONDS)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -167,17 +174,8 @@ async def test_no_write_lock_is_held_while_wechat_checks_a_resident_text(
         "YDT_WECHAT_SECRET": "wx-test-secret",
         "YDT_CONTENT_CHECK_TIMEOUT_SECONDS": "15",
     }
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, STARTUP_SECONDS)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    with serving(env) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             login = await http.post(
                 "/api/v1/auth/dev-login", json={"openid": "checked", "scene": "511702005001"}
             )
@@ -214,9 +212,6 @@ async def test_no_write_lock_is_held_while_wechat_checks_a_resident_text(
                 json={"content": "补充：公示栏在村委会门口。"},
             )
             assert added.status_code == 201, added.text
-    finally:
-        proc.terminate()
-        proc.wait(10)
     # Five texts judged (the replay asked WeChat nothing), each with the lock free.
     assert seen == [True] * 5
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -26,6 +27,7 @@ from app.complaints.schemas import (
     ComplaintPage,
     SupplementCreate,
 )
+from app.core.config import Settings
 from app.core.db import filing_session, read_session, write_session
 from app.core.deps import (
     ClockDep,
@@ -109,87 +111,40 @@ async def _file(
             3600,
         ),
     ]
-    if settings.content_security:
-        return await _file_checked(body, request, token, services, idempotency_key, limits)
+    # WeChat content security judges the text after the admission (it needs
+    # the resident's openid) and before anything of the case is written
+    # (risky is a 422). WeChat answers over the internet, in up to
+    # YDT_CONTENT_CHECK_TIMEOUT_SECONDS, so no session is held while it does:
+    # the admission commits first and the case is written in a session of
+    # its own. Inside one transaction, SQLite kept its database's write lock
+    # through WeChat's answer, so every other writer of every process (a
+    # cadre's action, the worker, the next filing) waited for it: at WeChat's
+    # 100 ms, ten filings a second at most (bench/README.md); behind
+    # PgBouncer the transaction held a server connection and the address's
+    # rate-limit row as long. Straight to PostgreSQL the admission already
+    # committed on its own, and a filing that fails or is refused after it
+    # frees its key (``idempotency.abandon``); now it runs so everywhere.
+    checked = settings.content_security
     async with filing_session(request) as session:
-        # One statement where it can be (admission.Ticket).
-        ticket = await admission.ticket(
-            session,
-            token=token,
-            shared=services.shared,
-            key_header=idempotency_key,
-            body=body,
-            limits=limits,
-            now=now,
-        )
-        if ticket is not None:
-            done = await submission.file_admitting(
-                session, ticket=ticket, body=body, settings=settings, now=now
-            )
-            if isinstance(done, idempotency.Replay):
-                return await _replay(session, done)
-            if done is not None:
-                return done
-        admitted = await admission.admit(
-            session,
-            token=token,
-            shared=services.shared,
-            key_header=idempotency_key,
-            body=body,
-            limits=limits,
-            now=now,
-        )
-        if isinstance(admitted, idempotency.Replay):
-            return await _replay(session, admitted)
-        try:
-            # The answer for retries is stored by the filing itself (one
-            # statement on PostgreSQL).
-            return await submission.file(
+        if not checked:
+            # One statement where it can be (admission.Ticket).
+            ticket = await admission.ticket(
                 session,
-                citizen=admitted.citizen,
+                token=token,
+                shared=services.shared,
+                key_header=idempotency_key,
                 body=body,
-                settings=settings,
+                limits=limits,
                 now=now,
-                record=admitted.record,
             )
-        except BaseException:
-            # Straight to PostgreSQL the filing session autocommits: the key's
-            # record was committed by the admission, before the work. Nothing
-            # of the filing was written (a failed statement), so free the key
-            # for a retry. (In a transaction the rollback takes it too.)
-            if admitted.record is not None:
-                await idempotency.abandon(session, admitted.record.id)
-            raise
-
-
-async def _file_checked(
-    body: ComplaintCreate,
-    request: Request,
-    token: CitizenToken,
-    services: Services,
-    idempotency_key: str | None,
-    limits: list[Limit],
-) -> ComplaintFiled | JSONResponse:
-    """A filing whose text WeChat content security judges first (it needs the
-    resident's openid, so after the admission, and before anything of the
-    case is written: risky is a 422).
-
-    WeChat answers over the internet, in up to
-    ``YDT_CONTENT_CHECK_TIMEOUT_SECONDS``, so no session is held while it
-    does: the admission (the resident, the key's record, the counts) commits
-    first, the check runs with nothing held, and the case is written in a
-    session of its own. Inside one transaction, SQLite kept its database's
-    write lock through WeChat's answer: every other writer, of every process
-    (a cadre's action, the worker, the next filing), waited for it: at
-    WeChat's 100 ms, ten filings a second at most (bench/README.md). Behind
-    PgBouncer the transaction held a
-    server connection and the address's rate-limit row as long. Straight to
-    PostgreSQL the admission already committed on its own; it now runs the
-    same way everywhere. A filing that fails or is refused after the
-    admission frees its key (``idempotency.abandon``), as it did there."""
-    settings = services.settings
-    now = services.clock.now()
-    async with filing_session(request) as session:
+            if ticket is not None:
+                done = await submission.file_admitting(
+                    session, ticket=ticket, body=body, settings=settings, now=now
+                )
+                if isinstance(done, idempotency.Replay):
+                    return await _replay(session, done)
+                if done is not None:
+                    return done
         admitted = await admission.admit(
             session,
             token=token,
@@ -201,6 +156,8 @@ async def _file_checked(
         )
         if isinstance(admitted, idempotency.Replay):
             return await _replay(session, admitted)
+        if not checked:
+            return await _write(session, admitted, body, settings, now, text=None)
     try:
         text = await moderation.check_text(
             content_gate(services),
@@ -211,18 +168,41 @@ async def _file_checked(
             now=now,
         )
         async with filing_session(request) as session:
-            return await submission.file(
-                session,
-                citizen=admitted.citizen,
-                body=body,
-                settings=settings,
-                now=now,
-                text=text,
-                record=admitted.record,
-            )
+            return await _write(session, admitted, body, settings, now, text=text)
     except BaseException:
-        if admitted.record is not None:
+        if admitted.record is not None:  # the admission's own session has ended
             await _abandon(request, admitted.record.id)
+        raise
+
+
+async def _write(
+    session: AsyncSession,
+    admitted: admission.Admitted,
+    body: ComplaintCreate,
+    settings: Settings,
+    now: datetime,
+    *,
+    text: moderation.TextCheck | None,
+) -> ComplaintFiled:
+    """The admitted filing's case; the answer for retries is stored by the
+    filing itself (one statement on PostgreSQL)."""
+    try:
+        return await submission.file(
+            session,
+            citizen=admitted.citizen,
+            body=body,
+            settings=settings,
+            now=now,
+            text=text,
+            record=admitted.record,
+        )
+    except BaseException:
+        # Straight to PostgreSQL the filing session autocommits: the key's
+        # record was committed by the admission. Nothing of the filing was
+        # written (a failed statement), so free the key for a retry. (In a
+        # transaction the rollback takes it too.)
+        if admitted.record is not None:
+            await idempotency.abandon(session, admitted.record.id)
         raise
 
 
