@@ -216,6 +216,42 @@ async def test_no_write_lock_is_held_while_wechat_checks_a_resident_text(
     assert seen == [True] * 5
 
 
+async def test_public_reads_answer_while_a_writer_holds_the_database(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The residents' public pages and the pickers' lists only read: on SQLite
+    they must not wait for the database's write lock (a long import, the
+    worker's batch, another process's write), as a writer's session would."""
+    var = copy_of(prepared, tmp_path_factory, "reads")
+    with serving(embedded_env(var)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            scene = (await http.get("/api/v1/regions/511702005001")).json()["scene"]
+            paths = [
+                f"/q/{scene}",
+                f"/q/{scene}/open",
+                f"/q/{scene}/disclosures",
+                f"/q/{scene}/stats",
+                f"/q/{scene}/track",
+                "/api/v1/taxonomy",
+                "/api/v1/taxonomy/items?q=%E8%B4%A2%E5%8A%A1",
+                "/api/v1/regions/511702005001",
+                "/api/v1/regions/511702005001/children",
+                f"/api/v1/scenes/{scene}",
+                "/api/v1/disclosures?region_code=511702005001",
+                "/api/v1/stats/public?region_code=511702005001",
+            ]
+            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
+            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            try:
+                for path in paths:
+                    # Far below the app's busy timeout (10 s) a writer's session waits.
+                    resp = await asyncio.wait_for(http.get(path), timeout=5)
+                    assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
+            finally:
+                writer.rollback()
+                writer.close()
+
+
 def _alive(pid: int) -> bool:
     """Running (not gone, not a zombie nobody reaped)."""
     try:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import sessions
 from app.core import driver
 from app.core.db import UTCDateTime
-from app.core.deps import ClockDep, ServicesDep, SessionDep, TokensDep
+from app.core.deps import ClockDep, ReadSessionDep, ServicesDep, SessionDep, TokensDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import TokenService
 from app.models import Citizen, SessionSubject
@@ -152,7 +152,7 @@ CurrentCitizen = Annotated[Citizen, Depends(get_current_citizen)]
 
 
 async def get_optional_citizen(
-    session: SessionDep,
+    session: ReadSessionDep,
     tokens: TokensDep,
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],

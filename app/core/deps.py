@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.core.db import get_filing_session, get_session
+from app.core.db import get_read_session, get_session
 from app.core.security import TokenService
 from app.core.shared import SharedStore
 from app.core.storage import MediaStore
@@ -39,8 +39,9 @@ async def _tokens(request: Request) -> TokenService:
 
 # scope="function": commit (or fail) before the response is sent, never after it.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-# For a resident's filing: autocommit on PostgreSQL (app/core/db.py).
-FilingSessionDep = Annotated[AsyncSession, Depends(get_filing_session, scope="function")]
+# For a route that only reads (app/core/db.py ``read_session``): SQLite's
+# write lock is not taken; a change left in it is an error.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 StoreDep = Annotated[MediaStore, Depends(_store)]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import OptionalCitizen
 from app.core.boundary import FORM_OVERHEAD_BYTES, body_limit
 from app.core.config import Settings
-from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.core.errors import BadRequest, PayloadTooLarge
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DB_INT_MAX, DbId
@@ -43,7 +43,7 @@ DisclosureId = Annotated[DbId, Path()]
     openapi_extra={"security": [{}]},
 )
 async def list_disclosures(
-    session: SessionDep,
+    session: ReadSessionDep,
     citizen: OptionalCitizen,
     page: Annotated[PageParams, Depends(page_params)],
     region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,

@@ -16,7 +16,16 @@ from starlette.responses import RedirectResponse, Response
 from app.complaints import service as complaints_service
 from app.console import security as console_security
 from app.core.config import Settings
-from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, StoreDep, WeChatDep
+from app.core.db import read_session
+from app.core.deps import (
+    ClockDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    SharedDep,
+    StoreDep,
+    WeChatDep,
+)
 from app.core.ratelimit import client_ip
 from app.core.schemas import CONTROL_CHARS_SINGLE_LINE, DB_INT_MAX
 from app.disclosures import rows as rowlib
@@ -39,7 +48,9 @@ NOT_FOUND = (
 
 
 @router.get("/q/{scene}")
-async def home(scene: str, request: Request, session: SessionDep, wechat: WeChatDep) -> Response:
+async def home(
+    scene: str, request: Request, session: ReadSessionDep, wechat: WeChatDep
+) -> Response:
     place = await service.place(session, scene)
     return render(request, "home.html", place=place, wechat_on=wechat.configured, cacheable=True)
 
@@ -48,15 +59,17 @@ async def home(scene: str, request: Request, session: SessionDep, wechat: WeChat
 async def open_miniprogram(
     scene: str,
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     wechat: WeChatDep,
     shared: SharedDep,
     clock: ClockDep,
 ) -> Response:
     """To the mini-program through a WeChat link; when WeChat cannot make one,
-    a page that says how to find the mini-program by hand."""
-    place = await service.place(session, scene)
+    a page that says how to find the mini-program by hand. The village is
+    read, and its session closed, before WeChat is asked: no connection is
+    held while WeChat answers."""
+    async with read_session(request) as session:
+        place = await service.place(session, scene)
     now = clock.now()
     link = await service.open_link(
         wechat,
@@ -92,7 +105,7 @@ def _page_number(raw: str | None) -> int:
 async def disclosures(
     scene: str,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     q: str | None = None,
     category: str | None = None,
     page: str | None = None,
@@ -156,7 +169,7 @@ async def disclosure(
 
 
 @router.get("/q/{scene}/stats")
-async def stats(scene: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def stats(scene: str, request: Request, session: ReadSessionDep, clock: ClockDep) -> Response:
     place = await service.place(session, scene)
     figures = await stats_service.public(session, place.village.code, now=clock.now())
     return render(request, "stats.html", cacheable=True, place=place, stats=figures)
@@ -248,7 +261,7 @@ async def _track(
 
 @router.get("/q/{scene}/track")
 async def track_form(
-    scene: str, request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    scene: str, request: Request, session: ReadSessionDep, settings: SettingsDep, clock: ClockDep
 ) -> Response:
     place = await service.place(session, scene)
     return _track_form(request, settings, place, now=clock.now())

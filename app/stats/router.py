@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.core.deps import ClockDep, SessionDep
+from app.core.deps import ClockDep, ReadSessionDep
 from app.core.replica import ReplicaSessionDep
 from app.core.schemas import BoundedDate
 from app.staff.dependencies import CurrentStaff
@@ -18,7 +18,7 @@ RegionQuery = Annotated[str | None, Query(pattern=r"^\d{12}$")]
 
 @router.get("/stats/public", response_model=PublicStats)
 async def public_stats(
-    session: SessionDep, clock: ClockDep, region_code: RegionQuery = None
+    session: ReadSessionDep, clock: ClockDep, region_code: RegionQuery = None
 ) -> PublicStats:
     return await service.public(session, region_code, now=clock.now())
 

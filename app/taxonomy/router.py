@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.taxonomy import service
 from app.taxonomy.schemas import ItemSearchResult, SuggestRequest, SuggestResponse, TaxonomyRead
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/taxonomy", tags=["taxonomy"])
     summary="All categories with their items, for the picker (cacheable, ETag)",
 )
 async def get_taxonomy(
-    session: SessionDep,
+    session: ReadSessionDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     snap = await service.snapshot(session)
@@ -34,7 +34,7 @@ async def get_taxonomy(
     summary="Search items by Chinese text or pinyin initials",
 )
 async def search_items(
-    session: SessionDep,
+    session: ReadSessionDep,
     q: Annotated[str, Query(min_length=1, max_length=50)],
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> ItemSearchResult:
