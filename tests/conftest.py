@@ -251,6 +251,7 @@ def wechat(wechat_server: FakeWeChat) -> FakeWeChat:
     wechat_server.link_mode = "ok"
     wechat_server.content_down = False
     wechat_server.on_text_check = None
+    wechat_server.on_login = None
     wechat_server.media_verdicts.clear()
     wechat_server.media_checks.clear()
     wechat_server.pending_pushes.clear()

@@ -12,7 +12,8 @@ submission queues the wxa_media_check push WeChat would send in
 WeChat does, and ``push_url`` (when set) has the fake POST it there itself.
 ``content_down`` makes both APIs answer HTTP 500. ``on_text_check``, when
 set, is called (on the server's thread) as each msgSecCheck arrives, before
-the answer: a test looks at the world while the app waits for WeChat.
+the answer (``on_login`` likewise for each login code): a test looks at the
+world while the app waits for WeChat.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FakeWeChat:
         self.link_counter = 0
         self.content_down = False
         self.on_text_check: Callable[[], None] | None = None
+        self.on_login: Callable[[], None] | None = None
         self.media_verdicts: list[str] = []
         self.media_checks: dict[str, dict[str, Any]] = {}
         self.pending_pushes: list[dict[str, Any]] = []
@@ -139,6 +141,8 @@ class FakeWeChat:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _login(self, handler: Any, q: dict[str, str]) -> None:
+        if self.on_login is not None:
+            self.on_login()
         code = q.get("js_code", "")
         if q.get("appid") != "wx-test-app" or q.get("secret") != "wx-test-secret":
             handler._json({"errcode": 40013, "errmsg": "invalid appid"})

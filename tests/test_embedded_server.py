@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +251,58 @@ async def test_public_reads_answer_while_a_writer_holds_the_database(
             finally:
                 writer.rollback()
                 writer.close()
+
+
+async def test_a_login_waiting_on_wechat_holds_up_no_write(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory, wechat: FakeWeChat
+) -> None:
+    """WeChat answers a login code over the internet: while it does, the rest
+    of the process must go on writing (on SQLite a writer's session holds
+    the process's writer lock from the moment it is taken)."""
+    var = copy_of(prepared, tmp_path_factory, "login")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(30)
+
+    wechat.on_login = hold
+    env = {
+        **embedded_env(var),
+        "YDT_DEV_LOGIN_ENABLED": "true",
+        "YDT_WECHAT_API_BASE": wechat.url,
+        "YDT_WECHAT_APPID": "wx-test-app",
+        "YDT_WECHAT_SECRET": "wx-test-secret",
+        "YDT_WECHAT_TIMEOUT_SECONDS": "20",
+    }
+    with serving(env) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            other = await http.post(
+                "/api/v1/auth/dev-login", json={"openid": "other", "scene": "511702005001"}
+            )
+            headers = {"Authorization": f"Bearer {other.json()['access_token']}"}
+            login = asyncio.create_task(
+                http.post("/api/v1/auth/wechat-login", json={"code": "ok-waiting"})
+            )
+            try:
+                assert await asyncio.to_thread(held.wait, 20)  # WeChat has the code
+                filed = await asyncio.wait_for(
+                    http.post(
+                        "/api/v1/complaints",
+                        headers=headers,
+                        json={
+                            "item_code": "0101",
+                            "region_code": "511702005001",
+                            "content": "村里账目好久没公开了，请核查。",
+                            "anonymous": True,
+                        },
+                    ),
+                    timeout=10,
+                )
+                assert filed.status_code == 201, filed.text
+            finally:
+                release.set()
+            assert (await login).status_code == 200
 
 
 def _alive(pid: int) -> bool:

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from app.auth import service, sessions
 from app.auth.dependencies import CurrentCitizen, CurrentCitizenAuth
 from app.auth.schemas import CitizenRead, CitizenToken, DevLogin, RefreshRequest, WeChatLogin
+from app.core.db import write_session
 from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, TokensDep, WeChatDep
 from app.core.errors import NotFound
 from app.core.ratelimit import client_ip, enforce, ip_bucket
@@ -28,13 +29,16 @@ LOGIN_LIMIT_PER_IP = 30  # per minute; a village office may share one IP
 async def wechat_login(
     body: WeChatLogin,
     request: Request,
-    session: SessionDep,
     tokens: TokensDep,
     clock: ClockDep,
     wechat: WeChatDep,
     shared: SharedDep,
     settings: SettingsDep,
 ) -> CitizenToken:
+    # WeChat answers the code first and the session begins after it: a
+    # session taken as the route's dependency held, on SQLite, the process's
+    # writer lock through WeChat's round trip, so every write of the process
+    # (filings, cadres' actions) waited on each resident's login.
     now = clock.now()
     await enforce(
         shared,
@@ -45,9 +49,10 @@ async def wechat_login(
         what="登录",
     )
     identity = await wechat.code_to_session(body.code)
-    citizen = await service.find_or_create(session, identity, now=now)
-    place = await service.apply_scene(session, citizen, body.scene)
-    return await service.issue_tokens(session, tokens, citizen, place, now=now)
+    async with write_session(request) as session:
+        citizen = await service.find_or_create(session, identity, now=now)
+        place = await service.apply_scene(session, citizen, body.scene)
+        return await service.issue_tokens(session, tokens, citizen, place, now=now)
 
 
 @router.post("/dev-login", response_model=CitizenToken, include_in_schema=False)
