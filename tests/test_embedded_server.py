@@ -140,6 +140,27 @@ async def test_residents_file_concurrently_on_the_embedded_default(server: str) 
         assert len(queue.json()["items"]) == 8
 
 
+def with_fake_wechat(var: Path, wechat: FakeWeChat, **extra: str) -> dict[str, str]:
+    """The embedded default pointed at the tests' fake WeChat (so no stand-in,
+    and content security on), with demo logins for the residents."""
+    return {
+        **embedded_env(var),
+        "YDT_DEV_LOGIN_ENABLED": "true",
+        "YDT_WECHAT_API_BASE": wechat.url,
+        "YDT_WECHAT_APPID": "wx-test-app",
+        "YDT_WECHAT_SECRET": "wx-test-secret",
+        **extra,
+    }
+
+
+async def resident(http: httpx.AsyncClient, openid: str) -> dict[str, str]:
+    """A demo resident of 双鱼湖社区 logged in: their bearer header."""
+    login = await http.post(
+        "/api/v1/auth/dev-login", json={"openid": openid, "scene": "511702005001"}
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 def _write_lock_free(db: Path, within: float) -> bool:
     """Whether another connection can take the SQLite file's write lock within
     ``within`` seconds (another request's short write may hold it a moment)."""
@@ -167,20 +188,9 @@ async def test_no_write_lock_is_held_while_wechat_checks_a_resident_text(
     # Well inside the app's wait for WeChat (YDT_CONTENT_CHECK_TIMEOUT_SECONDS
     # below): a filing holding the lock through its check would still hold it.
     wechat.on_text_check = lambda: seen.append(_write_lock_free(db, within=2.0))
-    env = {
-        **embedded_env(var),
-        "YDT_DEV_LOGIN_ENABLED": "true",
-        "YDT_WECHAT_API_BASE": wechat.url,
-        "YDT_WECHAT_APPID": "wx-test-app",
-        "YDT_WECHAT_SECRET": "wx-test-secret",
-        "YDT_CONTENT_CHECK_TIMEOUT_SECONDS": "15",
-    }
-    with serving(env) as url:
+    with serving(with_fake_wechat(var, wechat, YDT_CONTENT_CHECK_TIMEOUT_SECONDS="15")) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            login = await http.post(
-                "/api/v1/auth/dev-login", json={"openid": "checked", "scene": "511702005001"}
-            )
-            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            headers = await resident(http, "checked")
             body = {
                 "item_code": "0101",
                 "region_code": "511702005001",
@@ -267,20 +277,9 @@ async def test_a_login_waiting_on_wechat_holds_up_no_write(
         release.wait(30)
 
     wechat.on_login = hold
-    env = {
-        **embedded_env(var),
-        "YDT_DEV_LOGIN_ENABLED": "true",
-        "YDT_WECHAT_API_BASE": wechat.url,
-        "YDT_WECHAT_APPID": "wx-test-app",
-        "YDT_WECHAT_SECRET": "wx-test-secret",
-        "YDT_WECHAT_TIMEOUT_SECONDS": "20",
-    }
-    with serving(env) as url:
+    with serving(with_fake_wechat(var, wechat, YDT_WECHAT_TIMEOUT_SECONDS="20")) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            other = await http.post(
-                "/api/v1/auth/dev-login", json={"openid": "other", "scene": "511702005001"}
-            )
-            headers = {"Authorization": f"Bearer {other.json()['access_token']}"}
+            headers = await resident(http, "other")
             login = asyncio.create_task(
                 http.post("/api/v1/auth/wechat-login", json={"code": "ok-waiting"})
             )
