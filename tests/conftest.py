@@ -312,11 +312,21 @@ async def app(
     application.dependency_overrides[get_filing_session] = _session
     # Health checks and the one-dependency reads (app.core.db.read_session)
     # open their own sessions: point them at the test connection too.
-    application.state.sessionmaker = application.state.read_sessionmaker = lambda: AsyncSession(
+    application.state.sessionmaker = lambda: AsyncSession(
         bind=connection,
         expire_on_commit=False,
         autoflush=False,
         join_transaction_mode="create_savepoint",
+    )
+    # A read session takes no savepoint: in production it is a connection of
+    # its own, so a write a reading request makes apart (app/workflow/reads.py)
+    # must not be undone when the read session closes after it. It cannot
+    # write (app.core.db refuses it) and is never rolled back, only closed.
+    application.state.read_sessionmaker = lambda: AsyncSession(
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="rollback_only",
     )
     application.state.shared_store = DatabaseSharedStore(application.state.sessionmaker)
     await application.state.wechat.aclose()

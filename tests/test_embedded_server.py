@@ -263,6 +263,58 @@ async def test_public_reads_answer_while_a_writer_holds_the_database(
                 writer.close()
 
 
+async def test_staff_reads_answer_while_a_writer_holds_the_database(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A cadre's lists, a leader's statistics and an admin's settings pages
+    only read: on SQLite they take a read session, login check included, so
+    they neither wait for the database's write lock nor hold it (and the
+    process's writer lock) while they render, which every resident's filing
+    would wait on."""
+    var = copy_of(prepared, tmp_path_factory, "staff-reads")
+    with serving(embedded_env(var)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+            async def login(username: str) -> dict[str, str]:
+                body = {"username": username, "password": "Demo#2026"}
+                resp = await http.post("/api/v1/staff/auth/login", json=body)
+                assert resp.status_code == 200, resp.text
+                return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+            cadre, admin = await login("fengbei.zhang"), await login("admin")
+            me = (await http.get("/api/v1/staff/me", headers=admin)).json()["id"]
+            reads = [
+                (cadre, "/api/v1/staff/me"),
+                (cadre, "/api/v1/staff/complaints"),
+                (cadre, "/api/v1/staff/complaints?card=red"),
+                (cadre, "/api/v1/staff/supervision-orders"),
+                (cadre, "/api/v1/staff/notices"),
+                (cadre, "/api/v1/staff/notifications/failures"),
+                (cadre, "/api/v1/staff/callbacks"),
+                (cadre, "/api/v1/staff/disclosures"),
+                (cadre, "/api/v1/staff/units"),
+                (cadre, "/api/v1/staff/calendar/2026"),
+                (cadre, "/api/v1/staff/stats/overview"),
+                (cadre, "/api/v1/staff/stats/rankings"),
+                (cadre, "/api/v1/staff/ledger.xlsx"),
+                (admin, "/api/v1/staff/users"),
+                (admin, f"/api/v1/staff/users/{me}"),
+                (admin, f"/api/v1/staff/users/{me}/sessions"),
+                (admin, f"/api/v1/staff/users/{me}/login-attempts"),
+                (admin, "/api/v1/staff/routing/overrides"),
+                (admin, "/api/v1/staff/routing/designated-cadres"),
+            ]
+            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
+            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            try:
+                for headers, path in reads:
+                    resp = await asyncio.wait_for(http.get(path, headers=headers), timeout=5)
+                    assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
+            finally:
+                writer.rollback()
+                writer.close()
+
+
 async def test_a_login_waiting_on_wechat_holds_up_no_write(
     prepared: Path, tmp_path_factory: pytest.TempPathFactory, wechat: FakeWeChat
 ) -> None:

@@ -39,6 +39,7 @@ from app.stats import projector, ranking, rollup
 from app.stats import service as stats_service
 from app.stats.schemas import Breakdown, Figures
 from app.workflow import cohort as cohort_filter
+from app.workflow import queue as workflow_queue
 from app.workflow import scope as workflow_scope
 
 router = console_router(prefix="/console")
@@ -288,9 +289,14 @@ async def ledger(request: Request, ctx: Ctx, session: SessionDep) -> Response:
     """The register (台账) of exactly the queue's current filter, a dashboard
     figure's included: the ledger service the API's ``/staff/ledger.xlsx`` uses."""
     filters = parse_filters(request.query_params, ctx)
-    path, _ = await ledger_service.write_ledger(
+    path, found = await ledger_service.write_ledger(
         session, ctx.user, filters.query, now=ctx.now, settings=ctx.settings
     )
+    try:
+        await workflow_queue.record_identity_reads(session, ctx.user, found, now=ctx.now)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return FileResponse(
         path,
         media_type=XLSX,

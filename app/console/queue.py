@@ -179,6 +179,9 @@ async def _page(
         offset=page.offset,
         after=page.after,
     )
+    await workflow_queue.record_identity_reads(
+        session, ctx.user, result.identity_reads, now=ctx.now
+    )
     counts = await workflow_queue.card_counts(session, ctx.user, filters.query, now=ctx.now)
     cadres = await lookups.staff_names(session, (i.cadre_id for i in result.items))
     cohort = filters.query.cohort

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -266,6 +266,28 @@ def create_read_sessionmaker(
     return maker
 
 
+class ReadSessionWrite(RuntimeError):
+    """A write in a session opened by ``read_session``: a bug of the route,
+    which must take ``get_session``. Refused before it reaches the database,
+    where it would autocommit (PostgreSQL) or take the write lock (SQLite)."""
+
+
+# Every session's writes pass here; only ``read_session``'s (marked in
+# ``session.info``; the filing's session comes from the same sessionmaker and
+# writes) are refused. On the Session class, not the read sessionmaker, so a
+# session the tests hand out instead is guarded alike.
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_read_session_dml(state: ORMExecuteState) -> None:
+    if state.statement.is_dml and state.session.info.get(READ_ONLY, False):
+        raise ReadSessionWrite("a read session cannot write: use get_session")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_read_session_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY, False) and (session.new or session.dirty or session.deleted):
+        raise ReadSessionWrite("a read session cannot write: use get_session")
+
+
 def hot_connections(engine: AsyncEngine, settings: Settings) -> driver.HotConnections | None:
     """The connections this process keeps for the residents' one-statement reads
     (driver.HotConnections): PostgreSQL in autocommit only, and at most half
@@ -339,6 +361,7 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     writer's session ends with cost a one-statement read about a tenth of its
     CPU (bench/README.md). Changes left in it are a bug, refused loudly."""
     session = _bare_session(request.app.state.read_sessionmaker)
+    session.info[READ_ONLY] = True
     try:
         yield session
         if session.new or session.dirty or session.deleted:

@@ -53,7 +53,7 @@ from app.core import pgbouncer
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import transaction
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep
 from app.core.security import TokenService
 from app.core.shared import SharedStore
 
@@ -258,11 +258,14 @@ class ReadYourWrites:
         await self.app(scope, receive, send_wrapper)
 
 
-async def get_replica_session(request: Request, primary: SessionDep) -> AsyncIterator[AsyncSession]:
-    """A session for reads a replica may serve; else the request's own session.
+async def get_replica_session(
+    request: Request, primary: ReadSessionDep
+) -> AsyncIterator[AsyncSession]:
+    """A session for reads a replica may serve; else the request's read session.
 
-    ``primary`` is the request's session (``SessionDep``, already open for the
-    staff check of the routes that use this), so falling back costs nothing."""
+    ``primary`` is the request's read session (``ReadSessionDep``, already
+    open for the staff check of the routes that use this, ``ReadingStaff``),
+    so falling back costs nothing, and on SQLite takes no write lock."""
     app_state = request.app.state
     replica: Replica | None = getattr(app_state, "replica", None)
     session: AsyncSession | None = None

@@ -30,7 +30,7 @@ from app.disclosures.schemas import (
 from app.disclosures.xlsx import MAX_XLSX_BYTES
 from app.models import Disclosure
 from app.models.enums import DisclosureCategory, DisclosureStatus
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import CurrentStaff, ReadingStaff
 
 router = APIRouter(tags=["disclosures"])
 DisclosureId = Annotated[DbId, Path()]
@@ -85,8 +85,8 @@ async def get_disclosure(
 
 @router.get("/staff/disclosures", response_model=DisclosurePage)
 async def staff_list(
-    user: CurrentStaff,
-    session: SessionDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
     status: DisclosureStatus | None = None,
@@ -128,12 +128,14 @@ ViewDep = Annotated[StaffView, Depends(staff_view)]
 @router.get("/staff/disclosures/{disclosure_id}", response_model=StaffDisclosureRead)
 async def staff_get(
     disclosure_id: DisclosureId,
-    user: CurrentStaff,
-    session: SessionDep,
-    view: ViewDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> StaffDisclosureRead:
     d = await service.get_for_staff(session, user, disclosure_id)
-    return await view(d)
+    return await StaffView(session, store, settings, clock.now())(d)
 
 
 @router.post("/staff/disclosures", response_model=StaffDisclosureRead, status_code=201)

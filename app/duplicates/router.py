@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from app.auth.dependencies import CurrentCitizen
 from app.complaints import identity
-from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, SharedDep
 from app.core.ratelimit import enforce
 from app.duplicates import service
 from app.duplicates.schemas import (
@@ -20,7 +20,7 @@ from app.duplicates.schemas import (
     SimilarResponse,
     UnmergeRequest,
 )
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import CurrentStaff, ReadingStaff
 
 router = APIRouter(tags=["duplicates"])
 HINTS_PER_MINUTE = 30
@@ -81,7 +81,7 @@ async def unfollow_complaint(
     summary="Likely duplicates of a case, within the caller's scope",
 )
 async def case_duplicates(
-    complaint_id: ComplaintId, user: CurrentStaff, session: SessionDep, settings: SettingsDep
+    complaint_id: ComplaintId, user: ReadingStaff, session: ReadSessionDep, settings: SettingsDep
 ) -> DuplicateList:
     return await service.duplicates(session, user, complaint_id, settings=settings)
 

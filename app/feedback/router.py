@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from app.auth.dependencies import CitizenTokenDep
 from app.core.db import write_session
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DB_INT_MAX, DbId
 from app.feedback import service
@@ -20,7 +20,7 @@ from app.feedback.schemas import (
 )
 from app.models import Callback
 from app.moderation.dependencies import judged_first
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import CurrentStaff, ReadingStaff
 from app.wechat.client import SCENE_COMMENT
 
 router = APIRouter(tags=["feedback"])
@@ -74,8 +74,8 @@ async def draw(
 
 @router.get("/staff/callbacks", response_model=CallbackPage)
 async def list_callbacks(
-    user: CurrentStaff,
-    session: SessionDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     draw_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
 ) -> CallbackPage:

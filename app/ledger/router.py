@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -14,7 +14,8 @@ from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
 from app.core.replica import ReplicaSessionDep
 from app.ledger import dossier as dossier_files
 from app.ledger import service
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import CurrentStaff, ReadingStaff
+from app.workflow import reads
 from app.workflow.queue import QueueFilter, queue_filter
 
 router = APIRouter(prefix="/staff", tags=["ledger"])
@@ -32,7 +33,8 @@ def _file(path: Path, media_type: str, filename: str) -> FileResponse:
 
 @router.get("/ledger.xlsx", response_class=FileResponse, responses={200: {"content": {XLSX: {}}}})
 async def ledger(
-    user: CurrentStaff,
+    request: Request,
+    user: ReadingStaff,
     session: ReplicaSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -40,7 +42,8 @@ async def ledger(
 ) -> FileResponse:
     """The queue's filters and order, as the register (台账)."""
     now = clock.now()
-    path, _ = await service.write_ledger(session, user, f, now=now, settings=settings)
+    path, found = await service.write_ledger(session, user, f, now=now, settings=settings)
+    await reads.record(request, user, found, now=now, made=path)
     return _file(path, XLSX, f"台账-{now:%Y%m%d}.xlsx")
 
 

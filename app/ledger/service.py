@@ -120,7 +120,10 @@ async def write_ledger(
     now: datetime,
     settings: Settings,
     limit: int = 200_000,
-) -> tuple[Path, int]:
+) -> tuple[Path, list[Complaint]]:
+    """The register as a scratch file, and the protected cases whose filer a
+    phone filter identified (``QueueResult.identity_reads``): the caller
+    records those reads in a writer session before it hands the file out."""
     tz = ZoneInfo(settings.timezone)
     tmp = scratch_file("ledger-", ".xlsx")
     try:
@@ -135,12 +138,14 @@ async def write_ledger(
         ws.append(header)
         categories = {c.code: c.name for c in (await _category_names(session))}
         written = 0
+        reads: list[Complaint] = []
         after: queue.QueueCursor | None = None
         while written < limit:
             page = await queue.queue(
                 session, user, f, now=now, settings=settings, limit=BATCH, after=after
             )
             items = page.items
+            reads.extend(page.identity_reads)
             if not items:
                 break
             ids = [i.id for i in items]
@@ -181,7 +186,7 @@ async def write_ledger(
             after = queue.QueueCursor.decode(page.next_cursor)
             session.expunge_all()  # keep the identity map from growing with the ledger
         await asyncio.to_thread(wb.save, str(tmp))
-        return tmp, written
+        return tmp, reads
     except BaseException:  # nothing half-written is left behind
         tmp.unlink(missing_ok=True)
         raise

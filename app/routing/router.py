@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DATE_MAX, DATE_MIN, DbId
 from app.models import CalendarDay, SupervisionUnit
@@ -30,15 +30,15 @@ from app.routing.schemas import (
     UnitPage,
     UnitRead,
 )
-from app.staff.dependencies import AdminStaff, CurrentStaff
+from app.staff.dependencies import AdminStaff, CurrentStaff, ReadingAdmin, ReadingStaff
 
 router = APIRouter(prefix="/staff", tags=["routing"])
 
 
 @router.get("/units", response_model=UnitPage)
 async def list_units(
-    _: CurrentStaff,
-    session: SessionDep,
+    _: ReadingStaff,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     region_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
 ) -> UnitPage:
@@ -90,8 +90,8 @@ async def preview_route(
 
 @router.get("/routing/overrides", response_model=list[OverrideRead])
 async def list_overrides(
-    _: AdminStaff,
-    session: SessionDep,
+    _: ReadingAdmin,
+    session: ReadSessionDep,
     item_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
     include_revoked: bool = False,
 ) -> list[OverrideRead]:
@@ -129,7 +129,7 @@ async def revoke_override(
 
 @router.get("/routing/designated-cadres", response_model=list[DesignationRead])
 async def list_designations(
-    _: AdminStaff, session: SessionDep, unit_code: str | None = None
+    _: ReadingAdmin, session: ReadSessionDep, unit_code: str | None = None
 ) -> list[DesignationRead]:
     rows = await admin_service.list_designations(session, unit_code=unit_code)
     return [DesignationRead.model_validate(r) for r in rows]
@@ -168,7 +168,7 @@ Year = Annotated[int, Path(ge=DATE_MIN.year, le=DATE_MAX.year, description="e.g.
 
 
 @router.get("/calendar/{year}", response_model=CalendarYearRead)
-async def get_calendar(year: Year, _: CurrentStaff, session: SessionDep) -> CalendarYearRead:
+async def get_calendar(year: Year, _: ReadingStaff, session: ReadSessionDep) -> CalendarYearRead:
     admin_rows = {
         r.day: r
         for r in (

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import sessions
-from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, TokensDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, SharedDep, TokensDep
 from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import client_ip
 from app.core.responses import error_response
@@ -14,7 +14,12 @@ from app.core.schemas import DB_INT_MAX
 from app.models import SupervisionUnit
 from app.staff import login as staff_login
 from app.staff import service
-from app.staff.dependencies import AdminStaff, CurrentStaff, CurrentStaffAuth
+from app.staff.dependencies import (
+    AdminStaff,
+    CurrentStaffAuth,
+    ReadingAdmin,
+    ReadingStaff,
+)
 from app.staff.schemas import (
     LoginAttemptRead,
     LoginRequest,
@@ -103,7 +108,7 @@ async def logout(auth: CurrentStaffAuth, session: SessionDep, clock: ClockDep) -
 
 
 @router.get("/me", response_model=StaffMe)
-async def me(user: CurrentStaff, session: SessionDep) -> StaffMe:
+async def me(user: ReadingStaff, session: ReadSessionDep) -> StaffMe:
     out = StaffMe.model_validate(user)
     if user.unit_id is not None:
         unit = await session.get(SupervisionUnit, user.unit_id)
@@ -121,8 +126,8 @@ async def create_user(
 
 @router.get("/users", response_model=StaffPage)
 async def list_users(
-    _: AdminStaff,
-    session: SessionDep,
+    _: ReadingAdmin,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     unit_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
 ) -> StaffPage:
@@ -134,7 +139,7 @@ async def list_users(
 
 
 @router.get("/users/{staff_id}", response_model=StaffRead)
-async def get_user(staff_id: StaffId, _: AdminStaff, session: SessionDep) -> StaffRead:
+async def get_user(staff_id: StaffId, _: ReadingAdmin, session: ReadSessionDep) -> StaffRead:
     return StaffRead.model_validate(await service.get_staff(session, staff_id))
 
 
@@ -165,7 +170,7 @@ async def revoke_sessions(
 
 @router.get("/users/{staff_id}/sessions", response_model=list[SessionRead])
 async def list_sessions(
-    staff_id: StaffId, _: AdminStaff, session: SessionDep, clock: ClockDep
+    staff_id: StaffId, _: ReadingAdmin, session: ReadSessionDep, clock: ClockDep
 ) -> list[SessionRead]:
     rows = await service.live_sessions(session, staff_id, now=clock.now())
     return [SessionRead.model_validate(r) for r in rows]
@@ -174,8 +179,8 @@ async def list_sessions(
 @router.get("/users/{staff_id}/login-attempts", response_model=list[LoginAttemptRead])
 async def login_attempts(
     staff_id: StaffId,
-    _: AdminStaff,
-    session: SessionDep,
+    _: ReadingAdmin,
+    session: ReadSessionDep,
     failed_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[LoginAttemptRead]:

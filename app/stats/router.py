@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from app.core.deps import ClockDep, ReadSessionDep
 from app.core.replica import ReplicaSessionDep
 from app.core.schemas import BoundedDate
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import ReadingStaff
 from app.stats import ranking, rollup, service
 from app.stats.schemas import Overview, PublicStats, Rankings
 
@@ -25,7 +25,7 @@ async def public_stats(
 
 @router.get("/staff/stats/overview", response_model=Overview)
 async def overview(
-    user: CurrentStaff,
+    user: ReadingStaff,
     session: ReplicaSessionDep,
     clock: ClockDep,
     region_code: RegionQuery = None,
@@ -48,7 +48,7 @@ async def overview(
 
 @router.get("/staff/stats/rankings", response_model=Rankings)
 async def rankings(
-    user: CurrentStaff,
+    user: ReadingStaff,
     session: ReplicaSessionDep,
     clock: ClockDep,
     date_from: Annotated[BoundedDate | None, Query(alias="from")] = None,

@@ -289,6 +289,19 @@ async def open_priorities(session: AsyncSession) -> list[int]:
 class QueueResult:
     items: list[QueueItem]
     next_cursor: str | None
+    # Protected cases a search by the filer's phone found: a read of their
+    # filers' identity, which the caller records (``record_identity_reads``)
+    # in a writer session before it answers; the search itself only reads,
+    # from a read session or a replica.
+    identity_reads: tuple[Complaint, ...] = ()
+
+
+async def record_identity_reads(
+    session: AsyncSession, user: StaffUser, found: Sequence[Complaint], *, now: datetime
+) -> None:
+    """Record the identity reads of a phone search (``QueueResult.identity_reads``)."""
+    for c in found:
+        await identity.record_read(session, user, c, via="phone_search", at=now)
 
 
 async def _scoped(
@@ -397,16 +410,14 @@ async def queue(
         for row in await session.execute(_base().where(Complaint.id.in_([k[0] for k in keys])))
     }
     rows = [(loaded[cid], rank) for cid, rank in keys]
-    if f.phone:  # finding a protected case by its filer's phone is a read of identity
-        for r, _ in rows:
-            if r[0].identity_protected:
-                await identity.record_read(session, user, r[0], via="phone_search", at=now)
+    # Finding a protected case by its filer's phone is a read of identity.
+    reads = tuple(r[0] for r, _ in rows if f.phone and r[0].identity_protected)
     items = [to_item(user, (r[0], r[1], r[2], r[3]), now=now, settings=settings) for r, _ in rows]
     next_cursor = None
     if len(rows) == limit:
         last, rank = rows[-1][0][0], rows[-1][1]
         next_cursor = QueueCursor(rank, -last.priority, last.due_at, last.id).encode()
-    return QueueResult(items, next_cursor)
+    return QueueResult(items, next_cursor, reads)
 
 
 async def card_counts(

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import select
 
 from app.core import urls
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import PageParams, page_params
 from app.core.replica import ReplicaSessionDep
@@ -14,9 +14,9 @@ from app.core.schemas import DbId
 from app.models import Notification, SupervisionOrder
 from app.models.enums import StaffRole
 from app.notifications import service as notify
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import CurrentStaff, ReadingStaff
 from app.supervision import service as supervision
-from app.workflow import intake, queue, service
+from app.workflow import intake, queue, reads, service
 from app.workflow.machine import Action
 from app.workflow.schemas import (
     ActionRequest,
@@ -35,23 +35,26 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64)]
 
 @router.get("/complaints", response_model=QueuePage)
 async def list_queue(
-    user: CurrentStaff,
+    request: Request,
+    user: ReadingStaff,
     session: ReplicaSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     page: Annotated[queue.QueuePageParams, Depends(queue.queue_page)],
     f: Annotated[queue.QueueFilter, Depends(queue.queue_filter)],
 ) -> QueuePage:
+    now = clock.now()
     result = await queue.queue(
         session,
         user,
         f,
-        now=clock.now(),
+        now=now,
         settings=settings,
         limit=page.limit,
         offset=page.offset,
         after=page.after,
     )
+    await reads.record(request, user, result.identity_reads, now=now)
     return QueuePage(items=result.items, next_cursor=result.next_cursor)
 
 
@@ -138,8 +141,8 @@ async def issue_order(
 
 @router.get("/supervision-orders", response_model=OrderPage)
 async def list_orders(
-    user: CurrentStaff,
-    session: SessionDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     complaint_id: Annotated[str | None, Query(min_length=32, max_length=32)] = None,
 ) -> OrderPage:
@@ -164,8 +167,8 @@ def _notice(n: Notification) -> dict[str, Any]:
 
 @router.get("/notices")
 async def my_notices(
-    user: CurrentStaff,
-    session: SessionDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
     page: Annotated[PageParams, Depends(page_params)],
     unread: bool = False,
 ) -> dict[str, Any]:
@@ -198,8 +201,8 @@ async def mark_read(
 
 @router.get("/notifications/failures")
 async def delivery_failures(
-    user: CurrentStaff,
-    session: SessionDep,
+    user: ReadingStaff,
+    session: ReadSessionDep,
     settings: SettingsDep,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:

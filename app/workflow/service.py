@@ -359,9 +359,7 @@ async def _effect(
             ),
         )
     if action is Action.reclassify:
-        found = await reclassify.effect(
-            session, c, body.item_code, now=now, settings=settings
-        )
+        found = await reclassify.effect(session, c, body.item_code, now=now, settings=settings)
         return Effect(
             values=found.values,
             public=False,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from app.complaints import filing_sql
 from app.core.db import (
     SQLITE_SWITCH_INTERVAL,
+    ReadSessionWrite,
     create_engine,
     create_read_sessionmaker,
     read_session,
@@ -84,6 +85,70 @@ async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
                 session.add(T(id=2, v="b"))
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _T(_Base):
+    __tablename__ = "t"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    v: Mapped[str]
+
+
+async def test_a_read_session_refuses_every_write_before_it_reaches_the_database(
+    tmp_path: Path,
+) -> None:
+    """A route that takes a read session and then writes (an audit line, a
+    view count) is a bug that would otherwise autocommit on PostgreSQL or
+    take the write lock on SQLite: every ORM write is refused before any
+    statement is sent, and nothing is written. A session of the same
+    sessionmaker that is not a read session's (the filing's) still writes."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
+    settings = make_settings(database_url=url)
+    engine = create_engine(settings, url=url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        await conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    maker = create_read_sessionmaker(engine, settings)
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(read_sessionmaker=maker)))
+    sent: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    writes = [
+        insert(_T).values(id=2, v="b"),
+        update(_T).where(_T.id == 1).values(v="z"),
+        delete(_T).where(_T.id == 1),
+    ]
+    try:
+        for statement in writes:
+            with pytest.raises(ReadSessionWrite):
+                async with read_session(request) as session:  # type: ignore[arg-type]
+                    await session.execute(statement)
+        for change in ("add", "dirty", "delete"):
+            with pytest.raises(ReadSessionWrite):
+                async with read_session(request) as session:  # type: ignore[arg-type]
+                    if change == "add":
+                        session.add(_T(id=3, v="c"))
+                    else:
+                        row = await session.get(_T, 1)
+                        assert row is not None
+                        if change == "dirty":
+                            row.v = "y"
+                        else:
+                            await session.delete(row)
+                    await session.flush()
+        assert not [s for s in sent if not s.lstrip().upper().startswith("SELECT")]
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, v FROM t"))).all()
+        assert [tuple(r) for r in rows] == [(1, "a")]
+        async with maker() as writer:  # not a read session's: writes as before
+            await writer.execute(insert(_T).values(id=4, v="d"))
+            await writer.commit()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
     finally:
         await engine.dispose()
 

@@ -149,6 +149,22 @@ async def test_search_by_phone_finds_only_what_the_role_may_see_and_is_recorded(
     assert len(await reads(session, world.accused)) == before + 2
 
 
+async def test_a_ledger_filtered_by_phone_records_the_read_before_the_file(
+    client: AsyncClient, world: World, session: AsyncSession
+) -> None:
+    """The register filtered by a filer's phone identifies a protected case's
+    filer just as the list does: the read is recorded (in a writer session of
+    its own, app/workflow/reads.py) before the file is handed out."""
+    before = len(await reads(session, world.accused))
+    resp = await client.get(
+        "/api/v1/staff/ledger.xlsx", headers=world.zhang, params={"phone": PHONE}
+    )
+    assert resp.status_code == 200 and resp.content[:2] == b"PK"
+    found = await reads(session, world.accused)
+    assert [e.data for e in found[before:]] == [{"via": "phone_search"}]
+    assert await reads(session, world.ordinary) == []
+
+
 @pytest.mark.parametrize("phone", ["abc", "1", "1" * 30, "138'; drop table x"])
 async def test_search_by_a_malformed_phone_is_422(
     client: AsyncClient, world: World, phone: str
