@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -310,6 +311,53 @@ async def test_staff_reads_answer_while_a_writer_holds_the_database(
                 for headers, path in reads:
                     resp = await asyncio.wait_for(http.get(path, headers=headers), timeout=5)
                     assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
+            finally:
+                writer.rollback()
+                writer.close()
+
+
+async def test_console_pages_answer_while_a_writer_holds_the_database(
+    prepared: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The console's pages that only read (the inbox, the queue, the
+    dashboard, the register, the settings pages) look the browser session up
+    in a read session: they render while another connection holds the write
+    lock. Its mark of use, due once a minute, is not due right after signing
+    in, so none of these requests needs to write."""
+    var = copy_of(prepared, tmp_path_factory, "console-reads")
+    with serving(embedded_env(var)) as url:
+        cadre = httpx.AsyncClient(base_url=url, timeout=30)
+        admin = httpx.AsyncClient(base_url=url, timeout=30)
+        async with cadre, admin:
+            for http, username in ((cadre, "fengbei.zhang"), (admin, "admin")):
+                page = await http.get("/console/login")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                assert token, page.text[:200]
+                body = {"username": username, "password": "Demo#2026", "csrf_token": token[1]}
+                signed = await http.post("/console/login", data=body)
+                assert signed.status_code == 303, signed.text[:200]
+            pages = [
+                (cadre, "/console/"),
+                (cadre, "/console/inbox"),
+                (cadre, "/console/queue"),
+                (cadre, "/console/dashboard"),
+                (cadre, "/console/ledger.xlsx"),
+                (cadre, "/console/intake"),
+                (admin, "/console/admin"),
+                (admin, "/console/admin/users"),
+                (admin, "/console/admin/calendar"),
+                (admin, "/console/admin/routing"),
+                (admin, "/console/admin/qrcodes"),
+            ]
+            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
+            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            try:
+                for http, path in pages:
+                    resp = await asyncio.wait_for(http.get(path), timeout=5)
+                    assert resp.status_code in (200, 303), (path, resp.status_code)
+                    if resp.status_code == 303:  # a home page sends the role on, never out
+                        assert path in ("/console/", "/console/admin"), path
+                        assert "/login" not in resp.headers["location"]
             finally:
                 writer.rollback()
                 writer.close()

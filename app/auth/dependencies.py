@@ -144,11 +144,24 @@ async def get_citizen_auth(
 CurrentCitizenAuth = Annotated[CitizenAuth, Depends(get_citizen_auth)]
 
 
+async def get_reading_citizen(
+    session: ReadSessionDep,
+    tokens: TokensDep,
+    clock: ClockDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Citizen:
+    """The resident, checked in a read session, for a route that only reads:
+    on SQLite it takes no write lock (``ReadingStaff``'s counterpart)."""
+    return (await get_citizen_auth(session, tokens, clock, credentials)).citizen
+
+
 async def get_current_citizen(auth: CurrentCitizenAuth) -> Citizen:
     return auth.citizen
 
 
 CurrentCitizen = Annotated[Citizen, Depends(get_current_citizen)]
+# For a route that only reads, with ``ReadSessionDep`` (one session each).
+ReadingCitizen = Annotated[Citizen, Depends(get_reading_citizen)]
 
 
 async def get_optional_citizen(

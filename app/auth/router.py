@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import service, sessions
-from app.auth.dependencies import CurrentCitizen, CurrentCitizenAuth
+from app.auth.dependencies import CurrentCitizenAuth, ReadingCitizen
 from app.auth.schemas import CitizenRead, CitizenToken, DevLogin, RefreshRequest, WeChatLogin
 from app.core.db import write_session
 from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep, TokensDep, WeChatDep
@@ -96,5 +96,5 @@ async def logout(auth: CurrentCitizenAuth, session: SessionDep, clock: ClockDep)
 
 
 @router.get("/me", response_model=CitizenRead)
-async def me(citizen: CurrentCitizen) -> CitizenRead:
+async def me(citizen: ReadingCitizen) -> CitizenRead:
     return CitizenRead(id=citizen.id, region_code=citizen.region_code)

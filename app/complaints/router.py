@@ -16,7 +16,7 @@ from app.auth.dependencies import (
     BEARER_SECURITY,
     CitizenToken,
     CitizenTokenDep,
-    CurrentCitizen,
+    ReadingCitizen,
     citizen_token,
 )
 from app.complaints import admission, identity, service, submission
@@ -31,9 +31,9 @@ from app.core.config import Settings
 from app.core.db import filing_session, read_session, write_session
 from app.core.deps import (
     ClockDep,
+    ReadSessionDep,
     Services,
     ServicesDep,
-    SessionDep,
     SettingsDep,
     StoreDep,
 )
@@ -225,7 +225,9 @@ async def _abandon(request: Request, record_id: int) -> None:
 
 @router.get("/complaints/mine", response_model=ComplaintPage)
 async def my_complaints(
-    citizen: CurrentCitizen, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+    citizen: ReadingCitizen,
+    session: ReadSessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
 ) -> ComplaintPage:
     items = await service.mine(session, citizen, limit=page.limit, offset=page.offset)
     return ComplaintPage(items=items, next_cursor=page.next_cursor(len(items)))

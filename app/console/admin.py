@@ -24,11 +24,11 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import AppError, BadRequest, Forbidden
 from app.core.schemas import DB_INT_MAX
 from app.models import CalendarDay, SupervisionUnit
@@ -48,7 +48,7 @@ def require_admin(ctx: ConsoleContext) -> None:
 
 
 @router.get("")
-async def admin_home(request: Request, ctx: Ctx) -> Response:
+async def admin_home(request: Request, ctx: ReadingCtx) -> Response:
     require_admin(ctx)
     return redirect(request, "/console/admin/users")
 
@@ -87,7 +87,7 @@ async def users_view(
 
 
 @router.get("/users")
-async def users(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def users(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     require_admin(ctx)
     return await users_view(request, ctx, session)
 
@@ -237,7 +237,7 @@ async def calendar_view(
 
 
 @router.get("/calendar")
-async def calendar_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def calendar_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     require_admin(ctx)
     return await calendar_view(request, ctx, session)
 

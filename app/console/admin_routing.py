@@ -26,11 +26,11 @@ from starlette.responses import Response
 
 from app.console import lookups
 from app.console.admin import require_admin
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core.deps import ClockDep, SessionDep, SettingsDep, WeChatDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, WeChatDep
 from app.core.errors import AppError, BadRequest, NotFound
 from app.core.schemas import DB_INT_MAX
 from app.models import Region, StaffUser, SupervisionUnit
@@ -96,7 +96,7 @@ async def routing_view(
 
 
 @router.get("/routing")
-async def routing_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def routing_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     require_admin(ctx)
     return await routing_view(request, ctx, session)
 
@@ -221,7 +221,7 @@ async def preview(
 
 
 @router.get("/qrcodes")
-async def qr_index(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def qr_index(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     regions = await lookups.regions_in_reach(session, ctx.user)
     townships = [r for r in regions if r.level is RegionLevel.township]
     return render(request, "admin_qrcodes.html", ctx=ctx, townships=townships)
@@ -229,7 +229,7 @@ async def qr_index(request: Request, ctx: Ctx, session: SessionDep) -> Response:
 
 @router.get("/qrcodes/township/{region_code}")
 async def qr_sheet(
-    request: Request, region_code: RegionCode, ctx: Ctx, session: SessionDep
+    request: Request, region_code: RegionCode, ctx: ReadingCtx, session: ReadSessionDep
 ) -> Response:
     """Every village of a township, one poster each, laid out for A4 printing."""
     reach = {r.code for r in await lookups.regions_in_reach(session, ctx.user)}
@@ -253,8 +253,8 @@ async def qr_sheet(
 @router.get("/qrcodes/{region_code}.png")
 async def qr_png(
     region_code: RegionCode,
-    ctx: Ctx,
-    session: SessionDep,
+    ctx: ReadingCtx,
+    session: ReadSessionDep,
     settings: SettingsDep,
     wechat: WeChatDep,
     clock: ClockDep,

@@ -20,6 +20,7 @@ from app.console.dependencies import (
     CsrfForm,
     CsrfRejected,
     Ctx,
+    ReadingCtx,
     check_csrf,
     field,
     read_form,
@@ -184,5 +185,5 @@ async def text_size(
 
 @router.get("")
 @router.get("/")
-async def home(ctx: Ctx, request: Request) -> Response:
+async def home(ctx: ReadingCtx, request: Request) -> Response:
     return redirect(request, navigation.home_for(ctx.user))

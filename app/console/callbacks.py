@@ -20,10 +20,10 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.console import lookups
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import BadRequest, NotFound
 from app.core.schemas import DbId
 from app.feedback import service as feedback_service
@@ -56,7 +56,7 @@ def quarters(today: date, n: int = 4) -> list[str]:
 
 
 @router.get("/callbacks")
-async def callbacks_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def callbacks_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     draws = await feedback_service.list_draws(session, ctx.user)  # 403 unless a commission
     return render(
         request,
@@ -92,7 +92,9 @@ DRAW_PAGE_LIMIT = 5000
 
 
 @router.get("/callbacks/{draw_id}")
-async def draw_page(request: Request, ctx: Ctx, session: SessionDep, draw_id: DbId) -> Response:
+async def draw_page(
+    request: Request, ctx: ReadingCtx, session: ReadSessionDep, draw_id: DbId
+) -> Response:
     # 404 if not theirs; one draw's sample is a few per cent of a quarter's closed
     # cases, shown whole on one page.
     rows = await feedback_service.list_callbacks(

@@ -25,11 +25,11 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
 from app.console import lookups
-from app.console.dependencies import ConsoleContext, Ctx
+from app.console.dependencies import ConsoleContext, ReadingCtx
 from app.console.queue import parse_day, parse_filters
 from app.console.routing import console_router
 from app.console.templating import render
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import BadRequest
 from app.ledger import service as ledger_service
 from app.ledger.router import XLSX
@@ -39,7 +39,7 @@ from app.stats import projector, ranking, rollup
 from app.stats import service as stats_service
 from app.stats.schemas import Breakdown, Figures
 from app.workflow import cohort as cohort_filter
-from app.workflow import queue as workflow_queue
+from app.workflow import reads
 from app.workflow import scope as workflow_scope
 
 router = console_router(prefix="/console")
@@ -198,7 +198,9 @@ def month_columns(period: Period, rows: list[Breakdown]) -> list[MonthColumn]:
     return out
 
 
-async def alert_cases(session: SessionDep, ctx: Ctx, ids: set[str]) -> dict[str, tuple[str, str]]:
+async def alert_cases(
+    session: ReadSessionDep, ctx: ReadingCtx, ids: set[str]
+) -> dict[str, tuple[str, str]]:
     """Tracking number and status of the alerts' cases that this user may open."""
     if not ids:
         return {}
@@ -219,7 +221,7 @@ async def short_names(session: SessionDep, codes: list[str]) -> dict[str, str]:
 
 
 @router.get("/dashboard")
-async def dashboard(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def dashboard(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     today = rollup.local_date(ctx.now)
     period = parse_period(request, today)
     scope = await stats_service.scope_filter(session, ctx.user)  # 403 for the others
@@ -285,18 +287,14 @@ def statistics_lag(as_of: datetime | None, ctx: ConsoleContext) -> int | None:
 
 
 @router.get("/ledger.xlsx")
-async def ledger(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def ledger(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     """The register (台账) of exactly the queue's current filter, a dashboard
     figure's included: the ledger service the API's ``/staff/ledger.xlsx`` uses."""
     filters = parse_filters(request.query_params, ctx)
     path, found = await ledger_service.write_ledger(
         session, ctx.user, filters.query, now=ctx.now, settings=ctx.settings
     )
-    try:
-        await workflow_queue.record_identity_reads(session, ctx.user, found, now=ctx.now)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    await reads.record(request, ctx.user, found, now=ctx.now, made=path)
     return FileResponse(
         path,
         media_type=XLSX,

@@ -24,8 +24,9 @@ from app.console.security import (
     session_cookie_name,
     tokens_equal,
 )
+from app.core import db
 from app.core.config import Settings
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden
 from app.models import AuthSession, StaffUser, SupervisionUnit
 
@@ -55,16 +56,13 @@ class ConsoleContext:
     settings: Settings
 
 
-async def console_context(
-    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+def _context(
+    user: StaffUser,
+    row: AuthSession,
+    unit: SupervisionUnit | None,
+    now: datetime,
+    settings: Settings,
 ) -> ConsoleContext:
-    now = clock.now()
-    token = request.cookies.get(session_cookie_name(request, settings))
-    found = await sessions.resolve(session, token, now=now, settings=settings) if token else None
-    if found is None:
-        raise LoginRequired
-    row, user = found
-    unit = await session.get(SupervisionUnit, user.unit_id) if user.unit_id else None
     return ConsoleContext(
         user=user,
         row=row,
@@ -75,7 +73,45 @@ async def console_context(
     )
 
 
+async def console_context(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> ConsoleContext:
+    now = clock.now()
+    token = request.cookies.get(session_cookie_name(request, settings))
+    found = await sessions.resolve(session, token, now=now, settings=settings) if token else None
+    if found is None:
+        raise LoginRequired
+    row, user = found
+    unit = await session.get(SupervisionUnit, user.unit_id) if user.unit_id else None
+    return _context(user, row, unit, now, settings)
+
+
+async def reading_console_context(
+    request: Request, session: ReadSessionDep, settings: SettingsDep, clock: ClockDep
+) -> ConsoleContext:
+    """``console_context`` for a page that only reads: the browser session is
+    looked up in a read session, and what is due about it (its end, or its
+    mark of use once a minute) is written in a short writer session of its
+    own. On SQLite the page then holds no write lock while it reads and
+    renders, so a cadre's forty-case queue holds up no resident's filing."""
+    now = clock.now()
+    token = request.cookies.get(session_cookie_name(request, settings))
+    found = await sessions.look_up(session, token, now=now, settings=settings) if token else None
+    if found is None:
+        raise LoginRequired
+    if sessions.needs_write(found):
+        async with db.write_session(request) as writer:
+            await sessions.settle(writer, found, now=now)
+    if not found.live or found.user is None:
+        raise LoginRequired
+    user = found.user
+    unit = await session.get(SupervisionUnit, user.unit_id) if user.unit_id else None
+    return _context(user, found.row, unit, now, settings)
+
+
 Ctx = Annotated[ConsoleContext, Depends(console_context)]
+# For a page that only reads, with ``ReadSessionDep`` (one session each).
+ReadingCtx = Annotated[ConsoleContext, Depends(reading_console_context)]
 
 
 async def read_form(request: Request) -> FormData:

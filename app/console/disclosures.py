@@ -28,12 +28,12 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from app.console import lookups
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx
 from app.console.dependencies import field as text_field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core.deps import SessionDep, StoreDep
+from app.core.deps import ReadSessionDep, SessionDep, StoreDep
 from app.core.errors import AppError, BadRequest, PayloadTooLarge
 from app.core.schemas import DB_INT_MAX
 from app.disclosures import permissions, service, views
@@ -123,8 +123,8 @@ def _may_review(ctx: ConsoleContext, d: Disclosure) -> bool:
 @router.get("/disclosures")
 async def disclosure_list(
     request: Request,
-    ctx: Ctx,
-    session: SessionDep,
+    ctx: ReadingCtx,
+    session: ReadSessionDep,
     status: Annotated[DisclosureStatus | None, Query()] = None,
 ) -> Response:
     found = await service.staff_list(
@@ -166,7 +166,7 @@ async def _new_form(
 
 
 @router.get("/disclosures/new")
-async def new_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def new_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     return await _new_form(request, ctx, session)
 
 
@@ -252,7 +252,11 @@ async def detail_view(
 
 @router.get("/disclosures/{disclosure_id}")
 async def detail(
-    request: Request, disclosure_id: DisclosureId, ctx: Ctx, session: SessionDep, store: StoreDep
+    request: Request,
+    disclosure_id: DisclosureId,
+    ctx: ReadingCtx,
+    session: ReadSessionDep,
+    store: StoreDep,
 ) -> Response:
     return await detail_view(request, ctx, session, store, disclosure_id)
 

@@ -11,11 +11,11 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from app.console.dependencies import CsrfForm, Ctx, field
+from app.console.dependencies import CsrfForm, Ctx, ReadingCtx, field
 from app.console.routing import console_router
 from app.console.templating import render
 from app.core.boundary import FORM_OVERHEAD_BYTES, body_limit
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import AppError
 from app.disclosures import rows as sheet_rows
 from app.disclosures.xlsx import MAX_XLSX_BYTES
@@ -25,7 +25,7 @@ router = console_router(prefix="/console")
 
 
 @router.get("/historical")
-async def historical_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def historical_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     await service.importer_prefix(session, ctx.user)  # 403 for anyone else
     return render(request, "historical.html", ctx=ctx, result=None, problems=[])
 

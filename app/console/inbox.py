@@ -18,10 +18,10 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import aliased
 from starlette.responses import Response
 
-from app.console.dependencies import CsrfForm, Ctx
+from app.console.dependencies import CsrfForm, Ctx, ReadingCtx
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import NotFound
 from app.core.schemas import DB_INT_MAX
 from app.models import Complaint, ComplaintEvent, Notification, SupervisionOrder
@@ -44,7 +44,7 @@ FAILURE_STATUS = {
 
 
 @router.get("/inbox")
-async def inbox(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def inbox(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     user = ctx.user
     notices = (
         (

@@ -23,12 +23,12 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.console import evidence, lookups, navigation
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
 from app.core import urls
-from app.core.deps import SessionDep, StoreDep
+from app.core.deps import ReadSessionDep, SessionDep, StoreDep
 from app.core.errors import AppError, Forbidden
 from app.core.qr import qr_svg
 from app.idempotency import service as idempotency
@@ -89,7 +89,7 @@ async def _form_page(
 
 
 @router.get("/intake")
-async def intake_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def intake_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     if ctx.user.role not in navigation.REGISTRARS:
         raise Forbidden(NOT_REGISTRAR)
     return await _form_page(request, ctx, session)
@@ -215,8 +215,8 @@ def _receipt(
 async def receipt(
     request: Request,
     complaint_id: Annotated[str, Path(min_length=1, max_length=64)],
-    ctx: Ctx,
-    session: SessionDep,
+    ctx: ReadingCtx,
+    session: ReadSessionDep,
 ) -> Response:
     """Reprint (scoped like the case page; the query code is not shown again)."""
     case = await workflow_queue.case_file(

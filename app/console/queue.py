@@ -25,11 +25,11 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.console import lookups, marks
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
 from app.console.routing import console_router
 from app.console.security import set_cookie
 from app.console.templating import redirect, render, safe_next
-from app.core.deps import SessionDep
+from app.core.deps import ReadSessionDep, SessionDep
 from app.core.errors import BadRequest, Forbidden
 from app.core.schemas import DB_INT_MAX
 from app.models.enums import Channel, ComplaintStatus, StaffRole
@@ -226,7 +226,7 @@ async def _full(
 
 
 @router.get("/queue")
-async def queue_page(request: Request, ctx: Ctx, session: SessionDep) -> Response:
+async def queue_page(request: Request, ctx: ReadingCtx, session: ReadSessionDep) -> Response:
     filters = parse_filters(request.query_params, ctx)
     cursor = request.query_params.get("cursor") or None
     if cursor is not None and len(cursor) > 80:

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import DB_INT_MAX
 from app.models import StaffUser
 from app.models.enums import StaffRole
 from app.open311 import keys
 from app.open311.schemas import IntegratorCreate, IntegratorIssued, IntegratorPage, IntegratorRead
-from app.staff.dependencies import require_roles
+from app.staff.dependencies import ReadingAdmin, require_roles
 
 router = APIRouter(prefix="/staff/integrators", tags=["open311"])
 Admin = Annotated[StaffUser, Depends(require_roles(StaffRole.admin))]
@@ -34,7 +34,7 @@ async def issue_key(
 
 @router.get("", response_model=IntegratorPage)
 async def list_keys(
-    user: Admin, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+    user: ReadingAdmin, session: ReadSessionDep, page: Annotated[PageParams, Depends(page_params)]
 ) -> IntegratorPage:
     items = await keys.listing(session, limit=page.limit, offset=page.offset)
     return IntegratorPage(items=items, next_cursor=page.next_cursor(len(items)))

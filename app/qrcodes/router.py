@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep, WeChatDep
+from app.core.deps import ClockDep, ReadSessionDep, SettingsDep, WeChatDep
 from app.qrcodes import service
-from app.staff.dependencies import CurrentStaff
+from app.staff.dependencies import ReadingStaff
 
 router = APIRouter(prefix="/staff", tags=["qrcodes"])
 
@@ -22,8 +22,8 @@ router = APIRouter(prefix="/staff", tags=["qrcodes"])
 )
 async def qrcode_poster(
     region_code: Annotated[str, Path(pattern=r"^\d{12}$")],
-    _: CurrentStaff,
-    session: SessionDep,
+    _: ReadingStaff,
+    session: ReadSessionDep,
     settings: SettingsDep,
     wechat: WeChatDep,
     clock: ClockDep,
