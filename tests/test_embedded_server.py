@@ -264,16 +264,16 @@ async def test_public_reads_answer_while_a_writer_holds_the_database(
                 writer.close()
 
 
-async def test_staff_reads_answer_while_a_writer_holds_the_database(
+async def test_signed_in_reads_answer_while_a_writer_holds_the_database(
     prepared: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """A cadre's lists, a leader's statistics and an admin's settings pages
-    only read: on SQLite they take a read session, login check included, so
-    they neither wait for the database's write lock nor hold it (and the
-    process's writer lock) while they render, which every resident's filing
-    would wait on."""
+    """A resident's own list, a cadre's lists, a leader's statistics and an
+    admin's settings pages only read: on SQLite they take a read session,
+    login check included, so they neither wait for the database's write lock
+    nor hold it (and the process's writer lock) while they render, which
+    every resident's filing would wait on."""
     var = copy_of(prepared, tmp_path_factory, "staff-reads")
-    with serving(embedded_env(var)) as url:
+    with serving({**embedded_env(var), "YDT_DEV_LOGIN_ENABLED": "true"}) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
 
             async def login(username: str) -> dict[str, str]:
@@ -284,7 +284,10 @@ async def test_staff_reads_answer_while_a_writer_holds_the_database(
 
             cadre, admin = await login("fengbei.zhang"), await login("admin")
             me = (await http.get("/api/v1/staff/me", headers=admin)).json()["id"]
+            citizen = await resident(http, "reads-resident")
             reads = [
+                (citizen, "/api/v1/auth/me"),
+                (citizen, "/api/v1/complaints/mine"),
                 (cadre, "/api/v1/staff/me"),
                 (cadre, "/api/v1/staff/complaints"),
                 (cadre, "/api/v1/staff/complaints?card=red"),

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep, SharedDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep, SharedDep
 from app.core.errors import (
     RETRY_AFTER_SECONDS,
     AppError,
@@ -133,7 +133,7 @@ async def discovery(format: FormatPath, settings: SettingsDep) -> Response:
 async def services(
     format: FormatPath,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
@@ -153,7 +153,7 @@ async def service_definition(
     service_code: Annotated[str, Path(max_length=16)],
     format: FormatPath,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
@@ -172,7 +172,7 @@ async def service_definition(
 async def requests(
     format: FormatPath,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
@@ -205,7 +205,7 @@ async def one_request(
     service_request_id: Annotated[str, Path(max_length=64)],
     format: FormatPath,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
@@ -225,7 +225,7 @@ async def token(
     token: Annotated[str, Path(max_length=64)],
     format: FormatPath,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     clock: ClockDep,
     shared: SharedDep,
