@@ -18,7 +18,7 @@ from app.complaints import router as complaints_router
 from app.console.apidocs import router as apidocs_router
 from app.console.router import console as console_router
 from app.console.templating import STATIC_DIR
-from app.core import keys
+from app.core import heap, keys
 from app.core.boundary import Boundary
 from app.core.clock import Clock, SystemClock
 from app.core.config import ConfigurationError, Settings, get_settings
@@ -81,6 +81,7 @@ def create_app(
             await store.start()
         except Exception as exc:  # keep serving; /readyz reports storage as down
             logger.error("object storage not ready at start", extra={"error": repr(exc)})
+        heap.settle()  # start-up's objects out of the collector's sight (app/core/heap.py)
         projecting = None
         if settings.projector_in_app:  # processes take turns (app/stats/projector.py)
             projecting = asyncio.create_task(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import checkpoint as audit_checkpoint
 from app.auth import sessions as auth_sessions
+from app.core import heap
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.storage import MediaStore, create_media_store
@@ -99,6 +100,7 @@ async def run(
 ) -> None:
     me = worker_id()
     store = store or create_media_store(settings)
+    heap.settle()  # start-up's objects out of the collector's sight (app/core/heap.py)
     logger.info("worker started", extra={"worker": me})
     if once:
         async with sessionmaker() as s:
