@@ -162,6 +162,18 @@ async def resident(http: httpx.AsyncClient, openid: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
+@contextlib.contextmanager
+def write_locked(db: Path) -> Iterator[None]:
+    """Another connection holds the SQLite file's write lock meanwhile."""
+    writer = sqlite3.connect(db, timeout=5)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.rollback()
+        writer.close()
+
+
 def _write_lock_free(db: Path, within: float) -> bool:
     """Whether another connection can take the SQLite file's write lock within
     ``within`` seconds (another request's short write may hold it a moment)."""
@@ -252,16 +264,11 @@ async def test_public_reads_answer_while_a_writer_holds_the_database(
                 "/api/v1/disclosures?region_code=511702005001",
                 "/api/v1/stats/public?region_code=511702005001",
             ]
-            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
-            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
-            try:
+            with write_locked(var / "yidiantong.db"):
                 for path in paths:
                     # Far below the app's busy timeout (10 s) a writer's session waits.
                     resp = await asyncio.wait_for(http.get(path), timeout=5)
                     assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
-            finally:
-                writer.rollback()
-                writer.close()
 
 
 async def test_signed_in_reads_answer_while_a_writer_holds_the_database(
@@ -308,15 +315,10 @@ async def test_signed_in_reads_answer_while_a_writer_holds_the_database(
                 (admin, "/api/v1/staff/routing/overrides"),
                 (admin, "/api/v1/staff/routing/designated-cadres"),
             ]
-            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
-            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
-            try:
+            with write_locked(var / "yidiantong.db"):
                 for headers, path in reads:
                     resp = await asyncio.wait_for(http.get(path, headers=headers), timeout=5)
                     assert resp.status_code == 200, (path, resp.status_code, resp.text[:200])
-            finally:
-                writer.rollback()
-                writer.close()
 
 
 async def test_console_pages_answer_while_a_writer_holds_the_database(
@@ -352,18 +354,13 @@ async def test_console_pages_answer_while_a_writer_holds_the_database(
                 (admin, "/console/admin/routing"),
                 (admin, "/console/admin/qrcodes"),
             ]
-            writer = sqlite3.connect(var / "yidiantong.db", timeout=5)
-            writer.execute("BEGIN IMMEDIATE")  # another writer holds the database
-            try:
+            with write_locked(var / "yidiantong.db"):
                 for http, path in pages:
                     resp = await asyncio.wait_for(http.get(path), timeout=5)
                     assert resp.status_code in (200, 303), (path, resp.status_code)
                     if resp.status_code == 303:  # a home page sends the role on, never out
                         assert path in ("/console/", "/console/admin"), path
                         assert "/login" not in resp.headers["location"]
-            finally:
-                writer.rollback()
-                writer.close()
 
 
 async def test_a_login_waiting_on_wechat_holds_up_no_write(

@@ -47,6 +47,17 @@ async def test_sqlite_shortens_the_switch_interval_and_postgresql_leaves_it(
         await pg.dispose()
 
 
+class _Base(DeclarativeBase):
+    pass
+
+
+# A table of the read-session tests' own.
+class _T(_Base):
+    __tablename__ = "t"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    v: Mapped[str]
+
+
 async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
     tmp_path: Path,
 ) -> None:
@@ -71,32 +82,13 @@ async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
         async with read_session(request) as session:  # type: ignore[arg-type]
             assert (await session.execute(text("SELECT v FROM t"))).scalar_one() == "a"
         assert sent == ["SELECT v FROM t"]
-
-        class Row(DeclarativeBase):
-            pass
-
-        class T(Row):
-            __tablename__ = "t"
-            id: Mapped[int] = mapped_column(primary_key=True)
-            v: Mapped[str]
-
         with pytest.raises(RuntimeError, match="read session holds changes"):
             async with read_session(request) as session:  # type: ignore[arg-type]
-                session.add(T(id=2, v="b"))
+                session.add(_T(id=2, v="b"))
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
     finally:
         await engine.dispose()
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _T(_Base):
-    __tablename__ = "t"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    v: Mapped[str]
 
 
 async def test_a_read_session_refuses_every_write_before_it_reaches_the_database(
