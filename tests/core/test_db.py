@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.complaints import filing_sql
+from app.core.config import Settings
 from app.core.db import (
     SQLITE_SWITCH_INTERVAL,
     ReadSessionWrite,
@@ -58,18 +59,24 @@ class _T(_Base):
     v: Mapped[str]
 
 
+async def _one_row(tmp_path: Path) -> tuple[AsyncEngine, Settings]:
+    """A SQLite file with table ``t`` (``_T``) holding one row, (1, 'a')."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'one-row.db'}"
+    settings = make_settings(database_url=url)
+    engine = create_engine(settings, url=url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        await conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    return engine, settings
+
+
 async def test_a_read_session_commits_nothing_and_refuses_changes_left_in_it(
     tmp_path: Path,
 ) -> None:
     """read_session hands its connection back without a COMMIT; an ORM change
     left in it is a bug in the service that made it, so it fails loudly
     instead of being rolled back in silence."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-    settings = make_settings(database_url=url)
-    engine = create_engine(settings, url=url)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-        await conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    engine, settings = await _one_row(tmp_path)
     request = SimpleNamespace(
         app=SimpleNamespace(
             state=SimpleNamespace(read_sessionmaker=create_read_sessionmaker(engine, settings))
@@ -99,12 +106,7 @@ async def test_a_read_session_refuses_every_write_before_it_reaches_the_database
     take the write lock on SQLite: every ORM write is refused before any
     statement is sent, and nothing is written. A session of the same
     sessionmaker that is not a read session's (the filing's) still writes."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"
-    settings = make_settings(database_url=url)
-    engine = create_engine(settings, url=url)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-        await conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    engine, settings = await _one_row(tmp_path)
     maker = create_read_sessionmaker(engine, settings)
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(read_sessionmaker=maker)))
     sent: list[str] = []
