@@ -105,16 +105,6 @@ async def get_live(
     return row
 
 
-async def touch(
-    db: AsyncSession, row: AuthSession, *, now: datetime, expires_at: datetime | None = None
-) -> None:
-    """Mark use (the console's idle clock), optionally moving the end."""
-    row.last_used_at = now
-    if expires_at is not None:
-        row.expires_at = expires_at
-    await db.flush()
-
-
 async def revoke(db: AsyncSession, session_id: str, *, reason: str, now: datetime) -> bool:
     result = await db.execute(
         update(AuthSession)
