@@ -37,12 +37,17 @@
     }
   });
 
-  // Focus the first field of an action form when it is opened.
+  // Focus the first field of an action form when it is opened, unless a
+  // field of it already has the focus: the toggle event comes a moment after
+  // the click, and a quick hand (or a test) may already be typing in the
+  // second field, whose text would go to the first.
   document.addEventListener("toggle", function (event) {
     var details = event.target;
     if (details instanceof HTMLDetailsElement && details.open) {
       var first = details.querySelector("select, textarea, input:not([type=hidden])");
-      if (first) {
+      var active = document.activeElement;
+      var typing = active && details.contains(active) && active.matches("select, textarea, input");
+      if (first && !typing) {
         first.focus();
       }
     }
