@@ -19,7 +19,7 @@ from app.core.deps import ClockDep, ReadSessionDep, ServicesDep, SessionDep, Tok
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import TokenService
 from app.models import Citizen, SessionSubject
-from app.staff.dependencies import bearer
+from app.staff.dependencies import BearerDep, bearer
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +96,6 @@ def _claims(
     return claims.subject_id, sessions.require_session(claims)
 
 
-# The bearer credentials as FastAPI reads them (and documents the scheme).
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
 # For a route that solves no dependency (``citizen_token``): the bearer
 # scheme, documented as the dependency would have documented it.
 BEARER_SECURITY: dict[str, Any] = {"security": [{bearer.scheme_name: []}]}
@@ -123,7 +119,7 @@ async def get_citizen_auth(
     session: SessionDep,
     tokens: TokensDep,
     clock: ClockDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: BearerDep,
 ) -> CitizenAuth:
     now = clock.now()
     subject_id, sid = _claims(tokens, credentials, now)
@@ -148,7 +144,7 @@ async def get_reading_citizen(
     session: ReadSessionDep,
     tokens: TokensDep,
     clock: ClockDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: BearerDep,
 ) -> Citizen:
     """The resident, checked in a read session, for a route that only reads:
     on SQLite it takes no write lock (``ReadingStaff``'s counterpart)."""
@@ -168,7 +164,7 @@ async def get_optional_citizen(
     session: ReadSessionDep,
     tokens: TokensDep,
     clock: ClockDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: BearerDep,
 ) -> Citizen | None:
     """For public pages that only use a login to pick defaults (the village)."""
     if credentials is None:

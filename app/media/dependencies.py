@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials
 
 from app.auth.dependencies import get_citizen_auth
 from app.core.deps import ClockDep, SessionDep, TokensDep
 from app.core.errors import Unauthorized
-from app.staff.dependencies import bearer, get_staff_auth
+from app.staff.dependencies import BearerDep, get_staff_auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +27,7 @@ async def get_uploader(
     session: SessionDep,
     tokens: TokensDep,
     clock: ClockDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: BearerDep,
 ) -> Uploader:
     if credentials is None:
         raise Unauthorized("请先登录", headers={"WWW-Authenticate": "Bearer"})

@@ -60,17 +60,19 @@ async def _authenticate(
     return StaffAuth(user, sid)
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+# The bearer credentials as FastAPI reads them (and documents the scheme),
+# for staff, residents and uploaders alike.
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def get_staff_auth(
-    session: SessionDep, tokens: TokensDep, clock: ClockDep, credentials: Credentials
+    session: SessionDep, tokens: TokensDep, clock: ClockDep, credentials: BearerDep
 ) -> StaffAuth:
     return await _authenticate(session, tokens, clock, credentials)
 
 
 async def get_reading_staff_auth(
-    session: ReadSessionDep, tokens: TokensDep, clock: ClockDep, credentials: Credentials
+    session: ReadSessionDep, tokens: TokensDep, clock: ClockDep, credentials: BearerDep
 ) -> StaffAuth:
     """The same check in a read session, for a route that only reads: on
     SQLite it then takes neither the database's write lock nor the
