@@ -215,10 +215,11 @@ def _receipt(
 async def receipt(
     request: Request,
     complaint_id: Annotated[str, Path(min_length=1, max_length=64)],
-    ctx: ReadingCtx,
-    session: ReadSessionDep,
+    ctx: Ctx,
+    session: SessionDep,
 ) -> Response:
-    """Reprint (scoped like the case page; the query code is not shown again)."""
+    """Reprint (scoped like the case page; the query code is not shown again).
+    A writer: the case file records a read of an accuser's identity."""
     case = await workflow_queue.case_file(
         session, ctx.user, complaint_id, now=ctx.now, settings=ctx.settings
     )

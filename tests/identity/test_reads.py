@@ -16,6 +16,7 @@ from app.complaints import events, identity
 from app.core.chain import first_break
 from app.models import ComplaintEvent, StaffUser
 from app.models.enums import StaffRole
+from tests.console.helpers import signed_in
 from tests.factories import login, make_staff
 from tests.identity.helpers import accuse, resident
 from tests.workflow.helpers import TOWN_UNIT, act, case, file_case
@@ -183,3 +184,25 @@ async def test_a_staff_member_without_the_case_in_scope_reads_nothing(
     assert resp.status_code == 404
     assert len(await reads(session, world.accused)) == n
     assert (await session.get(StaffUser, world.zhang_id)) is not None
+
+
+async def test_a_receipt_reprint_of_an_accusation_is_a_recorded_read(
+    client: AsyncClient, world: World, session: AsyncSession
+) -> None:
+    """The console's receipt reprint loads the case file, which shows its
+    reader the accuser's identity: it records that read like the case page,
+    so it must take a writer session (a read session refuses the record)."""
+    await signed_in(client, "rd.zhang")
+    before = len(await reads(session, world.accused))
+    page = await client.get(f"/console/complaints/{world.accused}/receipt")
+    assert page.status_code == 200, page.text[:300]
+    assert "受理回执" in page.text
+    found = await reads(session, world.accused)
+    assert [e.data for e in found[before:]] == [{"via": "case_file"}]
+    # Another township's supervisor gets the same 404 as for a missing case.
+    client.cookies.clear()
+    await signed_in(client, "rd.other")
+    other = await client.get(f"/console/complaints/{world.accused}/receipt")
+    missing = await client.get("/console/complaints/no-such-case/receipt")
+    assert other.status_code == missing.status_code == 404
+    assert len(await reads(session, world.accused)) == before + 1
