@@ -12,7 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.core.config import ConfigurationError, Settings, get_settings
+from app.core.config import (
+    ConfigurationError,
+    Settings,
+    filing_turns_per_process,
+    get_settings,
+)
 from app.models.enums import StaffRole
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if derived is not None:
         # The processes uvicorn starts read their settings from the environment.
         os.environ["YDT_PUBLIC_BASE_URL"] = derived
+        get_settings.cache_clear()
+    if "filing_statements_in_flight" not in settings.model_fields_set:
+        os.environ["YDT_FILING_STATEMENTS_IN_FLIGHT"] = str(filing_turns_per_process(args.workers))
         get_settings.cache_clear()
     uvicorn.run(
         "app.main:create_app",

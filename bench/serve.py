@@ -9,13 +9,19 @@ Usage: python -m bench.serve MODULE:FACTORY PORT WORKERS
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
 
+from app.core.config import filing_turns_per_process
+
 
 def main() -> int:
     target, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    # As `ydt serve` shares the filing's turns among its workers (unset only;
+    # the bare baseline reads no setting).
+    os.environ.setdefault("YDT_FILING_STATEMENTS_IN_FLIGHT", str(filing_turns_per_process(workers)))
     # Mirrors app.cli.cmd_serve; the host is loopback because load comes from
     # this machine only.
     uvicorn.run(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,3 +56,47 @@ def test_postgres_url_without_secret_refuses_to_start(tmp_path: Path) -> None:
     env.pop("YDT_JWT_SECRET", None)
     result = ydt(env, "serve", "--port", "1")
     assert result.returncode == 2 and "YDT_JWT_SECRET is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("workers", "explicit", "each"),
+    [(1, None, "2"), (2, None, "1"), (8, None, "1"), (2, "3", "3"), (1, "1", "1")],
+)
+def test_serve_shares_two_filing_turns_among_its_workers(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    explicit: str | None,
+    each: str,
+) -> None:
+    """What each process uvicorn starts reads from the environment; uvicorn
+    itself is not started (its ``run`` records the environment it was handed)."""
+    import uvicorn
+
+    from app import cli
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("YDT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}")
+    monkeypatch.setenv("YDT_SECRET_FILE", str(tmp_path / "s"))
+    monkeypatch.setenv("YDT_KEY_DIR", str(tmp_path / "keys"))
+    # Set, then unset: so the test's end takes away what serve puts in the
+    # environment (a var that was absent is not restored by delenv alone).
+    for name in ("YDT_PUBLIC_BASE_URL", "YDT_FILING_STATEMENTS_IN_FLIGHT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    if explicit is not None:
+        monkeypatch.setenv("YDT_FILING_STATEMENTS_IN_FLIGHT", explicit)
+    seen: dict[str, object] = {}
+
+    def run(*_args: object, **kwargs: object) -> None:
+        seen["workers"] = kwargs["workers"]
+        seen["each"] = os.environ.get("YDT_FILING_STATEMENTS_IN_FLIGHT")
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["serve", "--port", "1", "--workers", str(workers)]) == 0
+        assert seen == {"workers": workers, "each": each}
+        assert get_settings().filing_statements_in_flight == int(each)
+    finally:
+        get_settings.cache_clear()

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
         "one-statement reads and a filing's statements (PostgreSQL, not behind PgBouncer); "
         "at most half the pool, 0 turns it off",
     )
+    filing_statements_in_flight: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="filing statements (each takes the day's counter row) in flight at once "
+        "per process, PostgreSQL outside PgBouncer; the rest wait in the process, in order, "
+        "instead of on the row. Unset, `ydt serve` shares 2 among its workers (2 for one, "
+        "1 each for more)",
+    )
     telemetry: bool = Field(
         default=False,
         description="FastAPI's OpenTelemetry spans and metrics, for an operator who has set "
@@ -740,3 +749,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# Filing statements in flight for the whole of one ``ydt serve``: one at the
+# counter row and one ready behind it. More only wait on the row, each commit
+# waking them all, and cost PostgreSQL CPU; fewer leave the row idle while the
+# next statement is on its way (bench/README.md).
+FILING_TURNS_PER_SERVE = 2
+
+
+def filing_turns_per_process(workers: int) -> int:
+    """``YDT_FILING_STATEMENTS_IN_FLIGHT`` for each of ``workers`` processes
+    when it is not set."""
+    return max(1, FILING_TURNS_PER_SERVE // max(1, workers))

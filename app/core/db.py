@@ -263,6 +263,7 @@ def create_read_sessionmaker(
         engine.dialect.driver == "aiosqlite" and not isinstance(engine.pool, NullPool)
     )
     maker.hot_connections = hot_connections(engine, settings)  # type: ignore[attr-defined]
+    maker.filing_gate = asyncio.Semaphore(settings.filing_statements_in_flight)  # type: ignore[attr-defined]
     return maker
 
 
@@ -400,10 +401,14 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     the session as usual and is committed at the end."""
     state = request.app.state
     if not autocommit_allowed(state.engine, state.settings):
-        async for session in get_session(request):
+        # Entered as a context, so an error of the filing reaches the writer's
+        # session (its rollback, SQLite's writer lock) before this ends; an
+        # ``async for`` left it to the generator's finalisation, later.
+        async with _PLAIN[get_session](request) as session:
             yield session
         return
     session = _bare_session(state.read_sessionmaker)
+    session.info[driver.FILING_GATE] = getattr(state.read_sessionmaker, "filing_gate", None)
     try:
         yield session
     except BaseException:
@@ -418,6 +423,25 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     if _holds_connection(session) or session.new or session.dirty or session.deleted:
         async with transaction(session):
             pass  # commits what the ORM began or holds, closes the session
+
+
+@contextlib.asynccontextmanager
+async def filing_turn(session: AsyncSession) -> AsyncIterator[None]:
+    """Hold one of the process's turns (``driver.FILING_GATE``) for a statement
+    that takes the day's counter row. Only a filing session in autocommit
+    carries the gate (``get_filing_session``): there the statement is its own
+    transaction and whoever waits for a turn holds no lock. Inside a
+    transaction (behind PgBouncer) the row stays locked to the commit, and a
+    filing whose admission had locked a rate-limit row could wait for a turn
+    held by one that waits on that row, a deadlock no database would see; so
+    there, as on SQLite (whose writers queue on the process's writer lock),
+    the statement just runs."""
+    gate: asyncio.Semaphore | None = session.info.get(driver.FILING_GATE)
+    if gate is None:
+        yield
+        return
+    async with gate:
+        yield
 
 
 SessionDependency = Callable[[Request], AsyncIterator[AsyncSession]]

@@ -109,6 +109,9 @@ async def _driver(conn: AsyncConnection) -> tuple[Any, Any] | None:
 BARE = "ydt.bare_reads"
 # Beside it, the process's kept connections (``HotConnections``), if any.
 HOT = "ydt.hot_connections"
+# A filing session's bound on the filing statements in flight (an
+# ``asyncio.Semaphore``, ``db.get_filing_session``), in autocommit only.
+FILING_GATE = "ydt.filing_gate"
 
 
 async def rows(

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import delete, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -23,6 +24,7 @@ from app.core import driver
 from app.core.db import (
     create_read_sessionmaker,
     create_sessionmaker,
+    filing_turn,
     get_filing_session,
 )
 from app.core.errors import TooManyRequests
@@ -320,3 +322,88 @@ async def test_concurrent_requests_read_the_reference_token_once(
         assert not slot.checking
     finally:
         refcache.clear()
+
+
+def _gate_of(request: Any, permits: int = 1) -> asyncio.Semaphore:
+    gate = asyncio.Semaphore(permits)
+    request.app.state.read_sessionmaker.filing_gate = gate
+    return gate
+
+
+@postgresql_only
+async def test_in_autocommit_a_turn_ends_with_its_statement(four: AsyncEngine, filing: Any) -> None:
+    gate = _gate_of(filing)
+
+    async def work(session: AsyncSession) -> None:
+        assert session.info[driver.FILING_GATE] is gate
+        async with filing_turn(session):
+            assert gate.locked()
+            await session.execute(text("select 1"))
+        assert not gate.locked()  # the statement committed itself
+
+    await _drive(filing, work)
+    assert not gate.locked()
+
+
+@postgresql_only
+async def test_behind_pgbouncer_there_is_no_gate(four: AsyncEngine) -> None:
+    """The writer's transaction holds the counter row to its commit, with the
+    admission's rate-limit rows: waiting for a turn there could deadlock."""
+    request = request_for(four, database_pgbouncer=True)
+    gate = _gate_of(request)
+    await gate.acquire()  # a full gate, which the statement must not wait for
+
+    async def work(session: AsyncSession) -> None:
+        assert session.info.get(driver.FILING_GATE) is None
+        async with filing_turn(session):
+            await session.execute(text("select 1"))
+
+    await asyncio.wait_for(_drive(request, work), timeout=10)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_a_failed_filing_ends_the_writers_session_before_the_dependency_ends(
+    engine: AsyncEngine,
+) -> None:
+    """On SQLite the writer's session holds the process's writer lock: an
+    error must roll it back and free the lock as the dependency ends, not when
+    an abandoned generator is finalised later (as an ``async for`` left it)."""
+    request = request_for(engine)
+    writers = request.app.state.sqlite_writers = asyncio.Lock()
+
+    class Refused(Exception):
+        pass
+
+    async def fails(session: AsyncSession) -> None:
+        assert writers.locked()
+        await session.execute(text("select 1"))
+        raise Refused
+
+    with pytest.raises(Refused):
+        await _drive(request, fails)
+    assert not writers.locked()
+
+
+@postgresql_only
+async def test_a_failed_statement_gives_its_turn_back(four: AsyncEngine, filing: Any) -> None:
+    gate = _gate_of(filing)
+
+    async def work(session: AsyncSession) -> None:
+        async with filing_turn(session):
+            await session.execute(text("select 1 / 0"))
+
+    with pytest.raises(DBAPIError):
+        await _drive(filing, work)
+    assert not gate.locked()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_on_sqlite_there_is_no_gate(engine: AsyncEngine) -> None:
+    request = request_for(engine)
+
+    async def work(session: AsyncSession) -> None:
+        assert session.info.get(driver.FILING_GATE) is None
+        async with filing_turn(session):  # the process's writer lock already queues
+            await session.execute(text("select 1"))
+
+    await _drive(request, work)
