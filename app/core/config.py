@@ -116,9 +116,9 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="filing statements (each takes the day's counter row) in flight at once "
-        "per process, PostgreSQL outside PgBouncer; the rest wait in the process, in order, "
-        "instead of on the row. Unset, `ydt serve` shares 2 among its workers (2 for one, "
-        "1 each for more)",
+        "per process on PostgreSQL (behind PgBouncer, whole filing sessions); the rest wait "
+        "in the process, in order, instead of on the row. Unset, `ydt serve` shares 2 among "
+        "its workers (2 for one, 1 each for more)",
     )
     telemetry: bool = Field(
         default=False,

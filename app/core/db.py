@@ -400,15 +400,23 @@ async def get_filing_session(request: Request) -> AsyncIterator[AsyncSession]:
     does (a rare pin of the taxonomy, freeing a key after a failure) begins
     the session as usual and is committed at the end."""
     state = request.app.state
+    gate = getattr(state.read_sessionmaker, "filing_gate", None)
     if not autocommit_allowed(state.engine, state.settings):
-        # Entered as a context, so an error of the filing reaches the writer's
-        # session (its rollback, SQLite's writer lock) before this ends; an
-        # ``async for`` left it to the generator's finalisation, later.
-        async with _PLAIN[get_session](request) as session:
+        # Behind PgBouncer the counter row stays locked to the commit, so the
+        # whole session takes the turn, before it locks anything: a turn
+        # taken at the statement could wait on a filing whose statement waits
+        # for a rate-limit row this one's admission holds, a deadlock no
+        # database would see. SQLite's writers queue on the writer lock.
+        # The writer's session is entered as a context, so an error of the
+        # filing reaches it (its rollback, SQLite's writer lock) before this
+        # ends; an ``async for`` left it to the generator's finalisation.
+        postgresql = state.engine.dialect.name == "postgresql"
+        turn = gate if postgresql and gate is not None else contextlib.nullcontext()
+        async with turn, _PLAIN[get_session](request) as session:
             yield session
         return
     session = _bare_session(state.read_sessionmaker)
-    session.info[driver.FILING_GATE] = getattr(state.read_sessionmaker, "filing_gate", None)
+    session.info[driver.FILING_GATE] = gate
     try:
         yield session
     except BaseException:
@@ -430,12 +438,9 @@ async def filing_turn(session: AsyncSession) -> AsyncIterator[None]:
     """Hold one of the process's turns (``driver.FILING_GATE``) for a statement
     that takes the day's counter row. Only a filing session in autocommit
     carries the gate (``get_filing_session``): there the statement is its own
-    transaction and whoever waits for a turn holds no lock. Inside a
-    transaction (behind PgBouncer) the row stays locked to the commit, and a
-    filing whose admission had locked a rate-limit row could wait for a turn
-    held by one that waits on that row, a deadlock no database would see; so
-    there, as on SQLite (whose writers queue on the process's writer lock),
-    the statement just runs."""
+    transaction and whoever waits for a turn holds no lock. Behind PgBouncer
+    the whole filing session holds the turn instead, and on SQLite writers
+    queue on the process's writer lock: there the statement just runs."""
     gate: asyncio.Semaphore | None = session.info.get(driver.FILING_GATE)
     if gate is None:
         yield

@@ -346,19 +346,42 @@ async def test_in_autocommit_a_turn_ends_with_its_statement(four: AsyncEngine, f
 
 
 @postgresql_only
-async def test_behind_pgbouncer_there_is_no_gate(four: AsyncEngine) -> None:
-    """The writer's transaction holds the counter row to its commit, with the
-    admission's rate-limit rows: waiting for a turn there could deadlock."""
+async def test_behind_pgbouncer_the_whole_session_holds_the_turn(four: AsyncEngine) -> None:
+    """The writer's transaction holds the counter row to its commit, and its
+    admission's rate-limit rows before it: the turn is taken before the
+    session begins and given back when it has ended, and the statement does
+    not ask for a second one (with one turn it would wait for itself)."""
     request = request_for(four, database_pgbouncer=True)
     gate = _gate_of(request)
-    await gate.acquire()  # a full gate, which the statement must not wait for
 
     async def work(session: AsyncSession) -> None:
+        assert gate.locked()
         assert session.info.get(driver.FILING_GATE) is None
         async with filing_turn(session):
             await session.execute(text("select 1"))
 
     await asyncio.wait_for(_drive(request, work), timeout=10)
+    assert not gate.locked()
+
+    await gate.acquire()  # another filing's turn
+    waiting = asyncio.create_task(_drive(request, work))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # no session before a turn
+    assert four.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    gate.release()
+    await asyncio.wait_for(waiting, timeout=10)
+
+    class Refused(Exception):
+        pass
+
+    async def fails(session: AsyncSession) -> None:
+        await session.execute(text("select 1"))
+        raise Refused
+
+    with pytest.raises(Refused):
+        await _drive(request, fails)  # rolled back, then the turn goes back
+    assert not gate.locked()
+    assert four.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
