@@ -31,6 +31,7 @@ from PIL import Image
 
 from app.cli import derived_base_url, served_base_url
 from app.core.config import Settings
+from tests import mediafiles
 from tests.fake_wechat import RISKY_MARK, FakeWeChat
 from tests.support import free_port, wait_for_port
 
@@ -292,9 +293,18 @@ async def test_signed_in_reads_answer_while_a_writer_holds_the_database(
             cadre, admin = await login("fengbei.zhang"), await login("admin")
             me = (await http.get("/api/v1/staff/me", headers=admin)).json()["id"]
             citizen = await resident(http, "reads-resident")
+            # The mini-program polls its upload while it is judged.
+            uploaded = await http.post(
+                "/api/v1/media",
+                headers=citizen,
+                data={"kind": "image"},
+                files={"file": ("p.png", mediafiles.png(), "image/png")},
+            )
+            assert uploaded.status_code == 201, uploaded.text
             reads = [
                 (citizen, "/api/v1/auth/me"),
                 (citizen, "/api/v1/complaints/mine"),
+                (citizen, f"/api/v1/media/{uploaded.json()['id']}"),
                 (cadre, "/api/v1/staff/me"),
                 (cadre, "/api/v1/staff/complaints"),
                 (cadre, "/api/v1/staff/complaints?card=red"),

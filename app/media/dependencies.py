@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import get_citizen_auth
-from app.core.deps import ClockDep, SessionDep, TokensDep
+from app.core.deps import ClockDep, ReadSessionDep, SessionDep, TokensDep
 from app.core.errors import Unauthorized
 from app.staff.dependencies import BearerDep, get_staff_auth
 
@@ -29,6 +30,23 @@ async def get_uploader(
     clock: ClockDep,
     credentials: BearerDep,
 ) -> Uploader:
+    return await _uploader(session, tokens, clock, credentials)
+
+
+async def get_reading_uploader(
+    session: ReadSessionDep,
+    tokens: TokensDep,
+    clock: ClockDep,
+    credentials: BearerDep,
+) -> Uploader:
+    """The same check in a read session, for a route that only reads (on
+    SQLite it takes no write lock: ``ReadingCitizen``'s counterpart)."""
+    return await _uploader(session, tokens, clock, credentials)
+
+
+async def _uploader(
+    session: AsyncSession, tokens: TokensDep, clock: ClockDep, credentials: BearerDep
+) -> Uploader:
     if credentials is None:
         raise Unauthorized("请先登录", headers={"WWW-Authenticate": "Bearer"})
     claims = tokens.decode(credentials.credentials, now=clock.now())
@@ -41,3 +59,5 @@ async def get_uploader(
 
 
 CurrentUploader = Annotated[Uploader, Depends(get_uploader)]
+# For a route that only reads, with ``ReadSessionDep`` (one session each).
+ReadingUploader = Annotated[Uploader, Depends(get_reading_uploader)]

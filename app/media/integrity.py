@@ -20,7 +20,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
+
+from sqlalchemy import func, inspect, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.storage import MediaStore
 from app.models import Media
@@ -144,3 +147,38 @@ async def derivative_unchanged(store: MediaStore, media: Media, name: str) -> bo
         extra={"media_id": media.id, "derivative": name},
     )
     return False
+
+
+# What reading a media item may learn about its stored bytes and keep on the
+# row (``unchanged``, ``derivative_unchanged``): a refreshed etag (of the
+# original, or of a derivative), a sha256 sealed on first use, the time its
+# bytes were first found changed.
+_FOUND = ("etag", "sha256", "integrity_failed_at", "derivatives")
+
+
+def take_found(session: AsyncSession, media: Media) -> dict[str, Any]:
+    """What a read of ``media`` found that the row should keep, taken out of
+    the read session (which refuses to write it) for ``record_found``."""
+    state: Any = inspect(media)
+    found = {k: getattr(media, k) for k in _FOUND if state.attrs[k].history.has_changes()}
+    if found:
+        session.expunge(media)
+    return found
+
+
+async def record_found(session: AsyncSession, media_id: str, found: dict[str, Any]) -> None:
+    """Keep what a read found, in a writer session of its own: the read itself
+    (the store's stat, perhaps a hash of the whole object) then holds no write
+    lock, and the writer's is taken only when there is something to keep.
+    A first failure's time and a sealed sha256 are kept if another read wrote
+    them meanwhile."""
+    values: dict[str, Any] = dict(found)
+    for column in ("sha256", "integrity_failed_at"):
+        if column in values:
+            values[column] = func.coalesce(getattr(Media, column), values[column])
+    await session.execute(
+        update(Media)
+        .where(Media.id == media_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

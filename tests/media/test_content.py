@@ -205,9 +205,7 @@ class TestImageBomb:
         assert stored_files(local_store) == []
 
     async def test_the_per_kind_limit_is_a_setting(self, app: FastAPI, client: AsyncClient) -> None:
-        app.state.settings = app.state.settings.model_copy(
-            update={"media_max_image_pixels": 1000}
-        )
+        app.state.settings = app.state.settings.model_copy(update={"media_max_image_pixels": 1000})
         h = await citizen(client)
         status, body = await upload(client, h, mediafiles.png((64, 48)), "image")
         assert status == 413 and "0.001 百万像素" in str(body["detail"]), body
@@ -259,6 +257,33 @@ class TestPlayableCopies:
         assert media.derive_state is DeriveState.done and media.derivatives is not None
         assert media.derivatives["play"]["size"] == len(copy)
         assert (await self._worker(app, local_store, clock)).derived == 0  # done once
+
+    async def test_a_copy_written_again_with_the_same_bytes_is_resealed_by_a_read(
+        self,
+        app: FastAPI,
+        client: AsyncClient,
+        connection: AsyncConnection,
+        local_store: LocalMediaStore,
+        clock: FixedClock,
+    ) -> None:
+        """A restored backup gives the play copy a new tag: the resident's read
+        (a read session) hashes it again, still links it, and the row keeps
+        the new tag, written apart."""
+        h = await citizen(client)
+        _, body = await upload(client, h, mediafiles.amr(), "voice")
+        assert (await self._worker(app, local_store, clock)).derived == 1
+        media = await row(connection, str(body["id"]))
+        assert media.derivatives is not None
+        play = media.derivatives["play"]
+        path = local_store.path_for(play["key"])
+        path.write_bytes(path.read_bytes())
+        info = await local_store.stat(play["key"])
+        assert info is not None and info.etag != play["etag"]
+        after = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
+        assert after["play_url"] and after["play_url"] != after["url"]
+        kept = await row(connection, str(body["id"]))
+        assert kept.derivatives is not None and kept.derivatives["play"]["etag"] == info.etag
+        assert kept.derivatives["play"]["sha256"] == play["sha256"]
 
     async def test_a_tampered_original_gets_no_copy(
         self,

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from PIL import Image
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import FixedClock
@@ -143,9 +144,7 @@ class TestServedOnlyWhileUnchanged:
         _, body = await upload(client, h, mediafiles.png(), "image")
         media = await load(connection, str(body["id"]))
         # Someone with access to the bucket swaps the evidence.
-        await store.put_stream(
-            media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y"
-        )
+        await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
         got = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
         assert got["url"] is None and got["play_url"] is None
         assert (await load(connection, str(body["id"]))).integrity_failed_at is not None
@@ -160,13 +159,52 @@ class TestServedOnlyWhileUnchanged:
         _, body = await upload(client, h, mediafiles.wav(), "voice")
         media = await load(connection, str(body["id"]))
         same = await read_all(store, media.storage_key)
-        await store.put_stream(
-            media.storage_key, once(same), content_type="a/b"
-        )
+        await store.put_stream(media.storage_key, once(same), content_type="a/b")
         got = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
         assert got["url"] is not None
         after = await load(connection, str(body["id"]))
         assert after.integrity_failed_at is None
+        # The object's tag as it is now is what vouches for the hash next time
+        # (kept by the read, in a writer session of its own).
+        info = await store.stat(media.storage_key)
+        assert info is not None and after.etag == info.etag
+
+    async def test_a_read_seals_media_that_had_no_recorded_sha256(
+        self, client: AsyncClient, connection: AsyncConnection, store: MediaStore
+    ) -> None:
+        h = await citizen(client)
+        data = mediafiles.png()
+        _, body = await upload(client, h, data, "image")
+        await connection.execute(
+            update(Media).where(Media.id == body["id"]).values(sha256=None, etag=None)
+        )
+        got = await client.get(f"/api/v1/media/{body['id']}", headers=h)
+        assert got.status_code == 200 and got.json()["url"] is not None
+        sealed = await load(connection, str(body["id"]))
+        assert (
+            sealed.sha256 == hashlib.sha256(await read_all(store, sealed.storage_key)).hexdigest()
+        )
+        assert sealed.etag is not None and sealed.integrity_failed_at is None
+
+    async def test_a_first_failure_keeps_its_time(
+        self,
+        client: AsyncClient,
+        connection: AsyncConnection,
+        store: MediaStore,
+        clock: FixedClock,
+    ) -> None:
+        """Each read of a replaced object finds it changed again; the row keeps
+        when it was first found."""
+        h = await citizen(client)
+        _, body = await upload(client, h, mediafiles.png(), "image")
+        media = await load(connection, str(body["id"]))
+        await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
+        await client.get(f"/api/v1/media/{body['id']}", headers=h)
+        first = (await load(connection, str(body["id"]))).integrity_failed_at
+        clock.advance(timedelta(hours=1))
+        await client.get(f"/api/v1/media/{body['id']}", headers=h)
+        assert first is not None
+        assert (await load(connection, str(body["id"]))).integrity_failed_at == first
 
 
 class TestVerifyObject:
