@@ -258,30 +258,37 @@ class TestPlayableCopies:
         assert media.derivatives["play"]["size"] == len(copy)
         assert (await self._worker(app, local_store, clock)).derived == 0  # done once
 
+    @pytest.fixture
+    async def derived_voice(
+        self, app: FastAPI, client: AsyncClient, local_store: LocalMediaStore, clock: FixedClock
+    ) -> tuple[dict[str, str], str]:
+        """A resident's voice clip with its play copy made: their headers, its id."""
+        h = await citizen(client)
+        _, body = await upload(client, h, mediafiles.amr(), "voice")
+        assert (await self._worker(app, local_store, clock)).derived == 1
+        return h, str(body["id"])
+
     async def test_a_copy_written_again_with_the_same_bytes_is_resealed_by_a_read(
         self,
-        app: FastAPI,
+        derived_voice: tuple[dict[str, str], str],
         client: AsyncClient,
         connection: AsyncConnection,
         local_store: LocalMediaStore,
-        clock: FixedClock,
     ) -> None:
         """A restored backup gives the play copy a new tag: the resident's read
         (a read session) hashes it again, still links it, and the row keeps
         the new tag, written apart."""
-        h = await citizen(client)
-        _, body = await upload(client, h, mediafiles.amr(), "voice")
-        assert (await self._worker(app, local_store, clock)).derived == 1
-        media = await row(connection, str(body["id"]))
+        h, media_id = derived_voice
+        media = await row(connection, media_id)
         assert media.derivatives is not None
         play = media.derivatives["play"]
         path = local_store.path_for(play["key"])
         path.write_bytes(path.read_bytes())
         info = await local_store.stat(play["key"])
         assert info is not None and info.etag != play["etag"]
-        after = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
+        after = (await client.get(f"/api/v1/media/{media_id}", headers=h)).json()
         assert after["play_url"] and after["play_url"] != after["url"]
-        kept = await row(connection, str(body["id"]))
+        kept = await row(connection, media_id)
         assert kept.derivatives is not None and kept.derivatives["play"]["etag"] == info.etag
         assert kept.derivatives["play"]["sha256"] == play["sha256"]
 

@@ -136,15 +136,23 @@ class TestOneTimeUploadKeys:
         assert await read_all(store, media.storage_key) == data
 
 
+async def replaced(
+    client: AsyncClient, connection: AsyncConnection, store: MediaStore
+) -> tuple[dict[str, str], dict[str, Any], Media]:
+    """A resident's image whose stored object someone with access to the
+    bucket has swapped: their headers, the upload's answer, the row before."""
+    h = await citizen(client)
+    _, body = await upload(client, h, mediafiles.png(), "image")
+    media = await load(connection, str(body["id"]))
+    await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
+    return h, body, media
+
+
 class TestServedOnlyWhileUnchanged:
     async def test_a_replaced_object_gets_no_link_and_is_flagged(
         self, client: AsyncClient, connection: AsyncConnection, store: MediaStore
     ) -> None:
-        h = await citizen(client)
-        _, body = await upload(client, h, mediafiles.png(), "image")
-        media = await load(connection, str(body["id"]))
-        # Someone with access to the bucket swaps the evidence.
-        await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
+        h, body, media = await replaced(client, connection, store)
         got = (await client.get(f"/api/v1/media/{body['id']}", headers=h)).json()
         assert got["url"] is None and got["play_url"] is None
         assert (await load(connection, str(body["id"]))).integrity_failed_at is not None
@@ -173,8 +181,7 @@ class TestServedOnlyWhileUnchanged:
         self, client: AsyncClient, connection: AsyncConnection, store: MediaStore
     ) -> None:
         h = await citizen(client)
-        data = mediafiles.png()
-        _, body = await upload(client, h, data, "image")
+        _, body = await upload(client, h, mediafiles.png(), "image")
         await connection.execute(
             update(Media).where(Media.id == body["id"]).values(sha256=None, etag=None)
         )
@@ -195,10 +202,7 @@ class TestServedOnlyWhileUnchanged:
     ) -> None:
         """Each read of a replaced object finds it changed again; the row keeps
         when it was first found."""
-        h = await citizen(client)
-        _, body = await upload(client, h, mediafiles.png(), "image")
-        media = await load(connection, str(body["id"]))
-        await store.put_stream(media.storage_key, once(mediafiles.png((8, 8))), content_type="x/y")
+        h, body, _ = await replaced(client, connection, store)
         await client.get(f"/api/v1/media/{body['id']}", headers=h)
         first = (await load(connection, str(body["id"]))).integrity_failed_at
         clock.advance(timedelta(hours=1))
