@@ -19,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.storage import MediaStore, StoredObject
@@ -49,6 +52,35 @@ def entry(stored: StoredObject, content_type: str) -> dict[str, Any]:
         "sha256": stored.sha256,
         "etag": stored.etag,
     }
+
+
+async def merge_derivatives(
+    session: AsyncSession, media_id: str, changed: Mapping[str, Any], **values: Any
+) -> bool:
+    """Set the ``changed`` entries of a media item's derivatives, keeping every
+    other entry as the row holds it now; ``values`` (other columns) go in the
+    same write. False when the row is gone.
+
+    Several writers add entries, each after minutes of work on a copy of the
+    row read before it: the playable copy (``ydt worker``'s media round), the
+    parts a content check cuts (the moderation round, perhaps in another
+    worker), a refreshed tag found by a resident's read. Writing back a
+    whole dictionary read before that work dropped whatever another writer
+    had added meanwhile, and an entry dropped is an object no cleanup finds.
+    The row is read again under its lock (PostgreSQL; on SQLite the writer's
+    transaction holds the database's write lock), so no entry is lost."""
+    found = (
+        await session.execute(
+            select(Media.derivatives).where(Media.id == media_id).with_for_update()
+        )
+    ).one_or_none()
+    if found is None:
+        return False
+    merged = {**(found[0] or {}), **changed}
+    await session.execute(
+        update(Media).where(Media.id == media_id).values(derivatives=merged, **values)
+    )
+    return True
 
 
 def max_seconds(settings: Settings, kind: MediaKind) -> int:

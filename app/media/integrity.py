@@ -26,6 +26,7 @@ from sqlalchemy import func, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.storage import MediaStore
+from app.media import ingest
 from app.models import Media
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,12 @@ def take_found(session: AsyncSession, media: Media) -> dict[str, Any]:
     the read session (which refuses to write it) for ``record_found``."""
     state: Any = inspect(media)
     found = {k: getattr(media, k) for k in _FOUND if state.attrs[k].history.has_changes()}
+    if "derivatives" in found:  # only the entries this read changed (merge_derivatives)
+        read = state.attrs["derivatives"].history.deleted
+        before = (read[0] if read else None) or {}
+        found["derivatives"] = {
+            k: v for k, v in (found["derivatives"] or {}).items() if before.get(k) != v
+        }
     if found:
         session.expunge(media)
     return found
@@ -171,8 +178,14 @@ async def record_found(session: AsyncSession, media_id: str, found: dict[str, An
     (the store's stat, perhaps a hash of the whole object) then holds no write
     lock, and the writer's is taken only when there is something to keep.
     A first failure's time and a sealed sha256 are kept if another read wrote
-    them meanwhile."""
+    them meanwhile, and a derivative's entry is merged into the row's entries
+    as they are now (``ingest.merge_derivatives``)."""
     values: dict[str, Any] = dict(found)
+    changed = values.pop("derivatives", None)
+    if changed and not await ingest.merge_derivatives(session, media_id, changed):
+        return  # the item went away meanwhile
+    if not values:
+        return
     for column in ("sha256", "integrity_failed_at"):
         if column in values:
             values[column] = func.coalesce(getattr(Media, column), values[column])

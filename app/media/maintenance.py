@@ -137,10 +137,7 @@ async def derive_one(
             await asyncio.to_thread(convert, original, copy, content_type=media.content_type)
             with copy.open("rb") as fh:
                 stored = await writes.put(key, ingest.file_chunks(fh), content_type)
-        derivatives = {**(media.derivatives or {}), "play": ingest.entry(stored, content_type)}
-        if not await _record(
-            sessionmaker, media.id, derivatives=derivatives, derive_state=DeriveState.done
-        ):
+        if not await _record_copy(sessionmaker, media.id, ingest.entry(stored, content_type)):
             await writes.discard()  # the row went away meanwhile (cleanup)
             return None
     except Exception:
@@ -155,6 +152,19 @@ async def derive_one(
         )
         return False
     return True
+
+
+async def _record_copy(
+    sessionmaker: async_sessionmaker[AsyncSession], media_id: str, play: dict[str, Any]
+) -> bool:
+    """The playable copy beside the derivatives other writers added while it
+    was made (``ingest.merge_derivatives``)."""
+    async with sessionmaker() as s:
+        kept = await ingest.merge_derivatives(
+            s, media_id, {"play": play}, derive_state=DeriveState.done
+        )
+        await s.commit()
+        return kept
 
 
 async def _record(

@@ -182,10 +182,10 @@ async def _prepare(
             logger.exception("content check parts failed", extra={"media_id": media.id})
             await _failed(s, check, settings, now)
             return False
-        derivatives = dict(media.derivatives or {})
+        cut: dict[str, object] = {}
         for part, key, kind, entry in parts:
             if entry is not None:
-                derivatives[f"check-{part}"] = entry
+                cut[f"check-{part}"] = entry
             s.add(
                 checks.new_check(
                     target=check.target,
@@ -196,7 +196,12 @@ async def _prepare(
                     now=now,
                 )
             )
-        media.derivatives = derivatives
+        # Beside what another worker recorded while the parts were cut (the
+        # playable copy): the row's entries as they are now, not as read.
+        if not await ingest.merge_derivatives(s, media.id, cut):
+            await s.rollback()  # the item went away meanwhile; so do its parts
+            await writes.discard()
+            return None
         await s.delete(check)
         await s.flush()
         if not parts:  # nothing WeChat can read (no frame, no sound): staff look
