@@ -34,7 +34,15 @@ import asyncpg
 from app.core.security import TokenService
 from bench import pgwait
 from bench.keys import CITIZEN_COLUMNS, citizen_identity
-from bench.servers import JWT_SECRET, Database, Server, cpu_by_pid, cpu_spent, postgres_pids
+from bench.servers import (
+    JWT_SECRET,
+    Database,
+    Server,
+    backends_of,
+    cpu_by_pid,
+    cpu_spent,
+    postgres_pids,
+)
 
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
 PER_RESIDENT = 9  # filings per resident over the whole run; the limit is 10 an hour
@@ -266,7 +274,10 @@ async def measure(
             sampler = pgwait.Sampler(db.dsn, db.name)
             sampler.start()
         worker = [server.worker.pid] if server.worker is not None else []
-        cpu0 = cpu_by_pid(server.pids()), cpu_by_pid(pg), cpu_by_pid(worker)
+        # The worker's own backends (the projector's), to tell its share of
+        # PostgreSQL's CPU from the requests'.
+        worker_pg = await backends_of(db, worker) if db is not None and worker else []
+        cpu0 = cpu_by_pid(server.pids()), cpu_by_pid(pg), cpu_by_pid(worker), cpu_by_pid(worker_pg)
         out = await asyncio.to_thread(
             run_wrk,
             wrk,
@@ -282,11 +293,14 @@ async def measure(
         if sampler is not None and db is not None:
             out["pg_activity"] = await sampler.stop()
             pg = sorted(set(pg) | set(await postgres_pids(db)))
+            if worker:
+                worker_pg = sorted(set(worker_pg) | set(await backends_of(db, worker)))
         else:
             out["pg_activity"] = {"counts": {}, "samples": 0}
         server_cpu = cpu_spent(cpu0[0], server.pids())
         pg_cpu = cpu_spent(cpu0[1], pg)
         worker_cpu = cpu_spent(cpu0[2], worker)
+        worker_pg_cpu = cpu_spent(cpu0[3], worker_pg)
         if mode == "file":
             # Requests still in flight at the end may have been served too.
             offsets[who] += out["requests"] + connections
@@ -296,6 +310,8 @@ async def measure(
         out["postgres_cpu_ms_per_request"] = round(pg_cpu * 1000 / n, 3)
         # The part of the server's CPU spent by its `ydt worker` (the projector).
         out["worker_cpu_ms_per_request"] = round(worker_cpu * 1000 / n, 3)
+        # The part of PostgreSQL's CPU spent serving that worker.
+        out["worker_postgres_cpu_ms_per_request"] = round(worker_pg_cpu * 1000 / n, 3)
         out["non_2xx"] = out["errors"]["status"]
         return out
 
@@ -365,6 +381,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "server_cpu_ms_per_request": round(med("server_cpu_ms_per_request"), 3),
         "postgres_cpu_ms_per_request": round(med("postgres_cpu_ms_per_request"), 3),
         "worker_cpu_ms_per_request": round(med("worker_cpu_ms_per_request"), 3),
+        "worker_postgres_cpu_ms_per_request": round(med("worker_postgres_cpu_ms_per_request"), 3),
         "driver_cpu_s": round(med("driver_cpu_s"), 2),
         "non_2xx": sum(r["non_2xx"] for r in runs),
         "socket_errors": sum(

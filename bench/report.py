@@ -105,6 +105,25 @@ def _profile_lines(title: str, prof: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _worker_share(load: dict[str, Any]) -> list[str]:
+    """How much of the app's CPU per request its `ydt worker` (the statistics
+    projector) spent, in the worker and in the backends serving it."""
+    parts = []
+    for what in ("filing", "tracking"):
+        s = load[what]["app"]
+        if "worker_postgres_cpu_ms_per_request" not in s:
+            return []
+        parts.append(
+            f"{what} {s['worker_cpu_ms_per_request']} ms in the worker and "
+            f"{s['worker_postgres_cpu_ms_per_request']} ms in PostgreSQL"
+        )
+    return [
+        "",
+        "Of the app's CPU per request, its `ydt worker` (the statistics projector, "
+        f"counted in both columns) spent: {'; '.join(parts)}.",
+    ]
+
+
 def _through_pgbouncer(pgb: dict[str, Any] | None) -> list[str]:
     if not pgb:
         return []
@@ -195,6 +214,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{s['p99_ms']} | {s['server_cpu_ms_per_request']} | "
                     f"{s['postgres_cpu_ms_per_request']} | {s['non_2xx']} |"
                 )
+        lines += _worker_share(load)
         lines += _through_pgbouncer(load.get("pgbouncer"))
         lines += [
             "",

@@ -285,6 +285,50 @@ async def postgres_pids(db: Database) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
+def local_ports(pids: list[int]) -> set[int]:
+    """The local TCP ports of these processes' sockets: a backend whose
+    ``client_port`` is one of them serves that process (loopback only)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = fd.readlink().name
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def backends_of(db: Database, pids: list[int]) -> list[int]:
+    """The PostgreSQL backends these client processes are connected to."""
+    ports = local_ports(pids)
+    if not ports:
+        return []
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        rows = await conn.fetch(
+            "select pid, client_port from pg_stat_activity where datname = $1", db.name
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows if r["client_port"] in ports]
+
+
 def staff_token(server: Server) -> str:
     resp = httpx.post(f"{server.url}/api/v1/staff/auth/login", json=ADMIN, timeout=30)
     resp.raise_for_status()

@@ -51,6 +51,11 @@ def test_the_bench_runs_end_to_end(tmp_path: Path) -> None:
             # Every filing and every read was accepted: tokens, bodies,
             # Idempotency-Keys and rate limits are all right.
             assert measured["non_2xx"] == 0
+        # The worker's share, in its own process and in the backends serving it.
+        app_side = result["app"]
+        assert app_side["worker_postgres_cpu_ms_per_request"] >= 0
+        assert app_side["worker_cpu_ms_per_request"] >= 0
+    assert "its `ydt worker` (the statistics projector" in (tmp_path / "smoke.md").read_text()
 
     # The same load through PgBouncer in transaction mode (Debian's package;
     # scripts/test.sh installs it, and CI must run it).
