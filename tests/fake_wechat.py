@@ -12,8 +12,9 @@ submission queues the wxa_media_check push WeChat would send in
 WeChat does, and ``push_url`` (when set) has the fake POST it there itself.
 ``content_down`` makes both APIs answer HTTP 500. ``on_text_check``, when
 set, is called (on the server's thread) as each msgSecCheck arrives, before
-the answer (``on_login`` likewise for each login code): a test looks at the
-world while the app waits for WeChat.
+the answer (``on_media_check`` likewise for each mediaCheckAsync submission,
+``on_subscribe`` for each subscribe message sent, ``on_login`` for each login
+code): a test looks at the world while the app waits for WeChat.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class FakeWeChat:
         self.link_counter = 0
         self.content_down = False
         self.on_text_check: Callable[[], None] | None = None
+        self.on_media_check: Callable[[], None] | None = None
+        self.on_subscribe: Callable[[], None] | None = None
         self.on_login: Callable[[], None] | None = None
         self.media_verdicts: list[str] = []
         self.media_checks: dict[str, dict[str, Any]] = {}
@@ -121,8 +124,12 @@ class FakeWeChat:
                             outer.on_text_check()
                         self._json(outer._text_verdict(body))
                     else:
+                        if outer.on_media_check is not None:
+                            outer.on_media_check()
                         self._json(outer._media_submit(body))
                 elif url.path == "/cgi-bin/message/subscribe/send":
+                    if outer.on_subscribe is not None:
+                        outer.on_subscribe()
                     time.sleep(outer.subscribe_delay)
                     refused = subscribe_errors(body.get("data") or {})
                     if refused:  # as real WeChat does: the field rules are checked

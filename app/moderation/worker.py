@@ -117,6 +117,19 @@ async def _claim(s: AsyncSession, check_id: str, now: datetime) -> ContentCheck 
     return await s.get(ContentCheck, check_id)
 
 
+async def _let_go(s: AsyncSession) -> None:
+    """End the transaction that read the claimed row before the slow part
+    (cutting a video, a call to WeChat), keeping the loaded rows (the session
+    does not expire them on commit); the outcome is written in a new one.
+
+    On SQLite every writer's transaction holds the database's write lock, so
+    a transaction left open across seconds of ffmpeg or a WeChat timeout
+    held every resident's filing and every cadre's action for as long. The
+    row stays ours by its lease (``LEASE``), as it did on PostgreSQL, where
+    the read took no lock on it either."""
+    await s.commit()
+
+
 def _backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=settings.content_check_backoff_seconds * 2 ** min(attempts - 1, 12))
 
@@ -174,6 +187,7 @@ async def _prepare(
             await s.delete(check)
             await s.commit()
             return None
+        await _let_go(s)
         writes = ingest.Writes(store)
         try:
             parts = await _make_parts(store, writes, settings, media)
@@ -276,6 +290,7 @@ async def _submit(
         if openid is None or check.object_key is None:
             await _failed(s, check, settings, now, final=True)
             return False
+        await _let_go(s)
         try:
             url = await store.presigned_get(check.object_key, expires_seconds=LINK_SECONDS, now=now)
             trace = await wechat.media_check_async(
@@ -331,6 +346,7 @@ async def _recheck_text(
             await _failed(s, check, settings, now, final=not text)
             return False
         scene = wechat.SCENE_COMMENT if check.target.startswith("rating:") else wechat.SCENE_FORUM
+        await _let_go(s)
         try:
             found = await wechat.msg_sec_check(
                 client,

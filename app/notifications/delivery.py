@@ -202,6 +202,11 @@ async def deliver(
                 continue
             complaint = await s.get(Complaint, n.complaint_id) if n.complaint_id else None
             openid = await _openid(s, n, complaint)
+            # The renewed lease is kept and the transaction ended before WeChat
+            # is asked: the notice stays ours by the lease, and no transaction
+            # waits on the send (on SQLite one would hold the database's write
+            # lock, every filing's, for up to a WeChat timeout).
+            await s.commit()
             template = settings.wechat_templates.get(n.kind)
             layout = settings.wechat_template_fields.get(n.kind)
             n.claimed_by, n.claimed_until = None, None
