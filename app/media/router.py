@@ -47,8 +47,8 @@ async def get_limits(settings: SettingsDep) -> MediaLimits:
 @router.post("/media", response_model=MediaRead, status_code=201)
 @body_limit(largest_upload)
 async def upload_media(
-    uploader: CurrentUploader,
-    session: SessionDep,
+    request: Request,
+    uploader: ReadingUploader,
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -56,24 +56,42 @@ async def upload_media(
     kind: Annotated[MediaKind, Form()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MediaRead | JSONResponse:
+    # The file is checked and stored before the database is written (a
+    # video takes seconds): on SQLite a writer's session would hold the write
+    # lock, and every filing, for as long. A retry checks it again, and what
+    # it stored is removed when the key's answer is replayed.
     now = clock.now()
     key = idempotency.check_key(idempotency_key)
-    record = None
-    if key:
-        found = await idempotency.begin(
-            session, scope="media", owner=uploader.label, key=key, fingerprint=kind.value, now=now
-        )
-        if isinstance(found, idempotency.Replay):
-            return JSONResponse(status_code=found.status_code, content=found.body)
-        record = found
-    media = await service.upload(
-        session, store, settings, uploader=uploader, kind=kind, file=file, now=now
+    staged = await service.stage_upload(
+        store, settings, uploader=uploader, kind=kind, file=file, now=now
     )
-    out = await _read(store, settings, media, now=now)
-    if record is not None:
-        await idempotency.complete(
-            session, record, status_code=201, body=out.model_dump(mode="json")
-        )
+    try:
+        async with write_session(request) as session:
+            record = None
+            if key:
+                found = await idempotency.begin(
+                    session,
+                    scope="media",
+                    owner=uploader.label,
+                    key=key,
+                    fingerprint=kind.value,
+                    now=now,
+                )
+                if isinstance(found, idempotency.Replay):
+                    await staged.writes.discard()
+                    return JSONResponse(status_code=found.status_code, content=found.body)
+                record = found
+            media = await service.record_upload(
+                session, settings, staged, uploader=uploader, now=now
+            )
+            out = await _read(store, settings, media, now=now)
+            if record is not None:
+                await idempotency.complete(
+                    session, record, status_code=201, body=out.model_dump(mode="json")
+                )
+    except BaseException:
+        await staged.writes.discard()
+        raise
     return out
 
 
@@ -114,18 +132,30 @@ async def create_ticket(
 @router.post("/media/{media_id}/complete", response_model=MediaRead)
 async def complete_upload(
     media_id: MediaId,
-    uploader: CurrentUploader,
-    session: SessionDep,
+    request: Request,
+    uploader: ReadingUploader,
+    session: ReadSessionDep,
     store: StoreDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> MediaRead:
+    # Read, check and store with no writer's session open (as upload_media),
+    # then the row is written in a short one.
     now = clock.now()
-    media = await service.complete(
-        session, store, settings, uploader=uploader, media_id=media_id, now=now
-    )
-    out = await _read(store, settings, media, now=now)
-    return out
+    media = await service.get_owned(session, media_id, uploader)
+    session.expunge(media)
+    staged = await service.stage_completion(store, settings, media, now=now)
+    if staged is not None:
+        written = False
+        try:
+            async with write_session(request) as writer:
+                media, written = await service.record_completion(writer, settings, staged, now=now)
+        except BaseException:
+            if written:  # its commit failed: nothing names what was stored
+                await staged.writes.discard()
+            raise
+        await service.forget_upload_key(store, staged, media)
+    return await _read(store, settings, media, now=now)
 
 
 @router.get("/media/{media_id}", response_model=MediaRead)
@@ -162,7 +192,7 @@ async def _read(store: MediaStore, settings: Settings, media: Media, *, now: dat
 @body_limit(largest_upload, signed_in=False)  # the signed POST policy is its credential
 async def local_direct_upload(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,  # it only reads: no write lock while the bytes are written
     store: StoreDep,
     clock: ClockDep,
     key: Annotated[str, Form()],

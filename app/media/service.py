@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import UploadFile
-from sqlalchemy import or_, select
+from sqlalchemy import inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -209,6 +210,38 @@ async def upload(
     file: UploadFile,
     now: datetime,
 ) -> Media:
+    """Check and store a file, then write its row (``stage_upload``, ``record_upload``)."""
+    staged = await stage_upload(store, settings, uploader=uploader, kind=kind, file=file, now=now)
+    try:
+        return await record_upload(session, settings, staged, uploader=uploader, now=now)
+    except BaseException:
+        await staged.writes.discard()
+        raise
+
+
+@dataclass(slots=True)
+class Staged:
+    """A checked file in storage whose row is not written yet: on a refusal
+    or a failure after this, ``writes.discard()`` removes what it wrote."""
+
+    media: Media
+    writes: ingest.Writes
+    source: str | None = None  # a direct upload's one-time key, read from
+
+
+async def stage_upload(
+    store: MediaStore,
+    settings: Settings,
+    *,
+    uploader: Uploader,
+    kind: MediaKind,
+    file: UploadFile,
+    now: datetime,
+) -> Staged:
+    """Check the file and store it, touching no database: decoding, probing,
+    a poster frame and the store's writes take seconds for a video, and a
+    session open meanwhile would hold, on SQLite, the process's and the
+    database's write lock and every filing behind it."""
     staff_only(uploader, kind)
     limit = max_bytes(settings, kind)
     if file.size is not None and file.size > limit:
@@ -248,14 +281,23 @@ async def upload(
                 extension=found.extension,
             )
         mark_ready(media, now)
-        session.add(media)
-        await session.flush()
-        await moderation_checks.hold_media(
-            session, settings, media, citizen_id=_owner(uploader)["owner_citizen_id"], now=now
-        )
     except BaseException:
         await writes.discard()
         raise
+    return Staged(media, writes)
+
+
+async def record_upload(
+    session: AsyncSession, settings: Settings, staged: Staged, *, uploader: Uploader, now: datetime
+) -> Media:
+    """The row of a staged file, and its content check when one is due. The
+    caller discards ``staged.writes`` if this or its transaction fails."""
+    media = staged.media
+    session.add(media)
+    await session.flush()
+    await moderation_checks.hold_media(
+        session, settings, media, citizen_id=_owner(uploader)["owner_citizen_id"], now=now
+    )
     return media
 
 
@@ -362,24 +404,20 @@ async def get_owned(session: AsyncSession, media_id: str, uploader: Uploader) ->
     return media
 
 
-async def complete(
-    session: AsyncSession,
-    store: MediaStore,
-    settings: Settings,
-    *,
-    uploader: Uploader,
-    media_id: str,
-    now: datetime,
-) -> Media:
-    """Check what the phone posted to the one-time key and store it for good.
+async def stage_completion(
+    store: MediaStore, settings: Settings, media: Media, *, now: datetime
+) -> Staged | None:
+    """Check what the phone posted to the one-time key and store it for good,
+    touching no database (``media`` is a detached copy of the row; see
+    ``stage_upload`` for why). None: completed already.
 
     The upload is read once into a local file; that file is what is checked
     and what is written to the final key (a form re-posted meanwhile cannot
-    slip other bytes in). The one-time object is then deleted.
+    slip other bytes in). The one-time object is deleted once the row says
+    so (``record_completion``).
     """
-    media = await get_owned(session, media_id, uploader)
     if media.status is not MediaStatus.pending:
-        return media  # completing twice is harmless; the form's key is no longer read
+        return None  # completing twice is harmless; the form's key is no longer read
     source = media.upload_key or media.storage_key  # tickets issued before one-time keys
     info = await store.stat(source)
     if info is None:
@@ -406,12 +444,6 @@ async def complete(
                 content_type=found.content_type,
                 extension=found.extension,
             )
-        mark_ready(media, now)
-        media.upload_key = None
-        await session.flush()
-        await moderation_checks.hold_media(
-            session, settings, media, citizen_id=media.owner_citizen_id, now=now
-        )
     except StorageError:
         await writes.discard()
         raise  # 503: the upload stays where it is, ``complete`` may be retried
@@ -420,9 +452,48 @@ async def complete(
         if isinstance(exc, AppError):  # refused: the client must upload again
             await ingest.Writes(store, [source]).discard()
         raise
-    if source != media.storage_key:
-        await ingest.Writes(store, [source]).discard()
-    return media
+    return Staged(media, writes, source)
+
+
+async def record_completion(
+    session: AsyncSession, settings: Settings, staged: Staged, *, now: datetime
+) -> tuple[Media, bool]:
+    """Write what ``stage_completion`` found onto the row, read again under
+    its lock; and whether it was written. If another ``complete`` got there
+    first the row is answered as it is, and what this one stored is left: its
+    keys are the row's own (``ingest.object_key``), now the other's to keep.
+    If the row went, what this one stored is removed."""
+    copy = staged.media
+    media = await session.get(Media, copy.id, with_for_update=True, populate_existing=True)
+    if media is None:
+        await staged.writes.discard()
+        raise NotFound("媒体文件不存在")
+    if media.status is not MediaStatus.pending or (
+        (media.upload_key or media.storage_key) != staged.source
+    ):
+        return media, False
+    found: Any = inspect(copy)
+    for attr in found.attrs:
+        if attr.history.has_changes():
+            setattr(media, attr.key, attr.value)
+    try:
+        mark_ready(media, now)
+        media.upload_key = None
+        await session.flush()
+        await moderation_checks.hold_media(
+            session, settings, media, citizen_id=media.owner_citizen_id, now=now
+        )
+    except BaseException:
+        await staged.writes.discard()
+        raise
+    return media, True
+
+
+async def forget_upload_key(store: MediaStore, staged: Staged, media: Media) -> None:
+    """After the row is committed: the one-time object, now copied to its
+    final key, is deleted (best effort, as ``Writes.discard``)."""
+    if staged.source and staged.source != media.storage_key:
+        await ingest.Writes(store, [staged.source]).discard()
 
 
 @dataclass(frozen=True, slots=True)
