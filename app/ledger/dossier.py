@@ -22,14 +22,15 @@ import logging
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import checkpoint as audit_checkpoint
@@ -203,18 +204,21 @@ async def _verification(
     )
 
 
+# A writer's session of its own for each call (``db.write_session`` bound to
+# the request): the dossier holds one only while it reads the database.
+Writer = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 async def collect(
     session: AsyncSession,
     user: StaffUser,
     complaint_id: str,
-    store: MediaStore,
-    workdir: Path,
     *,
-    keep_media: bool,
     now: datetime,
     settings: Settings,
-) -> Dossier:
-    """Gather the dossier (404 outside the reader's scope, via the case file)."""
+) -> tuple[Dossier, list[Media]]:
+    """Gather the dossier from the database (404 outside the reader's scope,
+    via the case file, which records the read), and the media to check."""
     case = await queue.case_file(
         session, user, complaint_id, now=now, settings=settings, read_via="dossier"
     )
@@ -242,13 +246,15 @@ async def collect(
             )
         ).scalars()
     )
-    media = (
-        await session.execute(
-            select(Media)
-            .where(Media.attached_to == f"complaint:{case.id}")
-            .order_by(Media.attached_at, Media.id)
-        )
-    ).scalars()
+    media = list(
+        (
+            await session.execute(
+                select(Media)
+                .where(Media.attached_to == f"complaint:{case.id}")
+                .order_by(Media.attached_at, Media.id)
+            )
+        ).scalars()
+    )
     names = await lookups.staff_names(
         session,
         [
@@ -316,11 +322,61 @@ async def collect(
         verification=await _verification(session, case, rows[-1]),
         font=qrcodes_service.find_cjk_font(settings.qr_font),
     )
+    return dossier, media
+
+
+async def check_media(
+    dossier: Dossier,
+    media: list[Media],
+    store: MediaStore,
+    workdir: Path,
+    *,
+    keep: bool,
+    now: datetime,
+) -> list[str]:
+    """Check each item against its sha256 (reading every byte: minutes for a
+    case with videos), holding no session: on SQLite a writer's session would
+    hold the write lock, and every resident's filing, for as long. The ids of
+    those found changed for the first time, for ``record_failures``."""
+    failed = []
     for m in media:
         if not moderation_checks.staff_may_see(m):
             dossier.media_withheld += 1  # still being checked by WeChat, or found risky
             continue
-        dossier.media.append(await evidence.check(store, m, workdir, keep=keep_media, now=now))
+        first = m.integrity_failed_at is None
+        dossier.media.append(await evidence.check(store, m, workdir, keep=keep, now=now))
+        if first and m.integrity_failed_at is not None:
+            failed.append(m.id)
+    return failed
+
+
+async def record_failures(session: AsyncSession, media_ids: list[str], now: datetime) -> None:
+    """The time the bytes were first found changed (one found earlier is kept)."""
+    await session.execute(
+        update(Media)
+        .where(Media.id.in_(media_ids))
+        .values(integrity_failed_at=func.coalesce(Media.integrity_failed_at, now))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _gather(
+    writer: Writer,
+    user: StaffUser,
+    complaint_id: str,
+    store: MediaStore,
+    workdir: Path,
+    *,
+    keep_media: bool,
+    now: datetime,
+    settings: Settings,
+) -> Dossier:
+    async with writer() as session:
+        dossier, media = await collect(session, user, complaint_id, now=now, settings=settings)
+    failed = await check_media(dossier, media, store, workdir, keep=keep_media, now=now)
+    if failed:
+        async with writer() as session:
+            await record_failures(session, failed, now)
     return dossier
 
 
@@ -368,7 +424,7 @@ def _render(d: Dossier, out: Path) -> None:
 
 
 async def write_pdf(
-    session: AsyncSession,
+    writer: Writer,
     user: StaffUser,
     complaint_id: str,
     store: MediaStore,
@@ -380,8 +436,8 @@ async def write_pdf(
     out = scratch_file("dossier-", ".pdf")
     try:
         with tempfile.TemporaryDirectory(prefix="dossier-") as work:
-            d = await collect(
-                session, user, complaint_id, store, Path(work),
+            d = await _gather(
+                writer, user, complaint_id, store, Path(work),
                 keep_media=False, now=now, settings=settings,
             )  # fmt: skip
             await asyncio.to_thread(_render, d, out)
@@ -392,7 +448,7 @@ async def write_pdf(
 
 
 async def write_dossier(
-    session: AsyncSession,
+    writer: Writer,
     user: StaffUser,
     complaint_id: str,
     store: MediaStore,
@@ -406,8 +462,8 @@ async def write_dossier(
     out = scratch_file("dossier-", ".zip")
     try:
         with tempfile.TemporaryDirectory(prefix="dossier-") as work:
-            d = await collect(
-                session, user, complaint_id, store, Path(work),
+            d = await _gather(
+                writer, user, complaint_id, store, Path(work),
                 keep_media=True, now=now, settings=settings,
             )  # fmt: skip
             pdf_path = Path(work) / "dossier.pdf"

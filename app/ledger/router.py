@@ -10,16 +10,23 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from app.core.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from app.core.db import write_session
+from app.core.deps import ClockDep, SettingsDep, StoreDep
 from app.core.replica import ReplicaSessionDep
 from app.ledger import dossier as dossier_files
 from app.ledger import service
-from app.staff.dependencies import CurrentStaff, ReadingStaff
+from app.staff.dependencies import ReadingStaff
 from app.workflow import reads
 from app.workflow.queue import QueueFilter, queue_filter
 
 router = APIRouter(prefix="/staff", tags=["ledger"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _writer(request: Request) -> dossier_files.Writer:
+    """A writer's session of its own each time the dossier asks (it reads
+    the database, then checks and packs the media holding none)."""
+    return lambda: write_session(request)
 
 
 def _file(path: Path, media_type: str, filename: str) -> FileResponse:
@@ -57,8 +64,8 @@ DossierId = Annotated[str, PathParam(min_length=1, max_length=64)]
 )
 async def dossier_pdf(
     complaint_id: DossierId,
-    user: CurrentStaff,
-    session: SessionDep,
+    request: Request,
+    user: ReadingStaff,
     settings: SettingsDep,
     store: StoreDep,
     clock: ClockDep,
@@ -66,7 +73,7 @@ async def dossier_pdf(
     """One case, one file, printable (A4, Chinese): identity masked for the
     reader's role, media checked against their sha256, verification block."""
     path, tracking_no = await dossier_files.write_pdf(
-        session, user, complaint_id, store, now=clock.now(), settings=settings
+        _writer(request), user, complaint_id, store, now=clock.now(), settings=settings
     )
     return _file(path, "application/pdf", f"一案一卷-{tracking_no}.pdf")
 
@@ -78,14 +85,14 @@ async def dossier_pdf(
 )
 async def dossier(
     complaint_id: DossierId,
-    user: CurrentStaff,
-    session: SessionDep,
+    request: Request,
+    user: ReadingStaff,
     settings: SettingsDep,
     store: StoreDep,
     clock: ClockDep,
 ) -> FileResponse:
     """The PDF beside the machine-readable files and the checked media."""
     path, tracking_no = await dossier_files.write_dossier(
-        session, user, complaint_id, store, now=clock.now(), settings=settings
+        _writer(request), user, complaint_id, store, now=clock.now(), settings=settings
     )
     return _file(path, "application/zip", f"一案一卷-{tracking_no}.zip")
