@@ -42,17 +42,23 @@ async def store_files(
                     f"文件“{part.filename}”格式不支持：图片支持 JPG/PNG/WebP/HEIC，"
                     "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV，文件支持 PDF"
                 )
-            stored.append(
-                await media_service.upload(
-                    session,
-                    store,
-                    ctx.settings,
-                    uploader=Uploader("staff", ctx.user.id),
-                    kind=found.kind,
-                    file=cast(UploadFile, part),
-                    now=ctx.now,
-                )
+            uploader = Uploader("staff", ctx.user.id)
+            staged = await media_service.stage_upload(
+                store,
+                ctx.settings,
+                uploader=uploader,
+                kind=found.kind,
+                file=cast(UploadFile, part),
+                now=ctx.now,
             )
+            try:
+                media = await media_service.record_upload(
+                    session, ctx.settings, staged, uploader=uploader, now=ctx.now
+                )
+            except BaseException:
+                await staged.writes.discard()
+                raise
+            stored.append(media)
     except Exception:
         await discard(store, stored)
         raise

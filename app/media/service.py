@@ -200,25 +200,6 @@ _UNSUPPORTED = (
 )
 
 
-async def upload(
-    session: AsyncSession,
-    store: MediaStore,
-    settings: Settings,
-    *,
-    uploader: Uploader,
-    kind: MediaKind,
-    file: UploadFile,
-    now: datetime,
-) -> Media:
-    """Check and store a file, then write its row (``stage_upload``, ``record_upload``)."""
-    staged = await stage_upload(store, settings, uploader=uploader, kind=kind, file=file, now=now)
-    try:
-        return await record_upload(session, settings, staged, uploader=uploader, now=now)
-    except BaseException:
-        await staged.writes.discard()
-        raise
-
-
 @dataclass(slots=True)
 class Staged:
     """A checked file in storage whose row is not written yet: on a refusal

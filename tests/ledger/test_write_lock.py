@@ -10,7 +10,6 @@ read in a short writer's session and the media checked after it ends.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from httpx import AsyncClient
 from app.ledger import evidence
 from tests import mediafiles
 from tests.workflow.live import VILLAGE, http, live, new_resident, new_supervisor
+from tests.write_lock import locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 
@@ -54,21 +54,11 @@ async def test_no_write_lock_while_a_dossiers_media_are_checked(
     )
     assert filed.status_code == 201, filed.text
     staff = await new_supervisor(live, http)
-    path, lock = str(live.state.engine.url.database), live.state.sqlite_writers
     found: list[tuple[bool, bool]] = []
     checked = evidence.check
 
     async def check_and_probe(*args: Any, **kwargs: Any) -> Any:
-        conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            database_free = True
-        except sqlite3.OperationalError:
-            database_free = False
-        finally:
-            conn.close()
-        found.append((not lock.locked(), database_free))
+        found.append(locks_free(live))
         return await checked(*args, **kwargs)
 
     monkeypatch.setattr(evidence, "check", check_and_probe)

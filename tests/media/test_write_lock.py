@@ -11,7 +11,6 @@ probes both locks while the check runs, from the thread it runs on.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from app.models import IdempotencyRecord, Media
 from tests import mediafiles
 from tests.media.test_tickets import ticket
 from tests.workflow.live import http, live, new_resident
+from tests.write_lock import locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 
@@ -44,24 +44,26 @@ def probing(
     """Wrap ``ingest.<name>`` (run on a worker thread while the file is
     checked): record whether the process's writer lock was free and whether
     another connection could take the database's write lock."""
-    path = str(live.state.engine.url.database)
-    lock = live.state.sqlite_writers
     checked: Callable[..., Any] = getattr(ingest, name)
 
     def check_and_probe(*args: Any, **kwargs: Any) -> Any:
-        conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            database_free = True
-        except sqlite3.OperationalError:
-            database_free = False
-        finally:
-            conn.close()
-        found.append((not lock.locked(), database_free))
+        found.append(locks_free(live))
         return checked(*args, **kwargs)
 
     monkeypatch.setattr(ingest, name, check_and_probe)
+
+
+async def direct_upload(http: AsyncClient) -> tuple[dict[str, str], dict[str, Any]]:
+    """A resident's image posted to its one-time key, not completed yet:
+    their headers and the ticket."""
+    h = await new_resident(http)
+    data = mediafiles.png()
+    t = (await ticket(http, h, "image", "image/png", len(data))).json()
+    sent = await http.post(
+        urlsplit(t["url"]).path, data=t["fields"], files={"file": ("p.png", data)}
+    )
+    assert sent.status_code == 204, sent.text
+    return h, t
 
 
 async def test_no_write_lock_while_an_uploaded_video_is_checked(
@@ -83,13 +85,7 @@ async def test_no_write_lock_while_an_uploaded_video_is_checked(
 async def test_no_write_lock_while_a_direct_upload_is_completed(
     live: FastAPI, http: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = await new_resident(http)
-    data = mediafiles.png()
-    t = (await ticket(http, h, "image", "image/png", len(data))).json()
-    sent = await http.post(
-        urlsplit(t["url"]).path, data=t["fields"], files={"file": ("p.png", data)}
-    )
-    assert sent.status_code == 204, sent.text
+    h, t = await direct_upload(http)
     found: list[tuple[bool, bool]] = []
     probing(live, monkeypatch, "clean", found)
     done = await http.post(f"/api/v1/media/{t['media_id']}/complete", headers=h)
@@ -127,13 +123,7 @@ async def test_a_completion_that_lost_the_race_leaves_the_winners_file(
     """Two completions of one upload both check it; the second to write finds
     the row completed, answers it, and deletes nothing: what it stored sits at
     the row's own keys, which the first recorded."""
-    h = await new_resident(http)
-    data = mediafiles.png()
-    t = (await ticket(http, h, "image", "image/png", len(data))).json()
-    sent = await http.post(
-        urlsplit(t["url"]).path, data=t["fields"], files={"file": ("p.png", data)}
-    )
-    assert sent.status_code == 204, sent.text
+    _, t = await direct_upload(http)
     settings, now = live.state.settings, live.state.clock.now()
     copies = []
     for _ in range(2):
