@@ -18,8 +18,8 @@ from httpx import AsyncClient
 
 from app.ledger import evidence
 from tests import mediafiles
-from tests.workflow.live import VILLAGE, http, live, new_resident, new_supervisor
-from tests.write_lock import locks_free
+from tests.workflow.live import VILLAGE, live, new_resident, new_supervisor
+from tests.write_lock import http, locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 

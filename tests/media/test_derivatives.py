@@ -25,7 +25,8 @@ from app.models import Media
 from app.models.media import DeriveState
 from tests import mediafiles
 from tests.media.test_upload import upload
-from tests.workflow.live import http, live, new_resident
+from tests.workflow.live import live, new_resident
+from tests.write_lock import http
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 

@@ -27,8 +27,8 @@ from app.media import service as media_service
 from app.models import IdempotencyRecord, Media
 from tests import mediafiles
 from tests.media.test_tickets import ticket
-from tests.workflow.live import http, live, new_resident
-from tests.write_lock import locks_free
+from tests.workflow.live import live, new_resident
+from tests.write_lock import http, locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 

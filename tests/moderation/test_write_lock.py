@@ -25,8 +25,8 @@ from app.moderation import frames, worker
 from tests import mediafiles
 from tests.fake_wechat import FakeWeChat
 from tests.moderation.helpers import enable, tick
-from tests.workflow.live import VILLAGE, http, live, new_resident
-from tests.write_lock import database_free
+from tests.workflow.live import VILLAGE, live, new_resident
+from tests.write_lock import database_free, http
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 

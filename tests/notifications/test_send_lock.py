@@ -19,7 +19,8 @@ from app.core.clock import FixedClock
 from app.notifications import delivery
 from tests.fake_wechat import FakeWeChat
 from tests.moderation.test_write_lock import prober
-from tests.workflow.live import http, live, new_case
+from tests.workflow.live import live, new_case
+from tests.write_lock import http
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
 
