@@ -448,7 +448,7 @@ async def record_completion(
     media = await session.get(Media, copy.id, with_for_update=True, populate_existing=True)
     if media is None:
         await staged.writes.discard()
-        raise NotFound("媒体文件不存在")
+        raise MediaNotFound("文件不存在")  # as ``get_owned`` says it
     if media.status is not MediaStatus.pending or (
         (media.upload_key or media.storage_key) != staged.source
     ):

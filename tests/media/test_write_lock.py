@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.core.storage.local import LocalMediaStore
 from app.media import ingest
 from app.media import service as media_service
+from app.media.service import MediaNotFound
 from app.models import IdempotencyRecord, Media
 from tests import mediafiles
 from tests.media.test_tickets import ticket
@@ -148,3 +149,27 @@ async def test_a_completion_that_lost_the_race_leaves_the_winners_file(
         row = await s.get(Media, t["media_id"])
         assert row is not None
     assert local_store.path_for(row.storage_key).read_bytes()  # still there
+
+
+async def test_a_completion_whose_item_went_away_is_404_and_leaves_nothing(
+    live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
+) -> None:
+    """The item is removed (the resident's cleanup) while its upload is
+    checked: the completion answers 404 and what it stored is deleted."""
+    _, t = await direct_upload(http)
+    settings, now = live.state.settings, live.state.clock.now()
+    async with live.state.read_sessionmaker() as s:
+        media = await s.get(Media, t["media_id"])
+        assert media is not None
+        s.expunge(media)
+    staged = await media_service.stage_completion(local_store, settings, media, now=now)
+    assert staged is not None and staged.writes.keys
+    stored = [local_store.path_for(k) for k in staged.writes.keys]
+    assert all(p.exists() for p in stored)
+    async with live.state.sessionmaker() as s:
+        await s.execute(delete(Media).where(Media.id == t["media_id"]))
+        await s.commit()
+    async with live.state.sessionmaker() as s:
+        with pytest.raises(MediaNotFound):
+            await media_service.record_completion(s, settings, staged, now=now)
+    assert not any(p.exists() for p in stored)
