@@ -175,7 +175,6 @@ async def test_an_unauthenticated_150_mb_upload_is_refused_before_a_byte_is_read
     app = _app()
     for path in ("/api/v1/media", "/api/v1/staff/disclosures/1/rows.xlsx"):
         body = Counting(150 * MB)
-        started = time.perf_counter()
         resp = await _call(
             app,
             "POST",
@@ -187,7 +186,9 @@ async def test_an_unauthenticated_150_mb_upload_is_refused_before_a_byte_is_read
             },
         )
         assert resp.status_code in (401, 413), resp.text
-        assert body.sent == 0 and time.perf_counter() - started < 1.0
+        # Not a byte read is the guarantee; a wall-clock bound here failed CI
+        # on a loaded machine (2.3 s) with nothing read (speed lives in bench/).
+        assert body.sent == 0
 
 
 async def test_the_upload_routes_declare_their_caps() -> None:
