@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core import members
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.models import Complaint, ComplaintEvent, ProjectorMark, StatsOpenDue, StatsPending
@@ -189,7 +190,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
                 Complaint.county_code,
                 Complaint.open_unit_id,
                 Complaint.open_due_day,
-            ).where(Complaint.id.in_(case_ids))
+            ).where(members.one_of(session, Complaint.id, case_ids))
         )
     ).all()
     events = (
@@ -202,7 +203,7 @@ async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> 
                 ComplaintEvent.created_at,
             )
             .where(
-                ComplaintEvent.complaint_id.in_(case_ids),
+                members.one_of(session, ComplaintEvent.complaint_id, case_ids),
                 ComplaintEvent.kind.in_(rollup.COUNTED),
             )
             .order_by(ComplaintEvent.complaint_id, ComplaintEvent.seq)

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, insert, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import members
 from app.models import (
     Complaint,
     Notification,
@@ -132,7 +133,7 @@ async def _marks_of(session: AsyncSession, cases: Sequence[Any]) -> dict[str, Ma
                 Notification.kind,
                 Notification.sent_at,
             ).where(
-                Notification.complaint_id.in_(with_moment),
+                members.one_of(session, Notification.complaint_id, with_moment),
                 text(TOLD_SQL),  # ix_notifications_told, whatever the outbox holds
                 Notification.recipient_kind == "citizen",
                 Notification.sent_at.is_not(None),
@@ -153,7 +154,9 @@ async def recount(session: AsyncSession, case_ids: Iterable[str]) -> int:
     if not ids:
         return 0
     cases = (
-        await session.execute(select(*_CASE_COLUMNS).where(Complaint.id.in_(ids), *_COUNTS))
+        await session.execute(
+            select(*_CASE_COLUMNS).where(members.one_of(session, Complaint.id, ids), *_COUNTS)
+        )
     ).all()
     if not cases:
         return 0
@@ -169,7 +172,9 @@ async def recount(session: AsyncSession, case_ids: Iterable[str]) -> int:
         )
         for m in (
             await session.execute(
-                select(StatsSameDayMark).where(StatsSameDayMark.complaint_id.in_(counted))
+                select(StatsSameDayMark).where(
+                    members.one_of(session, StatsSameDayMark.complaint_id, counted)
+                )
             )
         ).scalars()
     }
@@ -189,7 +194,11 @@ async def recount(session: AsyncSession, case_ids: Iterable[str]) -> int:
             model,
             ((_keys(m, key), counts) for (m, key), counts in rows.items() if m is model),
         )
-    await session.execute(delete(StatsSameDayMark).where(StatsSameDayMark.complaint_id.in_(moved)))
+    await session.execute(
+        delete(StatsSameDayMark).where(
+            members.one_of(session, StatsSameDayMark.complaint_id, moved)
+        )
+    )
     await _insert_marks(session, {cid: new[cid] for cid in moved})
     return len(moved)
 
