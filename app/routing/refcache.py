@@ -69,6 +69,10 @@ class Reference:
     cadres_by_unit: dict[int, list[StaffUser]]  # supervisors, by unit
     calendar_days: dict[date, bool]
     _calendars: dict[str, WorkCalendar] = field(default_factory=dict)
+    # What routing derives from the rows above for one item in one village
+    # (app/routing/service.py ``_context``): it lives and dies with this
+    # load, so a changed unit, override or designation is never served from it.
+    contexts: dict[tuple[int, str], Any] = field(default_factory=dict)
 
     def chain(self, code: str) -> list[Region]:
         """City first, down to ``code``; empty when the code is unknown."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,6 +99,64 @@ async def region_chain(session: AsyncSession, region_code: str, settings: Settin
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Everything routing reads for one item in one village, but the clock
+    and the cadres' open-case counts: derived once per reference load
+    (``refcache.Reference.contexts``), not on every filing."""
+
+    item: RouteItem
+    chain: RegionChain
+    units: UnitDirectory
+    overrides: tuple[Override, ...]
+    staff: tuple[tuple[int, int, str, bool], ...]  # (id, unit, name, active)
+    designated: dict[tuple[int, str], int]
+
+
+# Villages × items may run to hundreds of thousands; the busy pairs are few.
+CONTEXTS_KEPT = 4096
+
+
+def _context(ref: refcache.Reference, item: Item, path: Sequence[Region]) -> _Context:
+    key = (item.id, path[-1].code)
+    found: _Context | None = ref.contexts.get(key)
+    if found is not None:
+        return found
+    chain = RegionChain(tuple(RegionNode(r.code, r.name, r.level) for r in path))
+    dept = ref.departments.get(item.department_code)
+    if dept is None:  # guarded by a foreign key; kept for a clear message
+        raise NotFound(f"事项 {item.code} 的主管部门不存在")
+    codes = set(chain.codes)
+    overrides = [o for o in ref.overrides.get(item.code, ()) if o.region_code in codes]
+    unit_rows = [u for code in chain.codes for u in ref.units_by_region.get(code, ())]
+    known = {u.id for u in unit_rows}
+    unit_rows.extend(
+        ref.units_by_id[o.unit_id]
+        for o in overrides
+        if o.unit_id not in known and o.unit_id in ref.units_by_id
+    )
+    unit_ids = {u.id for u in unit_rows}
+    designations = [d for d in ref.designations.get(item.code, ()) if d.unit_id in unit_ids]
+    staff = [s for uid in sorted(unit_ids) for s in ref.cadres_by_unit.get(uid, ())]
+    found = _Context(
+        item=_route_item(item, dept),
+        chain=chain,
+        units=UnitDirectory(ref.unit_refs[u.id] for u in unit_rows),
+        overrides=tuple(
+            Override(o.id, o.item_code, o.region_code, o.unit_id, o.reason, o.created_by)
+            for o in overrides
+        ),
+        staff=tuple(
+            (s.id, s.unit_id, s.display_name, s.active) for s in staff if s.unit_id is not None
+        ),
+        designated={(d.unit_id, d.item_code): d.staff_id for d in designations},
+    )
+    if len(ref.contexts) >= CONTEXTS_KEPT:
+        del ref.contexts[next(iter(ref.contexts))]  # the oldest
+    ref.contexts[key] = found
+    return found
+
+
 async def decide(
     session: AsyncSession,
     *,
@@ -111,41 +170,21 @@ async def decide(
     """Everything but the cadres' open-case counts comes from the process cache."""
     ref = await refcache.get(session, settings)
     path = await region_chain(session, region_code, settings)
-    chain = RegionChain(tuple(RegionNode(r.code, r.name, r.level) for r in path))
-    dept = ref.departments.get(item.department_code)
-    if dept is None:  # guarded by a foreign key; kept for a clear message
-        raise NotFound(f"事项 {item.code} 的主管部门不存在")
-    route_item = _route_item(item, dept)
-    codes = set(chain.codes)
-    overrides = [o for o in ref.overrides.get(item.code, ()) if o.region_code in codes]
-    unit_rows = [u for code in chain.codes for u in ref.units_by_region.get(code, ())]
-    known = {u.id for u in unit_rows}
-    unit_rows.extend(
-        ref.units_by_id[o.unit_id]
-        for o in overrides
-        if o.unit_id not in known and o.unit_id in ref.units_by_id
-    )
-    unit_ids = {u.id for u in unit_rows}
-    designations = [d for d in ref.designations.get(item.code, ()) if d.unit_id in unit_ids]
-    staff = [s for uid in sorted(unit_ids) for s in ref.cadres_by_unit.get(uid, ())]
-    loads = await _load_counter(session, [s.id for s in staff])
+    ctx = _context(ref, item, path)
+    loads = await _load_counter(session, [s[0] for s in ctx.staff])
     try:
         return route(
-            item=route_item,
-            region=chain,
-            units=UnitDirectory(ref.unit_refs[u.id] for u in unit_rows),
+            item=ctx.item,
+            region=ctx.chain,
+            units=ctx.units,
             calendar=ref.calendar(settings.timezone),
             received_at=received_at,
-            overrides=[
-                Override(o.id, o.item_code, o.region_code, o.unit_id, o.reason, o.created_by)
-                for o in overrides
-            ],
+            overrides=ctx.overrides,
             cadres=[
-                Cadre(s.id, s.unit_id, s.display_name, loads.get(s.id, 0), s.active)
-                for s in staff
-                if s.unit_id is not None
+                Cadre(sid, unit_id, name, loads.get(sid, 0), active)
+                for sid, unit_id, name, active in ctx.staff
             ],
-            designated={(d.unit_id, d.item_code): d.staff_id for d in designations},
+            designated=ctx.designated,
             accusation=accusation,
             accused_level=accused_level,
         )

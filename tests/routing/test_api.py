@@ -92,6 +92,41 @@ async def test_override_changes_routing_keeps_history_and_can_be_revoked(
     assert (await preview(client, cadre))["unit"]["code"] == TOWN_UNIT  # type: ignore[index]
 
 
+async def test_a_route_worked_out_before_a_change_is_not_served_after_it(
+    client: AsyncClient, connection: AsyncConnection, admin: dict[str, str], cadre: dict[str, str]
+) -> None:
+    """What routing derives per item and village is kept with the process's
+    reference load (routing.service._context): a new override, a cadre made
+    supervisor of the unit, and a designation each show on the next route."""
+    before = await preview(client, cadre)
+    assert before["unit"]["code"] == TOWN_UNIT  # type: ignore[index]
+    assert (await preview(client, cadre)) == before  # the kept context, same answer
+    li = await make_staff(
+        connection, "fb.li", StaffRole.supervisor, unit_code=TOWN_UNIT, display_name="李敏"
+    )
+    designated = await client.post(
+        "/api/v1/staff/routing/designated-cadres",
+        json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "fb.li"},
+        headers=admin,
+    )
+    assert designated.status_code == 201, designated.text
+    assert (await preview(client, cadre))["cadre_id"] == li.id
+    moved = await client.post(
+        "/api/v1/staff/routing/overrides",
+        json={
+            "item_code": "0101",
+            "region_code": VILLAGE,
+            "unit_code": "JW-511702",
+            "reason": "区级专项整治",
+        },
+        headers=admin,
+    )
+    assert moved.status_code == 201, moved.text
+    after = await preview(client, cadre)
+    assert after["unit"]["code"] == "JW-511702"  # type: ignore[index]
+    assert any("区级专项整治" in t for t in after["trace"])  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "error"),
     [
