@@ -6,6 +6,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.models import StaffUser
 from app.models.enums import StaffRole
 from tests.factories import login, make_staff, unit_id
 
@@ -39,6 +40,22 @@ async def preview(
     )
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
+
+
+async def designate_li(
+    client: AsyncClient, connection: AsyncConnection, admin: dict[str, str]
+) -> StaffUser:
+    """李敏, a supervisor of the street committee, designated for item 0101."""
+    li = await make_staff(
+        connection, "fb.li", StaffRole.supervisor, unit_code=TOWN_UNIT, display_name="李敏"
+    )
+    resp = await client.post(
+        "/api/v1/staff/routing/designated-cadres",
+        json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "fb.li"},
+        headers=admin,
+    )
+    assert resp.status_code == 201, resp.text
+    return li
 
 
 async def test_preview_routes_a_village_item_to_the_street_committee(
@@ -101,15 +118,7 @@ async def test_a_route_worked_out_before_a_change_is_not_served_after_it(
     before = await preview(client, cadre)
     assert before["unit"]["code"] == TOWN_UNIT  # type: ignore[index]
     assert (await preview(client, cadre)) == before  # the kept context, same answer
-    li = await make_staff(
-        connection, "fb.li", StaffRole.supervisor, unit_code=TOWN_UNIT, display_name="李敏"
-    )
-    designated = await client.post(
-        "/api/v1/staff/routing/designated-cadres",
-        json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "fb.li"},
-        headers=admin,
-    )
-    assert designated.status_code == 201, designated.text
+    li = await designate_li(client, connection, admin)
     assert (await preview(client, cadre))["cadre_id"] == li.id
     moved = await client.post(
         "/api/v1/staff/routing/overrides",
@@ -124,7 +133,8 @@ async def test_a_route_worked_out_before_a_change_is_not_served_after_it(
     assert moved.status_code == 201, moved.text
     after = await preview(client, cadre)
     assert after["unit"]["code"] == "JW-511702"  # type: ignore[index]
-    assert any("区级专项整治" in t for t in after["trace"])  # type: ignore[union-attr]
+    trace = after["trace"]
+    assert isinstance(trace, list) and any("区级专项整治" in t for t in trace)
 
 
 @pytest.mark.parametrize(
@@ -196,18 +206,11 @@ async def test_only_admins_manage_routing(client: AsyncClient, cadre: dict[str, 
 async def test_designated_cadre_is_preferred(
     client: AsyncClient, connection: AsyncConnection, admin: dict[str, str], cadre: dict[str, str]
 ) -> None:
-    li = await make_staff(
-        connection, "fb.li", StaffRole.supervisor, unit_code=TOWN_UNIT, display_name="李敏"
-    )
-    resp = await client.post(
-        "/api/v1/staff/routing/designated-cadres",
-        json={"unit_code": TOWN_UNIT, "item_code": "0101", "username": "fb.li"},
-        headers=admin,
-    )
-    assert resp.status_code == 201, resp.text
+    li = await designate_li(client, connection, admin)
     body = await preview(client, cadre)
     assert body["cadre_id"] == li.id
-    assert any("李敏" in t and "指定" in t for t in body["trace"])  # type: ignore[union-attr]
+    trace = body["trace"]
+    assert isinstance(trace, list) and any("李敏" in t and "指定" in t for t in trace)
 
 
 async def test_designating_a_cadre_of_another_unit_is_refused(
