@@ -140,11 +140,13 @@ class Settings(BaseSettings):
         "docker-compose.yml turn it off, as their workers project; keep it on for a lone "
         "`ydt serve`",
     )
-    # Each batch costs a dozen statements whatever its size, so the projector
-    # waits a second for events to gather and takes them in one go: nearly half the
-    # worker's CPU per filing at 700 filings a second (bench/README.md).
+    # A batch costs a dozen statements whatever its size. Capped at 500, a
+    # half second's events at 500 filings a second filled one batch and left
+    # a handful for a second one at once; room for 2,000 takes them in one
+    # (bench/README.md). The interval stays short: each batch is a burst of
+    # CPU on the machine that serves the filings.
     projector_interval_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="how often the projector looks for new events"
+        default=0.5, gt=0, le=60, description="how often the projector looks for new events"
     )
     projector_batch: int = Field(
         default=2000, ge=1, le=100000, description="events the projector applies per transaction"
