@@ -289,7 +289,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    summary = asyncio.run(run(args))
+    # uvloop where installed, as uvicorn's default loop ("auto") serves the app.
+    try:
+        import uvloop
+    except ImportError:
+        summary = asyncio.run(run(args))
+    else:
+        summary = uvloop.run(run(args))
     print(f"{'variant':<24} {'app':>8} {'postgres':>9} {'together':>9} {'delta':>8}  statuses")
     for name, v in summary["variants"].items():
         delta = f"{v['delta_ms']:+.3f}" if "delta_ms" in v else ""
