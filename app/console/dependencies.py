@@ -24,15 +24,14 @@ from app.console.security import (
     session_cookie_name,
     tokens_equal,
 )
-from app.core import db
+from app.core import db, forms
 from app.core.config import Settings
 from app.core.deps import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden
 from app.models import AuthSession, StaffUser, SupervisionUnit
 
-# Evidence: the API takes at most 13 media ids per action or filing.
-MAX_FILES = 13
-MAX_FIELDS = 200
+# Evidence: the API takes at most 13 media ids per action or filing (app/core/forms.py).
+MAX_FILES = forms.MAX_FILES
 
 
 class LoginRequired(Exception):
@@ -115,7 +114,8 @@ ReadingCtx = Annotated[ConsoleContext, Depends(reading_console_context)]
 
 
 async def read_form(request: Request) -> FormData:
-    return await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+    # Already read by the writer session's dependency, if the route has one.
+    return await forms.read_form(request)
 
 
 def check_csrf(request: Request, form: FormData, expected: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-from app.core import driver, pgbouncer
+from app.core import driver, forms, pgbouncer
 from app.core.config import Settings
 from app.core.pool import FairAsyncAdaptedQueuePool
 
@@ -334,7 +334,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     On SQLite, a process's writers queue on an asyncio lock first: SQLite's
     own busy handler makes a waiting writer sleep 1, 2, 5 ... 100 ms between
     tries, so eight concurrent filings spent most of their time asleep.
+
+    A form's body is read before either lock or the session is taken
+    (app/core/forms.py): a slow sender holds nothing of anyone else's.
     """
+    if forms.has_form(request):
+        await forms.read_form(request)
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     lock: asyncio.Lock | None = getattr(request.app.state, "sqlite_writers", None)
     async with contextlib.AsyncExitStack() as stack:

@@ -46,7 +46,12 @@ def request_for(engine: AsyncEngine, **overrides: object) -> Any:
         sessionmaker=create_sessionmaker(engine),
         read_sessionmaker=create_read_sessionmaker(engine, settings),
     )
-    return SimpleNamespace(app=SimpleNamespace(state=state))
+    # A filing's request: a JSON body, which the session does not read first.
+    return SimpleNamespace(
+        app=SimpleNamespace(state=state),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
 
 
 @pytest.fixture

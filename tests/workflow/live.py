@@ -68,9 +68,10 @@ async def http(live: FastAPI) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-async def new_staff(
-    live: FastAPI, http: AsyncClient, role: StaffRole = StaffRole.supervisor, unit: str = UNIT
-) -> dict[str, str]:
+async def staff_account(
+    live: FastAPI, role: StaffRole = StaffRole.supervisor, unit: str = UNIT
+) -> str:
+    """A new staff account (password ``PASSWORD``); its username."""
     name = f"live.{uuid.uuid4().hex[:8]}"
     async with live.state.sessionmaker() as s:
         await staff_service.create_staff(
@@ -81,7 +82,13 @@ async def new_staff(
             now=live.state.clock.now(),
         )
         await s.commit()
-    return await login(http, name)
+    return name
+
+
+async def new_staff(
+    live: FastAPI, http: AsyncClient, role: StaffRole = StaffRole.supervisor, unit: str = UNIT
+) -> dict[str, str]:
+    return await login(http, await staff_account(live, role, unit))
 
 
 async def new_supervisor(live: FastAPI, http: AsyncClient) -> dict[str, str]:
