@@ -20,7 +20,14 @@ from starlette.responses import Response
 
 from app.complaints.service import ComplaintNotFound
 from app.console import evidence, lookups
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, field
+from app.console.dependencies import (
+    ConsoleContext,
+    CsrfForm,
+    Ctx,
+    ReadingCsrfForm,
+    ReadingCtx,
+    field,
+)
 from app.console.forms import (
     ACTION_SPECS,
     SLOT_LABELS,
@@ -30,6 +37,7 @@ from app.console.forms import (
 )
 from app.console.routing import console_router
 from app.console.templating import redirect, render
+from app.core import db
 from app.core.deps import SessionDep, StoreDep
 from app.core.errors import AppError, NotFound
 from app.core.storage import MediaStore
@@ -167,11 +175,12 @@ async def act_page(
     request: Request,
     complaint_id: CaseId,
     action: Annotated[str, Path(max_length=32)],
-    ctx: Ctx,
-    form: CsrfForm,
-    session: SessionDep,
+    ctx: ReadingCtx,
+    form: ReadingCsrfForm,
     store: StoreDep,
 ) -> Response:
+    """The action in a writer session of its own, after its evidence files
+    were checked and stored holding nothing (app/console/evidence.py)."""
     try:
         act = Action(action)
     except ValueError:
@@ -179,29 +188,28 @@ async def act_page(
     values = {k: v for k, v in form.items() if isinstance(v, str)}
 
     async def again(status: int, flash: tuple[str, str], keep: bool = True) -> Response:
-        return await case_view(
-            request,
-            ctx,
-            session,
-            store,
-            complaint_id,
-            status_code=status,
-            flash=flash,
-            open_action=act.value if keep else None,
-            form_values=values if keep else None,
-        )
+        # The page records who read a protected identity: a writer's session.
+        async with db.write_session(request) as session:
+            return await case_view(
+                request,
+                ctx,
+                session,
+                store,
+                complaint_id,
+                status_code=status,
+                flash=flash,
+                open_action=act.value if keep else None,
+                form_values=values if keep else None,
+            )
 
     try:
         body = ActionRequest.model_validate(action_payload(act, form))
     except ValidationError as exc:
-        await workflow_queue.load_visible(session, ctx.user, complaint_id)  # 404 first
-        return await again(422, ("error", error_text(exc)))
-    uploaded: list[Media] = []
+        return await again(422, ("error", error_text(exc)))  # 404 first, out of scope
+    staged = await evidence.stage_files(store, ctx, form.getlist("evidence"))
     try:
-        # A savepoint: an action refused after its evidence was stored leaves
-        # neither rows nor (below) objects behind.
-        async with session.begin_nested():
-            uploaded = await evidence.store_files(session, store, ctx, form.getlist("evidence"))
+        async with db.write_session(request) as session:
+            uploaded = await evidence.record_files(session, ctx, staged)
             if uploaded:
                 body = body.model_copy(
                     update={"media_ids": [*body.media_ids, *(m.id for m in uploaded)]}
@@ -210,23 +218,28 @@ async def act_page(
                 session, ctx.user, complaint_id, act, body, now=ctx.now, settings=ctx.settings
             )
     except workflow_service.StaleVersion:
-        await evidence.discard(store, uploaded)
+        await evidence.discard(staged)
         return await again(409, ("warn", STALE), keep=False)
     except ComplaintNotFound:
-        await evidence.discard(store, uploaded)
+        await evidence.discard(staged)
         raise
     except AppError as exc:
-        await evidence.discard(store, uploaded)
+        await evidence.discard(staged)
         # The state table refuses an accept that someone else already made
         # (409) before the version is compared: a form rendered at an older
         # version means someone acted first, whatever the refusal says.
-        row = await workflow_queue.load_visible(session, ctx.user, complaint_id)
+        async with db.read_session(request) as reader:
+            row = await workflow_queue.load_visible(reader, ctx.user, complaint_id)
         if row[0].version != body.expected_version:
             return await again(409, ("warn", STALE), keep=False)
         return await again(exc.status_code, ("error", exc.detail))
+    except BaseException:
+        await evidence.discard(staged)
+        raise
     done = ("ok", f"已{ACTION_SPECS[act.value].done if act.value in ACTION_SPECS else '办理'}")
     try:
-        await workflow_queue.load_visible(session, ctx.user, complaint_id)
+        async with db.read_session(request) as reader:
+            await workflow_queue.load_visible(reader, ctx.user, complaint_id)
     except ComplaintNotFound:
         # Escalated or transferred beyond this user's scope: back to the queue.
         return redirect(request, "/console/queue", flash=done)

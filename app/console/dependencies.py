@@ -124,13 +124,24 @@ def check_csrf(request: Request, form: FormData, expected: str) -> None:
         raise CsrfRejected(CSRF_MESSAGE)
 
 
-async def csrf_form(request: Request, ctx: Ctx) -> FormData:
+async def _checked_form(request: Request, ctx: ConsoleContext) -> FormData:
     form = await read_form(request)
     check_csrf(request, form, ctx.csrf)
     return form
 
 
+async def csrf_form(request: Request, ctx: Ctx) -> FormData:
+    return await _checked_form(request, ctx)
+
+
+async def reading_csrf_form(request: Request, ctx: ReadingCtx) -> FormData:
+    """``csrf_form`` for a page that writes in a session of its own
+    (``db.write_session``) after work that must hold no lock (evidence files)."""
+    return await _checked_form(request, ctx)
+
+
 CsrfForm = Annotated[FormData, Depends(csrf_form)]
+ReadingCsrfForm = Annotated[FormData, Depends(reading_csrf_form)]
 
 
 def field(form: FormData, name: str) -> str:

@@ -1,9 +1,15 @@
 """Evidence files sent with a console form, stored through the media service
-(type from the bytes, EXIF stripped, limits per kind) like ``POST /media``."""
+(type from the bytes, EXIF stripped, limits per kind) like ``POST /media``.
+
+Two steps, as ``POST /media`` takes them: ``stage_files`` checks and stores
+every file touching no database, then ``record_files`` writes their rows in
+the page's writer session. Decoding a photo, probing a voice clip or a video
+and cutting its poster frame take seconds; inside a writer session they held,
+on SQLite, the process's writer lock and the database's write lock, and every
+resident's filing behind them."""
 
 from __future__ import annotations
 
-import logging
 from typing import cast
 
 from fastapi import UploadFile
@@ -18,20 +24,20 @@ from app.media.dependencies import Uploader
 from app.media.sniff import HEAD_BYTES, sniff
 from app.models import Media
 
-logger = logging.getLogger("app.console")
+
+def _uploader(ctx: ConsoleContext) -> Uploader:
+    return Uploader("staff", ctx.user.id)
 
 
-async def store_files(
-    session: AsyncSession,
-    store: MediaStore,
-    ctx: ConsoleContext,
-    parts: list[str | StarletteUploadFile],
-) -> list[Media]:
-    """Store every chosen file (an empty file input sends a nameless part: skipped)."""
+async def stage_files(
+    store: MediaStore, ctx: ConsoleContext, parts: list[str | StarletteUploadFile]
+) -> list[media_service.Staged]:
+    """Check and store every chosen file (an empty file input sends a nameless
+    part: skipped); on a refusal of any, what the others wrote is taken back."""
     files = [p for p in parts if isinstance(p, StarletteUploadFile) and p.filename]
     if len(files) > MAX_FILES:
         raise BadRequest(f"每次最多上传 {MAX_FILES} 个文件")
-    stored: list[Media] = []
+    staged: list[media_service.Staged] = []
     try:
         for part in files:
             head = await part.read(HEAD_BYTES)
@@ -42,34 +48,37 @@ async def store_files(
                     f"文件“{part.filename}”格式不支持：图片支持 JPG/PNG/WebP/HEIC，"
                     "语音支持 MP3/AAC/M4A/AMR/WAV，视频支持 MP4/MOV，文件支持 PDF"
                 )
-            uploader = Uploader("staff", ctx.user.id)
-            staged = await media_service.stage_upload(
-                store,
-                ctx.settings,
-                uploader=uploader,
-                kind=found.kind,
-                file=cast(UploadFile, part),
-                now=ctx.now,
-            )
-            try:
-                media = await media_service.record_upload(
-                    session, ctx.settings, staged, uploader=uploader, now=ctx.now
+            staged.append(
+                await media_service.stage_upload(
+                    store,
+                    ctx.settings,
+                    uploader=_uploader(ctx),
+                    kind=found.kind,
+                    file=cast(UploadFile, part),
+                    now=ctx.now,
                 )
-            except BaseException:
-                await staged.writes.discard()
-                raise
-            stored.append(media)
-    except Exception:
-        await discard(store, stored)
+            )
+    except BaseException:
+        await discard(staged)
         raise
-    return stored
+    return staged
 
 
-async def discard(store: MediaStore, media: list[Media]) -> None:
-    """Remove stored objects whose rows were rolled back (best effort: the
-    media cleanup would not find them later, having no row)."""
-    for m in media:
-        try:
-            await store.delete(m.storage_key)
-        except Exception:  # storage down: leave the orphan, say so
-            logger.warning("could not delete orphaned evidence", extra={"key": m.storage_key})
+async def record_files(
+    session: AsyncSession, ctx: ConsoleContext, staged: list[media_service.Staged]
+) -> list[Media]:
+    """The rows of staged files. The caller discards them (``discard``) if
+    its transaction does not commit."""
+    return [
+        await media_service.record_upload(
+            session, ctx.settings, s, uploader=_uploader(ctx), now=ctx.now
+        )
+        for s in staged
+    ]
+
+
+async def discard(staged: list[media_service.Staged]) -> None:
+    """Remove what staged files wrote (best effort: the orphan sweep, ``ydt
+    media cleanup``, removes what storage would not delete now)."""
+    for s in staged:
+        await s.writes.discard()

@@ -23,16 +23,16 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.console import evidence, lookups, navigation
-from app.console.dependencies import ConsoleContext, CsrfForm, Ctx, ReadingCtx, field
+from app.console.dependencies import ConsoleContext, Ctx, ReadingCsrfForm, ReadingCtx, field
 from app.console.forms import error_text
 from app.console.routing import console_router
 from app.console.templating import redirect, render
-from app.core import urls
+from app.core import db, urls
 from app.core.deps import ReadSessionDep, SessionDep, StoreDep
 from app.core.errors import AppError, Forbidden
 from app.core.qr import qr_svg
 from app.idempotency import service as idempotency
-from app.models import Media
+from app.media.service import Staged
 from app.models.enums import Channel, RegionLevel, StaffRole
 from app.workflow import intake
 from app.workflow import queue as workflow_queue
@@ -124,11 +124,13 @@ def _payload(form: FormData, tz: ZoneInfo) -> dict[str, Any]:
 @router.post("/intake")
 async def register(
     request: Request,
-    ctx: Ctx,
-    form: CsrfForm,
-    session: SessionDep,
+    ctx: ReadingCtx,
+    form: ReadingCsrfForm,
     store: StoreDep,
 ) -> Response:
+    """The case in a writer session of its own, after its evidence files were
+    checked and stored holding nothing (app/console/evidence.py); a replayed
+    form takes back what its files wrote, as ``POST /media`` does."""
     tz = ZoneInfo(ctx.settings.timezone)
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     values["priority_flags"] = form.getlist("priority_flags")
@@ -136,16 +138,22 @@ async def register(
     if not _FORM_ID.fullmatch(form_id):
         form_id = ""
         values.pop("form_id", None)
+
+    async def again(error: str, status_code: int) -> Response:
+        async with db.read_session(request) as reader:
+            return await _form_page(
+                request, ctx, reader, values=values, error=error, status_code=status_code
+            )
+
     data = _payload(form, tz)
     try:
         body = OfflineIntake.model_validate(data)
     except ValidationError as exc:
-        return await _form_page(
-            request, ctx, session, values=values, error=error_text(exc), status_code=422
-        )
-    uploaded: list[Media] = []
+        return await again(error_text(exc), 422)
+    staged: list[Staged] = []
     try:
-        async with session.begin_nested():
+        staged = await evidence.stage_files(store, ctx, form.getlist("evidence"))
+        async with db.write_session(request) as session:
             record = None
             if form_id:
                 found = await idempotency.begin(
@@ -157,13 +165,14 @@ async def register(
                     now=ctx.now,
                 )
                 if isinstance(found, idempotency.Replay):
+                    await evidence.discard(staged)
                     return redirect(
                         request,
                         f"/console/complaints/{found.body['id']}/receipt",
                         flash=("warn", "这份登记已经提交过，未重复登记"),
                     )
                 record = found
-            uploaded = await evidence.store_files(session, store, ctx, form.getlist("evidence"))
+            uploaded = await evidence.record_files(session, ctx, staged)
             if uploaded:
                 body = body.model_copy(update={"media_ids": [m.id for m in uploaded]})
             # The query code is shown on this receipt and nowhere else (a
@@ -171,21 +180,26 @@ async def register(
             done = await intake.register(
                 session, ctx.user, body, now=ctx.now, settings=ctx.settings
             )
-            complaint_id, query_code = done.complaint_id, done.query_code
             if record is not None:
                 await idempotency.complete(
-                    session, record, status_code=201, body={"id": complaint_id}
+                    session, record, status_code=201, body={"id": done.complaint_id}
                 )
+            case = await workflow_queue.case_file(
+                session,
+                ctx.user,
+                done.complaint_id,
+                now=ctx.now,
+                settings=ctx.settings,
+                scoped=False,
+            )
     except AppError as exc:
-        await evidence.discard(store, uploaded)
+        await evidence.discard(staged)
         values.pop("form_id", None)  # a fresh id: the corrected form is a new request
-        return await _form_page(
-            request, ctx, session, values=values, error=exc.detail, status_code=exc.status_code
-        )
-    case = await workflow_queue.case_file(
-        session, ctx.user, complaint_id, now=ctx.now, settings=ctx.settings, scoped=False
-    )
-    return _receipt(request, ctx, case, query_code=query_code, status_code=201)
+        return await again(exc.detail, exc.status_code)
+    except BaseException:
+        await evidence.discard(staged)
+        raise
+    return _receipt(request, ctx, case, query_code=done.query_code, status_code=201)
 
 
 def _receipt(

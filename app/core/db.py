@@ -384,7 +384,10 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """``read_session`` as a route's dependency, for a route that only reads:
     on SQLite it never takes the database's write lock (nor the process's
     writer lock), so a public page or a picker's list answers beside a
-    long write instead of queueing behind it."""
+    long write instead of queueing behind it. A form's body is read first, as
+    ``get_session`` does: the session's connection is not held while it arrives."""
+    if forms.has_form(request):
+        await forms.read_form(request)
     async with read_session(request) as session:
         yield session
 

@@ -10,7 +10,8 @@ evidence photo on a township line, or a stranger dribbling a sign-in form,
 held every resident's filing for that long; on PostgreSQL the body's time was
 spent holding a pooled connection inside a transaction.
 
-``db.get_session`` therefore reads a form's body first (``read_form``), under
+``db.get_session`` and ``db.get_read_session`` therefore read a form's body
+first (``read_form``), under
 the request's body cap (app/core/boundary.py), and the parsed form is kept on
 the request, so the route's own ``request.form()`` gets the same one.
 """

@@ -8,26 +8,35 @@ resident's filing waited for the photo's upload; on PostgreSQL it held a
 pooled connection inside a transaction. The form's body is now read before
 the writer session begins (app/core/forms.py, ``db.get_session``).
 
-Each test stops the body half-way, looks at what is held, files a resident's
-case meanwhile, then lets the rest of the body arrive.
+The first test stops the body half-way, looks at what is held, files a
+resident's case meanwhile, then lets the rest of the body arrive. The others
+probe both locks while an evidence photo is checked (decoded, its EXIF
+stripped): done before the action's or the intake's writer session begins
+(app/console/evidence.py), and taken back when the write is refused or the
+form was a reload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from app.console.case import STALE
+from app.core.storage.local import LocalMediaStore
 from app.models import Media
-from app.models.enums import MediaKind
+from app.models.enums import MediaKind, StaffRole
 from tests import mediafiles
 from tests.console.helpers import signed_in
-from tests.workflow.live import live, new_case, staff_account
+from tests.media.test_write_lock import probing
+from tests.workflow.live import VILLAGE, live, new_case, staff_account
 from tests.write_lock import http, locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
@@ -135,3 +144,100 @@ async def test_an_evidence_upload_in_flight_holds_no_lock_and_no_connection(
             await s.scalars(select(Media.kind).where(Media.attached_to == f"complaint:{cid}"))
         ).all()
     assert evidence == [MediaKind.image]
+
+
+async def _signed_in_as(live: FastAPI, http: AsyncClient, role: StaffRole) -> str:
+    return await signed_in(http, await staff_account(live, role))
+
+
+async def _media_rows(live: FastAPI) -> int:
+    async with live.state.sessionmaker() as s:
+        return int(await s.scalar(select(func.count()).select_from(Media)) or 0)
+
+
+def _objects(store: LocalMediaStore) -> list[Path]:
+    return sorted(p for p in store.path_for("media").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_an_actions_evidence_is_checked_holding_no_lock(
+    live: FastAPI, http: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photo is decoded and cleaned (EXIF stripped) before the action's
+    writer session begins, and its row is written with the action."""
+    cid = (await new_case(http))["id"]
+    token = await _signed_in_as(live, http, StaffRole.supervisor)
+    found: list[tuple[bool, bool]] = []
+    probing(live, monkeypatch, "clean", found)
+    done = await http.post(
+        f"/console/complaints/{cid}/actions/accept",
+        data={"csrf_token": token, "expected_version": "1", "note": "受理"},
+        files={"evidence": ("现场.png", mediafiles.png(), "image/png")},
+    )
+    assert done.status_code == 303, done.text[:2000]
+    assert found == [(True, True)]
+    async with live.state.sessionmaker() as s:
+        attached = await s.scalar(
+            select(func.count()).select_from(Media).where(Media.attached_to == f"complaint:{cid}")
+        )
+    assert attached == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_a_refused_action_takes_its_evidence_back(
+    live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
+) -> None:
+    """Stored before the action was refused (someone acted first): its
+    objects are removed and no row of it remains."""
+    cid = (await new_case(http))["id"]
+    token = await _signed_in_as(live, http, StaffRole.supervisor)
+    first = await http.post(
+        f"/console/complaints/{cid}/actions/accept",
+        data={"csrf_token": token, "expected_version": "1", "note": "受理"},
+    )
+    assert first.status_code == 303
+    objects, rows = _objects(local_store), await _media_rows(live)
+    stale = await http.post(
+        f"/console/complaints/{cid}/actions/accept",
+        data={"csrf_token": token, "expected_version": "1", "note": "我也来受理"},
+        files={"evidence": ("现场.png", mediafiles.png(), "image/png")},
+    )
+    assert stale.status_code == 409 and STALE in stale.text
+    assert _objects(local_store) == objects
+    assert await _media_rows(live) == rows
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_an_intakes_evidence_is_checked_holding_no_lock_and_a_reload_stores_nothing(
+    live: FastAPI,
+    http: AsyncClient,
+    local_store: LocalMediaStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = await _signed_in_as(live, http, StaffRole.agent)
+    page = await http.get("/console/intake")
+    form_id = re.search(r'name="form_id" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and form_id
+    data = {
+        "csrf_token": token,
+        "form_id": form_id.group(1),
+        "channel": "agent",
+        "region_code": VILLAGE,
+        "item_code": "0101",
+        "content": "老人来访反映：村里低保评定不公开，希望核查。",
+        "reporter_name": "王大爷",
+        "reporter_phone": "13700002222",
+    }
+    files = {"evidence": ("来信.png", mediafiles.png(), "image/png")}
+    found: list[tuple[bool, bool]] = []
+    probing(live, monkeypatch, "clean", found)
+    done = await http.post("/console/intake", data=data, files=files)
+    assert done.status_code == 201, done.text[:2000]
+    assert found == [(True, True)]
+    objects, rows = _objects(local_store), await _media_rows(live)
+    assert objects
+    # A reload of the same form: the first receipt, and what it stored again is taken back.
+    again = await http.post("/console/intake", data=data, files=files)
+    assert again.status_code == 303 and again.headers["location"].endswith("/receipt")
+    assert _objects(local_store) == objects
+    assert await _media_rows(live) == rows
