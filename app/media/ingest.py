@@ -38,8 +38,15 @@ logger = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 
 
-def object_key(media_id: str, suffix: str, created: Any) -> str:
-    """``media/2026/11/24/<id>.<suffix>``: only the server writes under media/."""
+def object_key(media_id: str, suffix: str, created: Any, attempt: str | None = None) -> str:
+    """``media/2026/11/24/<id>.<suffix>``: only the server writes under media/.
+
+    ``attempt`` sets apart the keys of one of several checks of the same
+    upload (``media_service.stage_completion``): each writes only its own
+    objects, so the one that loses can take them back without touching the
+    winner's."""
+    if attempt is not None:
+        return f"media/{created:%Y/%m/%d}/{media_id}.{attempt}.{suffix}"
     return f"media/{created:%Y/%m/%d}/{media_id}.{suffix}"
 
 
@@ -147,33 +154,37 @@ async def store_checked(
     *,
     content_type: str,
     extension: str,
+    attempt: str | None = None,
 ) -> None:
     """Check ``source`` (a seekable local file with the whole upload) by its
     kind, write what passed to the media's final key and record it on the row.
 
-    ``content_type``/``extension`` are the sniffed ones.
+    ``content_type``/``extension`` are the sniffed ones; ``attempt``: see
+    ``object_key``.
     """
     kind = media.kind
     if kind is MediaKind.image:
         data, ctype, ext, (width, height) = await asyncio.to_thread(clean, settings, source)
-        key = object_key(media.id, ext, media.created_at)
+        key = object_key(media.id, ext, media.created_at, attempt)
         stored = await writes.put(key, once(data), ctype)
         media.width, media.height = width, height
     elif kind in (MediaKind.voice, MediaKind.video):
         found = await asyncio.to_thread(check_av, settings, source, kind, content_type)
         ctype = content_type
-        key = object_key(media.id, extension, media.created_at)
+        key = object_key(media.id, extension, media.created_at, attempt)
         stored = await writes.put(key, file_chunks(source), ctype)
-        await _record_probe(writes, media, found, content_type=ctype)
+        await _record_probe(writes, media, found, content_type=ctype, attempt=attempt)
     else:
         ctype = content_type
-        key = object_key(media.id, extension, media.created_at)
+        key = object_key(media.id, extension, media.created_at, attempt)
         stored = await writes.put(key, file_chunks(source), ctype)
     media.storage_key, media.content_type = key, ctype
     media.size, media.sha256, media.etag = stored.size, stored.sha256, stored.etag
 
 
-async def _record_probe(writes: Writes, media: Media, found: Probe, *, content_type: str) -> None:
+async def _record_probe(
+    writes: Writes, media: Media, found: Probe, *, content_type: str, attempt: str | None
+) -> None:
     media.duration_ms, media.codec, media.audio_codec = (
         found.duration_ms,
         found.codec,
@@ -182,7 +193,7 @@ async def _record_probe(writes: Writes, media: Media, found: Probe, *, content_t
     media.width, media.height = found.width, found.height
     derivatives: dict[str, Any] = {}
     if found.poster is not None:
-        key = object_key(media.id, "poster.jpg", media.created_at)
+        key = object_key(media.id, "poster.jpg", media.created_at, attempt)
         poster = await writes.put(key, once(found.poster), "image/jpeg")
         derivatives["poster"] = entry(poster, "image/jpeg")
     media.derivatives = derivatives or None

@@ -424,6 +424,10 @@ async def stage_completion(
                 spool,
                 content_type=found.content_type,
                 extension=found.extension,
+                # Keys of this check's own: a second ``complete`` of the
+                # same upload running beside it may read other bytes (a
+                # form posted again meanwhile) and must not overwrite these.
+                attempt=uuid.uuid4().hex[:12],
             )
     except StorageError:
         await writes.discard()
@@ -441,9 +445,10 @@ async def record_completion(
 ) -> tuple[Media, bool]:
     """Write what ``stage_completion`` found onto the row, read again under
     its lock; and whether it was written. If another ``complete`` got there
-    first the row is answered as it is, and what this one stored is left: its
-    keys are the row's own (``ingest.object_key``), now the other's to keep.
-    If the row went, what this one stored is removed."""
+    first the row is answered as it is, and what this one stored is removed:
+    its keys are its own (``ingest.object_key``'s ``attempt``), so the
+    winner's objects, whose digests the row records, are untouched. If the
+    row went, what this one stored is removed too."""
     copy = staged.media
     media = await session.get(Media, copy.id, with_for_update=True, populate_existing=True)
     if media is None:
@@ -452,6 +457,7 @@ async def record_completion(
     if media.status is not MediaStatus.pending or (
         (media.upload_key or media.storage_key) != staged.source
     ):
+        await staged.writes.discard()
         return media, False
     found: Any = inspect(copy)
     for attr in found.attrs:

@@ -11,6 +11,8 @@ probes both locks while the check runs, from the thread it runs on.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from PIL import Image
 from sqlalchemy import delete, func, select
 
 from app.core.storage.local import LocalMediaStore
@@ -118,12 +121,26 @@ async def test_a_replayed_upload_keeps_its_first_answer_and_stores_nothing_more(
     assert (rows, keys) == (1, 1)
 
 
-async def test_a_completion_that_lost_the_race_leaves_the_winners_file(
+def _another_png(size: int) -> bytes:
+    """A photo other than ``mediafiles.png()`` of the same length (the
+    ticket is for that many bytes)."""
+    for red in range(256):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (red, 200, 10)).save(buf, format="PNG")
+        if len(buf.getvalue()) == size and buf.getvalue() != mediafiles.png():
+            return buf.getvalue()
+    raise AssertionError("no other PNG of that length")
+
+
+async def test_a_completion_that_lost_the_race_takes_back_only_its_own_file(
     live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
 ) -> None:
-    """Two completions of one upload both check it; the second to write finds
-    the row completed, answers it, and deletes nothing: what it stored sits at
-    the row's own keys, which the first recorded."""
+    """Two completions of one upload both check it, the second after the form
+    was posted again with another photo. The second to write finds the row
+    completed, answers it, and removes what it stored, at keys of its own;
+    the first's file, whose digest the row records, is untouched. (With one
+    key for both, the second's photo replaced the first's under the row's
+    digest, and the evidence no longer matched its record.)"""
     _, t = await direct_upload(http)
     settings, now = live.state.settings, live.state.clock.now()
     copies = []
@@ -133,13 +150,18 @@ async def test_a_completion_that_lost_the_race_leaves_the_winners_file(
             assert media is not None
             s.expunge(media)
             copies.append(media)
-    staged = [
-        await media_service.stage_completion(local_store, settings, m, now=now) for m in copies
-    ]
-    assert staged[0] is not None and staged[1] is not None
+    first = await media_service.stage_completion(local_store, settings, copies[0], now=now)
+    again = await http.post(
+        urlsplit(t["url"]).path,
+        data=t["fields"],
+        files={"file": ("q.png", _another_png(len(mediafiles.png())))},
+    )
+    assert again.status_code == 204, again.text
+    second = await media_service.stage_completion(local_store, settings, copies[1], now=now)
+    assert first is not None and second is not None
+    assert not set(first.writes.keys) & set(second.writes.keys)
     outcomes = []
-    for one in staged:
-        assert one is not None
+    for one in (first, second):
         async with live.state.sessionmaker() as s:
             media, written = await media_service.record_completion(s, settings, one, now=now)
             await s.commit()
@@ -148,7 +170,10 @@ async def test_a_completion_that_lost_the_race_leaves_the_winners_file(
     async with live.state.sessionmaker() as s:
         row = await s.get(Media, t["media_id"])
         assert row is not None
-    assert local_store.path_for(row.storage_key).read_bytes()  # still there
+    kept = local_store.path_for(row.storage_key).read_bytes()
+    assert hashlib.sha256(kept).hexdigest() == row.sha256
+    assert row.storage_key in first.writes.keys
+    assert not any(local_store.path_for(k).exists() for k in second.writes.keys)
 
 
 async def test_a_completion_whose_item_went_away_is_404_and_leaves_nothing(
