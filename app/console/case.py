@@ -42,6 +42,7 @@ from app.core.deps import SessionDep, StoreDep
 from app.core.errors import AppError, NotFound
 from app.core.storage import MediaStore
 from app.media import service as media_service
+from app.media.service import Staged
 from app.models import Department, Media, Region, SupervisionOrder
 from app.supervision import service as supervision
 from app.workflow import queue as workflow_queue
@@ -206,8 +207,9 @@ async def act_page(
         body = ActionRequest.model_validate(action_payload(act, form))
     except ValidationError as exc:
         return await again(422, ("error", error_text(exc)))  # 404 first, out of scope
-    staged = await evidence.stage_files(store, ctx, form.getlist("evidence"))
+    staged: list[Staged] = []
     try:
+        staged = await evidence.stage_files(store, ctx, form.getlist("evidence"))
         async with db.write_session(request) as session:
             uploaded = await evidence.record_files(session, ctx, staged)
             if uploaded:

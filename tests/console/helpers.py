@@ -35,3 +35,17 @@ async def signed_in(client: AsyncClient, username: str, password: str = PASSWORD
     page = await client.get("/console/inbox")
     assert page.status_code == 200, page.text
     return csrf_of(page.text)
+
+
+def intake_form(token: str, form_id: str, village: str) -> dict[str, str]:
+    """An agent's offline intake of an elderly visitor, as the form posts it."""
+    return {
+        "csrf_token": token,
+        "form_id": form_id,
+        "channel": "agent",
+        "region_code": village,
+        "item_code": "0101",
+        "content": "老人来访反映：村里低保评定不公开，希望核查。",
+        "reporter_name": "王大爷",
+        "reporter_phone": "13700002222",
+    }

@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models.enums import StaffRole
-from tests.console.helpers import VERSION, signed_in
+from tests.console.helpers import VERSION, intake_form, signed_in
 from tests.factories import login, make_staff
 from tests.workflow.helpers import TOWN_UNIT, VILLAGE, act, case, citizen, file_case
 
@@ -247,17 +247,7 @@ async def test_offline_intake_and_its_receipt(client: AsyncClient, team: Team) -
     assert form.status_code == 200
     form_id = re.search(r'name="form_id" value="([^"]+)"', form.text)
     assert form_id
-    data = {
-        "csrf_token": token,
-        "form_id": form_id.group(1),
-        "channel": "agent",
-        "region_code": VILLAGE,
-        "item_code": "0101",
-        "content": "老人来访反映：村里低保评定不公开，希望核查。",
-        "reporter_name": "王大爷",
-        "reporter_phone": "13700002222",
-        "priority_flags": "elderly",
-    }
+    data = {**intake_form(token, form_id.group(1), VILLAGE), "priority_flags": "elderly"}
     bad = await client.post("/console/intake", data={**data, "content": "短"})
     assert bad.status_code == 422 and "反映内容" in bad.text
     assert "王大爷" in bad.text  # what was typed is kept
@@ -277,7 +267,7 @@ async def test_offline_intake_and_its_receipt(client: AsyncClient, team: Team) -
     reprint = await client.get(again.headers["location"])
     assert tracking.group(0) in reprint.text and "已经提交过" in reprint.text
     assert code.group(1) not in reprint.text  # shown once, stored hashed
-    listed = (await client.get("/api/v1/staff/complaints", headers=await login(client, "c.agent")))
+    listed = await client.get("/api/v1/staff/complaints", headers=await login(client, "c.agent"))
     assert [i["tracking_no"] for i in listed.json()["items"]].count(tracking.group(0)) == 1
     # A handler may not register.
     client.cookies.clear()

@@ -34,7 +34,7 @@ from app.core.storage.local import LocalMediaStore
 from app.models import Media
 from app.models.enums import MediaKind, StaffRole
 from tests import mediafiles
-from tests.console.helpers import signed_in
+from tests.console.helpers import intake_form, signed_in
 from tests.media.test_write_lock import probing
 from tests.workflow.live import VILLAGE, live, new_case, staff_account
 from tests.write_lock import http, locks_free
@@ -218,16 +218,7 @@ async def test_an_intakes_evidence_is_checked_holding_no_lock_and_a_reload_store
     page = await http.get("/console/intake")
     form_id = re.search(r'name="form_id" value="([^"]+)"', page.text)
     assert page.status_code == 200 and form_id
-    data = {
-        "csrf_token": token,
-        "form_id": form_id.group(1),
-        "channel": "agent",
-        "region_code": VILLAGE,
-        "item_code": "0101",
-        "content": "老人来访反映：村里低保评定不公开，希望核查。",
-        "reporter_name": "王大爷",
-        "reporter_phone": "13700002222",
-    }
+    data = intake_form(token, form_id.group(1), VILLAGE)
     files = {"evidence": ("来信.png", mediafiles.png(), "image/png")}
     found: list[tuple[bool, bool]] = []
     probing(live, monkeypatch, "clean", found)
@@ -241,3 +232,25 @@ async def test_an_intakes_evidence_is_checked_holding_no_lock_and_a_reload_store
     assert again.status_code == 303 and again.headers["location"].endswith("/receipt")
     assert _objects(local_store) == objects
     assert await _media_rows(live) == rows
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_an_unsupported_evidence_file_is_the_case_page_again(
+    live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
+) -> None:
+    """Refused while it is checked, before any session: the case page with
+    the reason and what was typed, the case unchanged, nothing stored."""
+    cid = (await new_case(http))["id"]
+    token = await _signed_in_as(live, http, StaffRole.supervisor)
+    objects, rows = _objects(local_store), await _media_rows(live)
+    refused = await http.post(
+        f"/console/complaints/{cid}/actions/accept",
+        data={"csrf_token": token, "expected_version": "1", "note": "附上材料受理"},
+        files={"evidence": ("说明.txt", "不是图片".encode(), "text/plain")},
+    )
+    assert refused.status_code == 415, refused.text[:2000]
+    assert "说明.txt" in refused.text and "附上材料受理" in refused.text
+    assert _objects(local_store) == objects
+    assert await _media_rows(live) == rows
+    page = await http.get(f"/console/complaints/{cid}")
+    assert 'name="expected_version" value="1"' in page.text  # not accepted
