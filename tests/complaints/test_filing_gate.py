@@ -140,7 +140,10 @@ async def test_a_cancelled_filing_gives_its_turn_back(live: FastAPI) -> None:
 
 
 async def test_the_session_carries_the_gate_in_autocommit_only(live: FastAPI) -> None:
-    request: Any = type("R", (), {"app": live})()
+    # A filing's request: a JSON body, which the session does not read first.
+    request: Any = type(
+        "R", (), {"app": live, "method": "POST", "headers": {"content-type": "application/json"}}
+    )()
     sessions = cast(AsyncGenerator[AsyncSession, None], get_filing_session(request))
     session = await anext(sessions)
     try:

@@ -90,8 +90,8 @@ async def test_a_filing_on_the_driver_writes_what_sqlalchemy_writes(
             via_sa = await file(f"sa-{len(kw)}", **kw)
         async with pg.connect() as conn:
             a, b = await rows(conn, via_driver["id"]), await rows(conn, via_sa["id"])
-        assert a["complaint"] == b["complaint"]
-        assert strip_ids(a["events"]) == strip_ids(b["events"])
+        assert unloaded(a["complaint"]) == unloaded(b["complaint"])
+        assert unloaded(strip_ids(a["events"])) == unloaded(strip_ids(b["events"]))
         assert a["notes"] == b["notes"] and len(a["notes"]) == 1
         assert a["media"] == b["media"] and len(a["media"]) == 1
         assert set(via_driver) == set(via_sa)
@@ -102,6 +102,20 @@ async def test_a_filing_on_the_driver_writes_what_sqlalchemy_writes(
             json=payload(region_code=VILLAGE, media_ids=[], **kw),
         )
         assert again.status_code == 409  # same key, other body (no photo)
+
+
+def unloaded(value: Any) -> Any:
+    """``value`` without what follows from the cadres' open cases at the
+    moment of filing (the cadre chosen, the trace's line naming them): the
+    two filings compared are routed one after the other, and the first one's
+    case counts for the second, whichever way it was written."""
+    if isinstance(value, dict):
+        return {k: None if k == "cadre_id" else unloaded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unloaded(v) for v in value]
+    if isinstance(value, str) and value.startswith("承办干部"):
+        return "承办干部"
+    return value
 
 
 async def test_the_resident_read_on_the_driver_answers_the_same_bytes(
