@@ -14,6 +14,7 @@ import struct
 import wave
 import zlib
 from functools import cache
+from pathlib import Path
 
 import av
 from PIL import Image
@@ -87,9 +88,21 @@ def _encode_audio(container: str, codec: str, rate: int, seconds: float) -> byte
     return buf.getvalue()
 
 
+_FIXTURES = Path(__file__).parent / "media" / "fixtures"
+
+
 def amr(seconds: float = 1.0) -> bytes:
-    """AMR-NB (WeChat's and many phones' voice format): browsers cannot play it."""
-    return _encode_audio("amr", "libopencore_amrnb", 8000, seconds)
+    """AMR-NB (WeChat's and many phones' voice format): browsers cannot play it.
+
+    Read from files, not encoded here: PyAV 18.1.1's wheels dropped the
+    AMR-NB encoder (libopencore_amrnb), though they still decode it, which
+    is all the app needs. The files are a 440 Hz tone of 1, 2 and 3 seconds,
+    encoded by ``_encode_audio("amr", "libopencore_amrnb", 8000, seconds)``
+    with PyAV 18.1.0."""
+    path = _FIXTURES / f"tone-{seconds:g}s.amr"
+    if not path.is_file():
+        raise ValueError(f"no AMR fixture of {seconds:g} s: add one to {_FIXTURES}")
+    return path.read_bytes()
 
 
 def m4a(seconds: float = 1.0) -> bytes:
