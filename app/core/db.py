@@ -338,8 +338,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     A form's body is read before either lock or the session is taken
     (app/core/forms.py): a slow sender holds nothing of anyone else's.
     """
-    if forms.has_form(request):
-        await forms.read_form(request)
+    await forms.read_first(request)
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     lock: asyncio.Lock | None = getattr(request.app.state, "sqlite_writers", None)
     async with contextlib.AsyncExitStack() as stack:
@@ -386,8 +385,7 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     writer lock), so a public page or a picker's list answers beside a
     long write instead of queueing behind it. A form's body is read first, as
     ``get_session`` does: the session's connection is not held while it arrives."""
-    if forms.has_form(request):
-        await forms.read_form(request)
+    await forms.read_first(request)
     async with read_session(request) as session:
         yield session
 

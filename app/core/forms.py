@@ -40,3 +40,9 @@ def has_form(request: Request) -> bool:
 async def read_form(request: Request) -> FormData:
     """The request's form, parsed once: a later ``request.form()`` returns it."""
     return await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+
+
+async def read_first(request: Request) -> None:
+    """Read the body now if it is a form (a session dependency's first step)."""
+    if has_form(request):
+        await read_form(request)

@@ -31,12 +31,12 @@ from sqlalchemy import func, select
 
 from app.console.case import STALE
 from app.core.storage.local import LocalMediaStore
-from app.models import Media
+from app.models import Media, SupervisionUnit
 from app.models.enums import MediaKind, StaffRole
 from tests import mediafiles
 from tests.console.helpers import intake_form, signed_in
 from tests.media.test_write_lock import probing
-from tests.workflow.live import VILLAGE, live, new_case, staff_account
+from tests.workflow.live import UNIT, VILLAGE, live, new_case, staff_account
 from tests.write_lock import http, locks_free
 
 __all__ = ["http", "live"]  # the live app's fixtures, used by name
@@ -254,3 +254,71 @@ async def test_an_unsupported_evidence_file_is_the_case_page_again(
     assert await _media_rows(live) == rows
     page = await http.get(f"/console/complaints/{cid}")
     assert 'name="expected_version" value="1"' in page.text  # not accepted
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_a_hostile_form_body_is_refused_before_anything_is_written(
+    live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
+) -> None:
+    """The body is now read by the session's dependency, before the route:
+    broken framing, too many files and an oversized body are each a clear
+    4xx there, signed in or not, and the case, rows and objects stay as they
+    were."""
+    cid = (await new_case(http))["id"]
+    token = await _signed_in_as(live, http, StaffRole.supervisor)
+    path = f"/console/complaints/{cid}/actions/accept"
+    objects, rows = _objects(local_store), await _media_rows(live)
+    broken = await http.post(
+        path,
+        content=b'--zzz\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\nx',
+        headers={"content-type": "multipart/form-data; boundary=zzz"},
+    )
+    many = await http.post(
+        path,
+        data={"csrf_token": token, "expected_version": "1"},
+        files=[("evidence", (f"{i}.png", mediafiles.png(), "image/png")) for i in range(14)],
+    )
+    huge = await http.post(
+        path,
+        content=b"csrf_token=" + b"x" * (live.state.settings.max_body_bytes + 1),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    http.cookies.clear()
+    stranger = await http.post(
+        path,
+        content=b"--zzz\r\n",
+        headers={"content-type": "multipart/form-data; boundary=zzz"},
+    )
+    # Cut-off framing is refused by the parser or, read as far as it goes,
+    # by the CSRF check; never a 5xx.
+    assert broken.status_code in (400, 403) and stranger.status_code < 500
+    assert (many.status_code, huge.status_code) == (400, 413)
+    assert _objects(local_store) == objects
+    assert await _media_rows(live) == rows
+    await signed_in(http, await staff_account(live))
+    page = await http.get(f"/console/complaints/{cid}")
+    assert 'name="expected_version" value="1"' in page.text  # not accepted
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_another_units_action_with_evidence_is_404_and_leaves_nothing(
+    live: FastAPI, http: AsyncClient, local_store: LocalMediaStore
+) -> None:
+    """The evidence is checked before the case's scope is: a cadre of another
+    unit gets the 404 of a missing case, and what the photo wrote is gone."""
+    cid = (await new_case(http))["id"]
+    async with live.state.sessionmaker() as s:
+        other = await s.scalar(
+            select(SupervisionUnit.code).where(SupervisionUnit.code != UNIT).limit(1)
+        )
+    assert other is not None
+    token = await signed_in(http, await staff_account(live, StaffRole.supervisor, other))
+    objects, rows = _objects(local_store), await _media_rows(live)
+    refused = await http.post(
+        f"/console/complaints/{cid}/actions/accept",
+        data={"csrf_token": token, "expected_version": "1", "note": "受理"},
+        files={"evidence": ("现场.png", mediafiles.png(), "image/png")},
+    )
+    assert refused.status_code == 404
+    assert _objects(local_store) == objects
+    assert await _media_rows(live) == rows
