@@ -39,10 +39,13 @@ it runs first, and every part above is written only if it admitted the
 filing; refused, the statement writes the record and the hits only.
 
 Values come from the same ORM objects the ORM path would add (built by
-``filing.build_case``), turned into literals typed by each column, so the
+``filing.build_case``), bound as parameters typed by each column, so the
 column lists follow the models: ``tests/complaints/test_filing_sql.py`` files
-the same case both ways and compares every column of every row.
-SQLite keeps the ORM path.
+the same case both ways and compares every column of every row. They are
+read off the objects straight into the driver's order (``_Rows``: a plan per
+compiled statement of which object and attribute each parameter is), not
+gathered into dicts first; the paths through ``session.execute`` (PgBouncer)
+take the same values by name. SQLite keeps the ORM path.
 """
 
 from __future__ import annotations
@@ -174,6 +177,68 @@ def _params(obj: Any, prefix: str) -> dict[str, Any]:
     return {f"{prefix}{c.name}": values.get(c.name) for c in _layout(type(obj)) if not c.serial}
 
 
+# One step per positional parameter of a compiled filing statement: where its
+# value comes from (an object's slot in ``_Rows.objects``, or -1 for the loose
+# parameters), the key there, its default and whether that is callable, and
+# the column type's bind processor.
+_Step = tuple[int, str, Any, bool, driver.Processor]
+_PLANS: dict[int, tuple[driver.Compiled, tuple[_Step, ...]]] = {}
+
+
+def _plan(compiled: driver.Compiled, sources: dict[str, tuple[int, type]]) -> tuple[_Step, ...]:
+    """How to read each of the statement's parameters off the objects, worked
+    out once per compiled statement: a row's column ``name`` is bound as
+    ``prefix + name`` (``_binds``), the prefix naming its object."""
+    found = _PLANS.get(id(compiled))
+    if found is not None and found[0] is compiled:
+        return found[1]
+    steps: list[_Step] = []
+    for name, default, processor in compiled.binds:
+        step: _Step = (-1, name, default, False, processor)
+        prefix, _, column = name.partition("_")
+        source = sources.get(prefix + "_")
+        if source is not None:
+            by_name = {c.name: c for c in _layout(source[1])}
+            c = by_name.get(column)
+            if c is not None and not c.serial:
+                step = (source[0], c.key, c.default, c.callable_default, processor)
+        steps.append(step)
+    plan = tuple(steps)
+    _PLANS[id(compiled)] = (compiled, plan)
+    return plan
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """A filing's parameters as the objects that hold them (``driver.Prebound``)."""
+
+    objects: tuple[Any, ...]
+    sources: dict[str, tuple[int, type]]  # a bind prefix -> (slot in objects, model)
+    loose: dict[str, Any]  # the parameters of no row: the day, the media, the admission
+
+    def arguments(self, compiled: driver.Compiled) -> list[Any]:
+        states = [obj.__dict__ for obj in self.objects]
+        loose = self.loose
+        out: list[Any] = []
+        append = out.append
+        for source, key, default, callable_default, processor in _plan(compiled, self.sources):
+            if source < 0:
+                value = loose.get(key, default)
+            else:
+                # As ``row_values``: the instance's dict, then the Python-side default.
+                value = states[source].get(key)
+                if value is None and default is not None:
+                    value = default(None) if callable_default else default
+            append(processor(value) if processor is not None and value is not None else value)
+        return out
+
+    def mapping(self) -> dict[str, Any]:
+        params = dict(self.loose)
+        for prefix, (slot, _) in self.sources.items():
+            params |= _params(self.objects[slot], prefix)
+        return params
+
+
 @dataclass
 class Idempotent:
     record_id: int
@@ -302,6 +367,60 @@ def _statement(
     return stmt
 
 
+def prepare(
+    *,
+    complaint: Complaint,
+    events: Sequence[ComplaintEvent],
+    day: date,
+    prefix: str,
+    notification: Notification | None = None,
+    extra: Sequence[Any] = (),
+    media: Sequence[Media] = (),
+    idempotent: Idempotent | None = None,
+    admitting: admission.Answered | None = None,
+) -> tuple[Any, _Rows]:
+    """``insert_case``'s statement and its parameters, as the objects that hold them."""
+    loose: dict[str, Any] = {"day": day, "prefix": f"{prefix}{day:%Y%m%d}-"}
+    objects: list[Any] = [complaint]
+    sources: dict[str, tuple[int, type]] = {"c_": (0, Complaint)}
+    if notification is not None:
+        sources["n_"] = (len(objects), Notification)
+        objects.append(notification)
+    for i, event in enumerate(events):
+        sources[f"e{i}_"] = (len(objects), ComplaintEvent)
+        objects.append(event)
+    for i, row in enumerate(extra):
+        sources[f"x{i}_"] = (len(objects), type(row))
+        objects.append(row)
+    if idempotent is not None:
+        loose |= {
+            "i_id": idempotent.record_id,
+            "i_status": idempotent.status_code,
+            "i_response": idempotent.response,
+        }
+    media_mode = None
+    if media:
+        first = media[0]
+        media_mode = "forget_owner" if first.owner_citizen_id is None else "keep_owner"
+        loose |= {
+            "m_ids": [m.id for m in media],
+            "m_status": first.status,
+            "m_attached_to": first.attached_to,
+            "m_attached_at": first.attached_at,
+        }
+    if admitting is not None:
+        loose |= admitting.params
+    stmt = _statement(
+        len(events),
+        notification is not None,
+        tuple(row.__tablename__ for row in extra),
+        idempotent is not None,
+        media_mode,
+        admitting.shape if admitting is not None else None,
+    )
+    return stmt, _Rows(tuple(objects), sources, loose)
+
+
 async def insert_case(
     session: AsyncSession,
     *,
@@ -326,43 +445,20 @@ async def insert_case(
     rows must already hold their attached values (``media_service.attach``),
     the same for every one of them.
     """
-    params: dict[str, Any] = {"day": day, "prefix": f"{prefix}{day:%Y%m%d}-"}
-    params |= _params(complaint, "c_")
-    for i, event in enumerate(events):
-        params |= _params(event, f"e{i}_")
-    if notification is not None:
-        params |= _params(notification, "n_")
-    for i, row in enumerate(extra):
-        params |= _params(row, f"x{i}_")
-    if idempotent is not None:
-        params |= {
-            "i_id": idempotent.record_id,
-            "i_status": idempotent.status_code,
-            "i_response": idempotent.response,
-        }
-    media_mode = None
-    if media:
-        first = media[0]
-        media_mode = "forget_owner" if first.owner_citizen_id is None else "keep_owner"
-        params |= {
-            "m_ids": [m.id for m in media],
-            "m_status": first.status,
-            "m_attached_to": first.attached_to,
-            "m_attached_at": first.attached_at,
-        }
-    if admitting is not None:
-        params |= admitting.params
-    stmt = _statement(
-        len(events),
-        notification is not None,
-        tuple(row.__tablename__ for row in extra),
-        idempotent is not None,
-        media_mode,
-        admitting.shape if admitting is not None else None,
+    stmt, rows = prepare(
+        complaint=complaint,
+        events=events,
+        day=day,
+        prefix=prefix,
+        notification=notification,
+        extra=extra,
+        media=media,
+        idempotent=idempotent,
+        admitting=admitting,
     )
     # On the driver connection: about 120 values, which SQLAlchemy's execution
     # layer walked on every filing (app/core/driver.py).
     async with db.filing_turn(session):
-        found = await driver.first(session, stmt, params)
+        found = await driver.first(session, stmt, driver.Prebound(rows.arguments, rows.mapping))
     assert found is not None  # one row, always: the main query has no FROM
     return found

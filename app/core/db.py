@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-from app.core import driver, forms, pgbouncer
+from app.core import driver, forms, jsoncodec, pgbouncer
 from app.core.config import Settings
 from app.core.pool import FairAsyncAdaptedQueuePool
 
@@ -192,6 +192,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     kwargs: dict[str, Any] = {
         "echo": settings.database_echo,
         "hide_parameters": not settings.database_echo,
+        "json_serializer": jsoncodec.dumps,
     }
     if url.startswith("sqlite"):
         path = settings.sqlite_path() if url == settings.database_url else None

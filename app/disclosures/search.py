@@ -101,8 +101,9 @@ def list_filter(
     if period:
         conds.append(Disclosure.period.startswith(period, autoescape=True))
     if q:
-        # Rows are stored as JSON text, Chinese \u-escaped (json.dumps'
-        # default): look for both spellings. A superset on purpose:
+        # Rows are stored as JSON text: Chinese as itself since the columns
+        # are written by orjson (app/core/jsoncodec.py), \u-escaped in rows
+        # written before, or by its fallback: look for both spellings. A superset on purpose:
         # public_match() has the last word. Folding case over the rows' text
         # costs more than the scan (PostgreSQL, 1000 disclosures of 51 rows,
         # 9 MB of JSON: LIKE 90 ms, lower() LIKE 230 ms, ILIKE 440 ms), and only

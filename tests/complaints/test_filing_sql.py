@@ -4,17 +4,29 @@ missed fails here rather than in production."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import Integer, String, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.complaints import filing_sql
 from app.complaints.events import GENESIS, compute_hash
-from app.models import Complaint, ComplaintEvent, IdempotencyRecord, Media, Notification
+from app.core import driver
+from app.models import (
+    Complaint,
+    ComplaintEvent,
+    ContentCheck,
+    IdempotencyRecord,
+    Media,
+    Notification,
+)
+from app.models.enums import Channel, ComplaintStatus, MediaStatus
 from app.stats import projector
 from tests import mediafiles
 from tests.complaints.test_filing import login, payload, upload
@@ -312,3 +324,63 @@ def test_row_values_apply_python_defaults_only() -> None:
         "stamped": None,
         "note": None,
     }
+
+
+def _every_shape() -> list[dict[str, Any]]:
+    now = datetime(2026, 12, 7, 8, 30, tzinfo=UTC)
+    case = Complaint(
+        id="c" * 32,
+        content="村里低保名单有问题",
+        channel=Channel.online,
+        status=ComplaintStatus.submitted,
+        anonymous=True,
+        received_at=now,
+        due_at=now,
+        routing_trace={"steps": ["事项归口 → 镇纪委"], "n": 1.5, 3: None},
+    )
+    events = [
+        ComplaintEvent(seq=1, kind="filed", public=True, data={"state": {"状态": "已提交"}}),
+        ComplaintEvent(seq=2, kind="routed", public=False, created_at=now, data={}),
+    ]
+    notice = Notification(body=f"编号 {filing_sql.NUMBER}", data={"k": "v"})
+    check = ContentCheck(id="x" * 32, target="complaint", kind="text", part="text", state="new")
+    photo = Media(
+        id="m" * 32,
+        status=MediaStatus.attached,
+        attached_to="complaint:" + "c" * 32,
+        attached_at=now,
+        owner_citizen_id=None,
+    )
+    answer = filing_sql.Idempotent(record_id=9, status_code=201, response={"编号": "N"})
+    return [
+        {"complaint": case, "events": events, "day": now.date(), "prefix": "JD", **kw}
+        for kw in (
+            {},
+            {"notification": notice},
+            {"notification": notice, "extra": [check], "media": [photo], "idempotent": answer},
+        )
+    ]
+
+
+@pytest.mark.parametrize("shape", range(3))
+def test_values_built_for_the_driver_are_what_the_mapping_gives(shape: int) -> None:
+    """The filing's parameters are put in the driver's order straight from the
+    objects (``_Rows.arguments``); the paths that go through
+    ``session.execute`` take them by name (``_Rows.mapping``). Both must give
+    every parameter, and the same value for each, processors applied."""
+    stmt, built = filing_sql.prepare(**_every_shape()[shape])
+    compiled = driver.compile_for(stmt, postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+    mapping = built.mapping()
+    names = [name for name, _, _ in compiled.binds]
+    binds = stmt.compile(dialect=postgresql.asyncpg.dialect()).binds  # type: ignore[no-untyped-call]
+    given = {name for name, bind in binds.items() if bind.required}  # not literals
+    assert given and given <= set(mapping), given - set(mapping)
+    direct = built.arguments(compiled)
+    assert direct == driver._arguments(compiled, mapping)
+    assert driver._arguments(compiled, driver.Prebound(built.arguments, built.mapping)) == direct
+    by_name = dict(zip(names, direct, strict=True))
+    # JSON goes out as text that decodes to what the objects hold.
+    trace = {"steps": ["事项归口 → 镇纪委"], "n": 1.5, "3": None}
+    assert json.loads(by_name["c_routing_trace"]) == trace
+    assert json.loads(by_name["e0_data"]) == {"state": {"状态": "已提交"}}
+    assert by_name["c_content"] == "村里低保名单有问题"
