@@ -73,6 +73,9 @@ class Reference:
     # (app/routing/service.py ``_context``): it lives and dies with this
     # load, so a changed unit, override or designation is never served from it.
     contexts: dict[tuple[int, str], Any] = field(default_factory=dict)
+    # The part of it that is the village's alone (its chain, units and cadres),
+    # shared by every item filed there.
+    villages: dict[str, Any] = field(default_factory=dict)
 
     def chain(self, code: str) -> list[Region]:
         """City first, down to ``code``; empty when the code is unknown."""
