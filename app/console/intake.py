@@ -33,6 +33,7 @@ from app.core.errors import AppError, Forbidden
 from app.core.qr import qr_svg
 from app.idempotency import service as idempotency
 from app.media.service import Staged
+from app.models import IdempotencyRecord
 from app.models.enums import Channel, RegionLevel, StaffRole
 from app.workflow import intake
 from app.workflow import queue as workflow_queue
@@ -154,9 +155,9 @@ async def register(
     try:
         staged = await evidence.stage_files(store, ctx, form.getlist("evidence"))
         async with db.write_session(request) as session:
-            record = None
+            record: idempotency.Replay | IdempotencyRecord | None = None
             if form_id:
-                found = await idempotency.begin(
+                record = await idempotency.begin(
                     session,
                     scope="console-intake",
                     owner=f"staff:{ctx.user.id}",
@@ -164,33 +165,16 @@ async def register(
                     fingerprint=idempotency.request_hash(data),
                     now=ctx.now,
                 )
-                if isinstance(found, idempotency.Replay):
-                    await evidence.discard(staged)
-                    return redirect(
-                        request,
-                        f"/console/complaints/{found.body['id']}/receipt",
-                        flash=("warn", "这份登记已经提交过，未重复登记"),
-                    )
-                record = found
-            uploaded = await evidence.record_files(session, ctx, staged)
-            if uploaded:
-                body = body.model_copy(update={"media_ids": [m.id for m in uploaded]})
-            # The query code is shown on this receipt and nowhere else (a
-            # replay of the form shows the receipt without it).
-            done = await intake.register(
-                session, ctx.user, body, now=ctx.now, settings=ctx.settings
-            )
-            if record is not None:
-                await idempotency.complete(
-                    session, record, status_code=201, body={"id": done.complaint_id}
-                )
-            case = await workflow_queue.case_file(
-                session,
-                ctx.user,
-                done.complaint_id,
-                now=ctx.now,
-                settings=ctx.settings,
-                scoped=False,
+            if not isinstance(record, idempotency.Replay):
+                done, case = await _register(session, ctx, staged, body, record)
+        if isinstance(record, idempotency.Replay):
+            # Its files go once the session is over: deleting them is storage
+            # work, and on SQLite the session held every writer's lock.
+            await evidence.discard(staged)
+            return redirect(
+                request,
+                f"/console/complaints/{record.body['id']}/receipt",
+                flash=("warn", "这份登记已经提交过，未重复登记"),
             )
     except AppError as exc:
         await evidence.discard(staged)
@@ -200,6 +184,29 @@ async def register(
         await evidence.discard(staged)
         raise
     return _receipt(request, ctx, case, query_code=done.query_code, status_code=201)
+
+
+async def _register(
+    session: AsyncSession,
+    ctx: ConsoleContext,
+    staged: list[Staged],
+    body: OfflineIntake,
+    record: IdempotencyRecord | None,
+) -> tuple[intake.Registered, CaseFile]:
+    """The intake's writes: its files' rows, the case, the answer kept for the
+    form's id, and the case as the receipt shows it."""
+    uploaded = await evidence.record_files(session, ctx, staged)
+    if uploaded:
+        body = body.model_copy(update={"media_ids": [m.id for m in uploaded]})
+    # The query code is shown on this receipt and nowhere else (a replay of
+    # the form shows the receipt without it).
+    done = await intake.register(session, ctx.user, body, now=ctx.now, settings=ctx.settings)
+    if record is not None:
+        await idempotency.complete(session, record, status_code=201, body={"id": done.complaint_id})
+    case = await workflow_queue.case_file(
+        session, ctx.user, done.complaint_id, now=ctx.now, settings=ctx.settings, scoped=False
+    )
+    return done, case
 
 
 def _receipt(

@@ -29,8 +29,10 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
+from app.console import evidence
 from app.console.case import STALE
 from app.core.storage.local import LocalMediaStore
+from app.media.service import Staged
 from app.models import Media, SupervisionUnit
 from app.models.enums import MediaKind, StaffRole
 from tests import mediafiles
@@ -227,9 +229,19 @@ async def test_an_intakes_evidence_is_checked_holding_no_lock_and_a_reload_store
     assert found == [(True, True)]
     objects, rows = _objects(local_store), await _media_rows(live)
     assert objects
-    # A reload of the same form: the first receipt, and what it stored again is taken back.
+    # A reload of the same form: the first receipt, and what it stored again
+    # is taken back, once the writer session is over.
+    discarded: list[tuple[bool, bool]] = []
+    discard = evidence.discard
+
+    async def discard_and_probe(staged: list[Staged]) -> None:
+        discarded.append(await asyncio.to_thread(locks_free, live))
+        await discard(staged)
+
+    monkeypatch.setattr(evidence, "discard", discard_and_probe)
     again = await http.post("/console/intake", data=data, files=files)
     assert again.status_code == 303 and again.headers["location"].endswith("/receipt")
+    assert discarded == [(True, True)]
     assert _objects(local_store) == objects
     assert await _media_rows(live) == rows
 
