@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 MARK = "stats"
 # pg_advisory_xact_lock key: "ydt stats projector".
 LOCK_KEY = 0x5944_5450_524F_4A00 & 0x7FFF_FFFF_FFFF_FFFF
+# What a caller that names no batch gets: the worker's own setting's default.
+DEFAULT_BATCH: int = Settings.model_fields["projector_batch"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ def _open_moves(
     return marks
 
 
-async def project(session: AsyncSession, *, batch: int = 500, now: datetime) -> int:
+async def project(session: AsyncSession, *, batch: int = DEFAULT_BATCH, now: datetime) -> int:
     """Apply one batch of queued events; returns how many (0: nothing, or not our turn).
 
     Runs in the caller's transaction, which must commit for the work to count.
@@ -276,7 +278,7 @@ async def _advance(session: AsyncSession, high_water: int, applied: int, now: da
     await session.flush()
 
 
-async def drain(session: AsyncSession, *, now: datetime, batch: int = 500) -> int:
+async def drain(session: AsyncSession, *, now: datetime, batch: int = DEFAULT_BATCH) -> int:
     """Project until nothing is queued (tests, ``ydt stats project``)."""
     total = 0
     while n := await project(session, batch=batch, now=now):
