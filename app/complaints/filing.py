@@ -209,6 +209,21 @@ async def pin_taxonomy(
         )
 
 
+def _persisted(session: AsyncSession, complaint: Complaint) -> None:
+    """A case written by a prebuilt statement, made a persistent object of
+    ``session`` holding every column as written (defaults included), so it
+    reads without a lazy load and later changes become UPDATEs."""
+    for key, value in filing_sql.row_values(complaint).items():
+        if key not in complaint.__dict__:
+            setattr(complaint, key, value)
+    make_transient_to_detached(complaint)
+    session.add(complaint)
+
+
+# The ORM's flush instead (tests compare the two).
+SQLITE_ROWS_ON_DRIVER = True
+
+
 async def write_case(
     session: AsyncSession,
     complaint: Complaint,
@@ -252,13 +267,7 @@ async def write_case(
         for m in media:  # written by the statement; nothing left for the ORM to flush
             if m in session:
                 session.expunge(m)
-        # Every column as written (defaults included), so the object reads
-        # without a lazy load, then persistent: later changes become UPDATEs.
-        for key, value in filing_sql.row_values(complaint).items():
-            if key not in complaint.__dict__:
-                setattr(complaint, key, value)
-        make_transient_to_detached(complaint)
-        session.add(complaint)
+        _persisted(session, complaint)
         return
     # The ORM's way serves SQLite, whose writer took the whole database's
     # lock at its BEGIN (IMMEDIATE): holding the day's counter from the start
@@ -270,12 +279,17 @@ async def write_case(
     if notice is not None:
         notice.body = notice.body.replace(filing_sql.NUMBER, complaint.tracking_no)
         notice.data = {**(notice.data or {}), "tracking_no": complaint.tracking_no}
-    session.add(complaint)
-    session.add_all(case_events)
-    session.add_all(extra)
+    rows: list[Any] = [complaint, *case_events, *extra]
     if notice is not None:
-        session.add(notice)
-    await session.flush()
+        rows.append(notice)
+    if SQLITE_ROWS_ON_DRIVER and session.get_bind().dialect.driver == "aiosqlite":
+        # Prebuilt INSERTs, one hop each (filing_sql.insert_rows); the media's
+        # attachment is the ORM's to flush, as before.
+        await filing_sql.insert_rows(session, rows)
+        _persisted(session, complaint)
+    else:
+        session.add_all(rows)
+        await session.flush()
     if idempotent is not None:
         await idempotency.store(
             session,

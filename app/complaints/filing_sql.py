@@ -462,3 +462,33 @@ async def insert_case(
         found = await driver.first(session, stmt, driver.Prebound(rows.arguments, rows.mapping))
     assert found is not None  # one row, always: the main query has no FROM
     return found
+
+
+# SQLite: one INSERT per row, built once per model (``insert_rows``).
+_ROW_INSERTS: dict[type, Any] = {}
+
+
+def _row_insert(model: type) -> Any:
+    found = _ROW_INSERTS.get(model)
+    if found is None:
+        table: Any = model.__table__  # type: ignore[attr-defined]
+        found = _ROW_INSERTS[model] = table.insert().values(_binds(model, "r_"))
+    return found
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[Any]) -> None:
+    """A new case's rows on SQLite, in order, in the session's transaction.
+
+    The ORM's flush of the same rows (the case, its events, its notice, a
+    content check) was a unit of work and three or four hops to aiosqlite's
+    thread per row; here each row is one prebuilt INSERT and one hop
+    (``driver.in_transaction``), its values read off the object as the
+    PostgreSQL statement reads them (``_Rows``). Serial keys are left to the
+    database and not read back: as on PostgreSQL, only the case is kept in
+    the session afterwards (``filing.write_case``)."""
+    for obj in rows:
+        model = type(obj)
+        values = _Rows((obj,), {"r_": (0, model)}, {})
+        await driver.in_transaction(
+            session, _row_insert(model), driver.Prebound(values.arguments, values.mapping)
+        )

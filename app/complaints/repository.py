@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     Integer,
     Row,
     Select,
@@ -41,23 +42,27 @@ from app.models.session import SessionSubject
 OPEN_STATUSES = [s for s in ComplaintStatus if s.is_open]
 
 
+# Built once: on SQLite it runs on the driver in one hop (driver.in_transaction).
+_NEXT_COUNTER = (
+    update(TrackingCounter)
+    .where(TrackingCounter.day == bindparam("on_day", type_=Date))
+    .values(value=TrackingCounter.value + 1)
+    .returning(TrackingCounter.value)
+)
+
+
 async def next_counter(session: AsyncSession, day: date) -> int:
     """Gapless per-day sequence; the row lock is held only until commit."""
-    stmt = (
-        update(TrackingCounter)
-        .where(TrackingCounter.day == day)
-        .values(value=TrackingCounter.value + 1)
-        .returning(TrackingCounter.value)
-    )
-    value = (await session.execute(stmt)).scalar_one_or_none()
-    if value is not None:
-        return int(value)
+    found = await driver.in_transaction(session, _NEXT_COUNTER, {"on_day": day})
+    if found:
+        return int(found[0][0])
     try:
         async with session.begin_nested():
             session.add(TrackingCounter(day=day, value=1))
         return 1
     except IntegrityError:  # another filing created today's row first
-        return int((await session.execute(stmt)).scalar_one())
+        found = await driver.in_transaction(session, _NEXT_COUNTER, {"on_day": day})
+        return int(found[0][0])
 
 
 async def open_cases_by_cadre(session: AsyncSession, staff_ids: Sequence[int]) -> Mapping[int, int]:

@@ -419,3 +419,34 @@ async def first(
 async def scalar(session: AsyncSession, stmt: Executable, params: Mapping[str, Any]) -> Any:
     found = await first(session, stmt, params)
     return found[0] if found is not None else None
+
+
+async def in_transaction(
+    session: AsyncSession, stmt: Executable, params: Mapping[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """``stmt`` inside the session's own transaction, on SQLite's driver.
+
+    Through SQLAlchemy's aiosqlite adapter a statement is three or four hops
+    to aiosqlite's thread (a cursor, the statement, its rows, the close), and
+    the embedded filing's kernel time was mostly those hops (bench/README.md).
+    ``execute_fetchall`` is one. The adapter keeps no state of its own about
+    statements between cursors (the transaction is SQLite's: its BEGIN was
+    sent on this connection), so a statement run beside it is in the same
+    transaction. Anywhere else, ``session.execute``."""
+    conn = await session.connection()
+    if conn.dialect.driver != "aiosqlite":
+        result = await conn.execute(stmt, dict(params))
+        return [tuple(r) for r in result.all()] if result.returns_rows else []
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    native: Any = raw.driver_connection
+    compiled = compile_for(stmt, conn.dialect)
+    args = _arguments(compiled, params)
+    try:
+        records = await native.execute_fetchall(compiled.sql, args)
+    except Exception as error:
+        failure = _translate(conn.dialect, adapted, compiled, args, error)
+        if failure.disconnect:
+            await conn.invalidate(failure.orig)
+        raise failure.error from error
+    return _processed(compiled, records)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Integer, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -177,15 +177,25 @@ async def complete(
     await store(session, record.id, status_code=status_code, sealed_body=sealed_body)
 
 
+_STORE = (
+    update(IdempotencyRecord)
+    .where(IdempotencyRecord.id == bindparam("record_id", type_=Integer))
+    .values(
+        status_code=bindparam("status_code", type_=Integer),
+        response=bindparam("response", type_=IdempotencyRecord.__table__.c.response.type),
+    )
+)
+
+
 async def store(
     session: AsyncSession, record_id: int, *, status_code: int, sealed_body: dict[str, Any]
 ) -> None:
-    """Write an answer already sealed (``sealed``), by the record's id."""
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(status_code=status_code, response=sealed_body)
-        .execution_options(synchronize_session=False)
+    """Write an answer already sealed (``sealed``), by the record's id (on
+    SQLite in one hop to its thread: ``driver.in_transaction``)."""
+    await driver.in_transaction(
+        session,
+        _STORE,
+        {"record_id": record_id, "status_code": status_code, "response": sealed_body},
     )
 
 

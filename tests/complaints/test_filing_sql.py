@@ -1,6 +1,7 @@
-"""The one-statement filing (PostgreSQL) writes exactly the rows the ORM path
-writes: every column of every table, so a model change that the statement
-missed fails here rather than in production."""
+"""The one-statement filing (PostgreSQL), and the prebuilt INSERTs of each
+row on SQLite, write exactly the rows the ORM path writes: every column of
+every table, so a model change that the statement missed fails here rather
+than in production."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.complaints import filing_sql
+from app.complaints import filing, filing_sql
 from app.complaints.events import GENESIS, compute_hash
 from app.core import driver
 from app.models import (
@@ -127,8 +128,6 @@ async def test_the_statement_writes_what_the_orm_writes(
     connection: AsyncConnection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite files through the ORM only")
     h = await login(client, "sqlpath")
 
     async def file(key: str, **kw: Any) -> dict[str, Any]:
@@ -145,6 +144,7 @@ async def test_the_statement_writes_what_the_orm_writes(
         via_sql = await file(f"sql-{len(kw)}", **kw)
         with monkeypatch.context() as m:
             m.setattr(filing_sql, "supported", lambda session: False)
+            m.setattr(filing, "SQLITE_ROWS_ON_DRIVER", False)
             via_orm = await file(f"orm-{len(kw)}", **kw)
         async with session_on(connection) as s:  # the projector catches up on both first
             await projector.drain(s, now=DEFAULT_NOW)
