@@ -21,17 +21,16 @@ pytestmark = pytest.mark.usefixtures("seeded")
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
 
+async def _three_villages(session: AsyncSession) -> list[str]:
+    stmt = select(Region.code).where(Region.level == RegionLevel.village).limit(3)
+    return list((await session.execute(stmt)).scalars())
+
+
 async def test_kept_contexts_are_bounded_and_decide_the_same(
     session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings()
-    villages = list(
-        (
-            await session.execute(
-                select(Region.code).where(Region.level == RegionLevel.village).limit(3)
-            )
-        ).scalars()
-    )
+    villages = await _three_villages(session)
     assert len(villages) == 3
     item = await routing_service.current_item(session, "0101", settings=settings)
     ref = await refcache.get(session, settings)
@@ -55,13 +54,7 @@ async def test_a_village_part_is_shared_across_items_and_bounded(
     session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings()
-    villages = list(
-        (
-            await session.execute(
-                select(Region.code).where(Region.level == RegionLevel.village).limit(3)
-            )
-        ).scalars()
-    )
+    villages = await _three_villages(session)
     one = await routing_service.current_item(session, "0101", settings=settings)
     two = await routing_service.current_item(session, "0102", settings=settings)
     ref = await refcache.get(session, settings)
