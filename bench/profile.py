@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench import pgprofile
 from bench.load import run_wrk
 from bench.servers import Server
 
@@ -38,7 +39,11 @@ def record(
     seconds: float,
     connections: int,
     offset: int,
+    postgres: tuple[str, list[int], float | None, frozenset[int]] | None = None,
 ) -> dict[str, Any]:
+    """py-spy on the app's workers under wrk; with ``postgres`` (perf, the
+    database's pids, its CPU per request from the rounds, the ``ydt worker``'s
+    backends) also perf on PostgreSQL over the same seconds (bench.pgprofile)."""
     spy = py_spy()
     if spy is None:
         return {"skipped": "py-spy not installed (pip install -e '.[bench]')"}
@@ -59,6 +64,8 @@ def record(
             )
         )
 
+    pg_data = out.with_name(out.name.replace(".collapsed", "-postgres.perf"))
+    perf = pgprofile.start(postgres[0], postgres[1], pg_data, seconds) if postgres else None
     driver = threading.Thread(target=drive)
     driver.start()
     subprocess.run(
@@ -83,6 +90,15 @@ def record(
     )
     driver.join()
     summary = summarise(out)
+    if postgres and perf is not None:
+        summary["postgres"] = pgprofile.finish(
+            postgres[0],
+            perf,
+            pg_data,
+            out.with_name(out.name.replace(".collapsed", "-postgres.collapsed.gz")),
+            postgres[2],
+            postgres[3],
+        )
     summary["requests_during_profile"] = load.get("requests", 0)
     packed = out.with_name(out.name + ".gz")
     packed.write_bytes(gzip.compress(out.read_bytes()))

@@ -105,6 +105,38 @@ def _profile_lines(title: str, prof: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _postgres_profile_lines(what: str, prof: dict[str, Any]) -> list[str]:
+    """PostgreSQL's CPU per request by what it was doing (bench.pgprofile),
+    the app's load beside the bare baseline's."""
+    app, base = prof.get("postgres", {}), prof.get("postgres_baseline", {})
+    if "skipped" in app:
+        return ["", f"PostgreSQL's side of {what} was not profiled: {app['skipped']}."]
+    if "buckets_ms" not in app:
+        return []
+    base_ms = base.get("buckets_ms", {})
+    lines = [
+        "",
+        f"### Where {what} spends PostgreSQL's CPU (perf, {app['samples']} samples; "
+        f"the bare baseline {base.get('samples', 0)})",
+        "",
+        "Each sample of this database's backends and the shared writers, put in the "
+        "first of these buckets any frame of its stack names (bench/pgprofile.py), "
+        "times PostgreSQL's CPU per request measured in the rounds.",
+        "",
+        "| PostgreSQL was | bare baseline ms/req | Yidiantong ms/req | difference |",
+        "|---|---|---|---|",
+    ]
+    names = list(app["buckets_ms"]) + [k for k in base_ms if k not in app["buckets_ms"]]
+    for name in names:
+        a, b = app["buckets_ms"].get(name, 0.0), base_ms.get(name, 0.0)
+        lines.append(f"| {name} | {b:.3f} | {a:.3f} | {a - b:+.3f} |")
+    a_total, b_total = app.get("cpu_ms_per_request", 0.0), base.get("cpu_ms_per_request", 0.0)
+    lines.append(f"| **all** | {b_total:.3f} | {a_total:.3f} | {a_total - b_total:+.3f} |")
+    top = ", ".join(f"`{k}` {v}%" for k, v in list(app.get("self_pct", {}).items())[:8])
+    lines += ["", f"Top frames (Yidiantong): {top}."]
+    return lines
+
+
 def _worker_share(load: dict[str, Any]) -> list[str]:
     """How much of the app's CPU per request its `ydt worker` (the statistics
     projector) spent, in the worker and in the backends serving it."""
@@ -231,6 +263,7 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {what} | {who} | {b['busy_backends_avg']} | {top} |")
         for what, prof in load.get("profile", {}).items():
             lines += _profile_lines(f"Where {what} spends the app's CPU", prof)
+            lines += _postgres_profile_lines(what, prof)
     emb = report.get("embedded")
     if emb:
         lines += [

@@ -27,7 +27,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import bouncer, embedded, growth, guarantees, load, media_memory, profile  # noqa: E402
+from bench import (  # noqa: E402
+    bouncer,
+    embedded,
+    growth,
+    guarantees,
+    load,
+    media_memory,
+    pgprofile,
+    profile,
+)
 from bench.datagen import Loader  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from bench.report import goals, markdown  # noqa: E402
@@ -35,8 +44,10 @@ from bench.servers import (  # noqa: E402
     Database,
     after_load,
     app_env,
+    backends_of,
     create_database,
     drop_database,
+    postgres_pids,
     staff_token,
     start_server,
     utcnow,
@@ -133,32 +144,84 @@ async def load_stage(
                 args, db, baseline, data, work, first_filing=result["app_filings"]
             )
             result["app_filings"] = result["pgbouncer"].get("app_filings", result["app_filings"])
+        missed = [w for w in ("filing", "tracking") if not result[w]["met"]]
+        wanted = {"always": ["filing", "tracking"], "auto": missed, "never": []}[args.profile]
+        if wanted:
+            result["profile"] = await _profile(
+                args, db, wrk, app, baseline, data, out_dir, wanted, result
+            )
     finally:
         baseline.stop()
     result["size"] = size
-    missed = [w for w in ("filing", "tracking") if not result[w]["met"]]
-    wanted = {"always": ["filing", "tracking"], "auto": missed, "never": []}[args.profile]
-    if wanted:
-        result["profile"] = {}
-        offset = result["app_filings"]
-        for what in wanted:
-            mode = "file" if what == "filing" else "track"
-            print(f"profiling {what} with py-spy", flush=True)
-            result["profile"][what] = await asyncio.to_thread(
-                profile.record,
-                wrk,
-                app,
-                mode,
-                data.filing if mode == "file" else data.tracking,
-                out_dir / f"{args.name}-profile-{what}.collapsed",
-                seconds=args.profile_seconds,
-                connections=args.connections,
-                offset=offset,
-            )
-            offset += result["profile"][what].get("requests_during_profile", 0) + 1000
     print("checking the guarantees", flush=True)
     result["guarantees"] = await guarantees.check(db, app, since, before)
     return result
+
+
+async def _profile(
+    args: argparse.Namespace,
+    db: Database,
+    wrk: str,
+    app: Any,
+    baseline: Any,
+    data: Any,
+    out_dir: Path,
+    wanted: list[str],
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """py-spy on the app and, where perf may run, perf on PostgreSQL under the
+    app's load and again under the bare baseline's (bench.pgprofile)."""
+    exe = await asyncio.to_thread(pgprofile.perf)
+    out: dict[str, Any] = {}
+    offset = result["app_filings"]
+    for what in wanted:
+        mode = "file" if what == "filing" else "track"
+        file = data.filing if mode == "file" else data.tracking
+        stem = f"{args.name}-profile-{what}"
+        pg_ms = {
+            who: result[what][who].get("postgres_cpu_ms_per_request")
+            for who in result[what]
+            if who in ("app", "baseline")
+        }
+        print(f"profiling {what} with py-spy{' and perf' if exe else ''}", flush=True)
+        pids = await postgres_pids(db)
+        worker = app.worker
+        worker_pg = (
+            frozenset(await backends_of(db, [worker.pid])) if worker is not None else frozenset()
+        )
+        out[what] = await asyncio.to_thread(
+            profile.record,
+            wrk,
+            app,
+            mode,
+            file,
+            out_dir / f"{stem}.collapsed",
+            seconds=args.profile_seconds,
+            connections=args.connections,
+            offset=offset,
+            postgres=(exe, pids, pg_ms["app"], worker_pg) if exe else None,
+        )
+        offset += out[what].get("requests_during_profile", 0) + 1000
+        if exe is None:
+            out[what]["postgres"] = {
+                "skipped": "perf cannot sample here (Debian linux-perf, run as root)"
+            }
+            continue
+        out[what]["postgres_baseline"] = await asyncio.to_thread(
+            pgprofile.under_load,
+            exe,
+            wrk,
+            baseline,
+            mode,
+            file,
+            await postgres_pids(db),
+            out_dir / f"{stem}-postgres-baseline.collapsed.gz",
+            seconds=args.profile_seconds,
+            connections=args.connections,
+            cpu_ms=pg_ms["baseline"],
+            worker=worker_pg,
+        )
+    return out
 
 
 async def _through_pgbouncer(

@@ -276,8 +276,8 @@ async def postgres_pids(db: Database) -> list[int]:
     conn = await asyncpg.connect(db.dsn)
     try:
         rows = await conn.fetch(
-            "select pid from pg_stat_activity where datname = $1 or backend_type in "
-            "('walwriter', 'checkpointer', 'background writer')",
+            "select pid from pg_stat_activity where (datname = $1 or backend_type in "
+            "('walwriter', 'checkpointer', 'background writer')) and pid <> pg_backend_pid()",
             db.name,
         )
     finally:
