@@ -157,52 +157,31 @@ async def _advance(
     """Move each chain's anchored head forward to its current head, along its
     own events only; report (and keep) chains that moved any other way."""
     anomalies: list[str] = []
-    after_case, after_series = "", 0
-    while True:
-        labels: dict[str, str | None]
-        if kind == repo.CASE:
-            page = await repo.complaint_page(session, after_case, batch)
-            if not page:
-                break
-            after_case = page[-1][0]
-            labels = dict(page)
-            heads = await repo.case_heads(session, list(labels))
-        else:
-            series = await repo.series_page(session, after_series, batch)
-            if not series:
-                break
-            after_series = series[-1]
-            labels = {str(s): None for s in series}
-            heads = await repo.series_heads(session, series)
-        old = await repo.anchored(session, kind, list(labels))
+    walk = repo.case_walk if kind == repo.CASE else repo.series_walk
+    after: Any = "" if kind == repo.CASE else 0
+    while page := await walk(session, after, batch):
+        last = page[-1].chain_id
+        after = last if kind == repo.CASE else int(last)
         new_rows: list[dict[str, Any]] = []
-        moves: list[tuple[str, repo.Anchor, repo.Head]] = []
-        for chain_id, label in labels.items():
-            head, was = heads.get(chain_id), old.get(chain_id)
-            name = _name(kind, chain_id, label)
+        updates: list[dict[str, Any]] = []
+        for chain in page:
+            head, was = chain.head, chain.anchor
+            name = _name(kind, chain.chain_id, chain.label)
             if head is None:
                 if was is not None:
                     anomalies.append(f"{name}: no events left, anchored at event #{was.seq}")
                 continue
             if was is None:
-                new_rows.append(_row(kind, chain_id, head, label, checkpoint_id))
+                new_rows.append(_row(kind, chain.chain_id, head, chain.label, checkpoint_id))
             elif (was.seq, was.head) == (head.seq, head.hash):
                 continue
-            elif head.seq > was.seq:
-                moves.append((chain_id, was, head))
             elif head.seq < was.seq:
                 anomalies.append(
                     f"{name}: ends at event #{head.seq}, anchored at #{was.seq} (events deleted)"
                 )
+            elif head.seq > was.seq and chain.at_anchor == was.head:
+                updates.append(_row(kind, chain.chain_id, head, chain.label, checkpoint_id))
             else:
-                anomalies.append(f"{name}: event #{head.seq} differs from the anchored one")
-        found = await repo.hashes_at(session, kind, [(c, w.seq) for c, w, _ in moves])
-        updates: list[dict[str, Any]] = []
-        for chain_id, was, head in moves:
-            if found.get((chain_id, was.seq)) == was.head:
-                updates.append(_row(kind, chain_id, head, labels[chain_id], checkpoint_id))
-            else:
-                name = _name(kind, chain_id, labels[chain_id])
                 anomalies.append(f"{name}: event #{was.seq} differs from the anchored one")
         if new_rows:
             await session.execute(insert(AuditHead), new_rows)

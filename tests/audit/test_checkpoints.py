@@ -25,6 +25,7 @@ from tests.audit.helpers import (
     chain,
     drop_case,
     make_checkpoint,
+    rechain,
     steps,
     team,
     worked_case,
@@ -82,6 +83,37 @@ async def test_a_shortened_chain_stays_anchored_at_the_next_checkpoint(
     assert anchored is not None and anchored.seq == len(events)
     found = about(await audit(session), filed["id"])
     assert any("deleted" in f.reason for f in found)
+
+
+async def test_a_rewritten_chain_that_then_grows_stays_anchored_at_its_old_head(
+    client: AsyncClient, t: Team, session: AsyncSession
+) -> None:
+    """An insider with the chain key edits the anchored event, recomputes
+    every link, then lets the case go on: the chain verifies by itself and
+    is longer than its anchor, but its event at the anchored position is
+    not the anchored one, so the next checkpoint reports it and keeps the
+    old head rather than moving forward onto the rewritten chain."""
+    filed = await worked_case(client, t)
+    honest = await worked_case(client, t)
+    await make_checkpoint(session)
+    events = await chain(session, filed["id"])
+    anchored_at, anchored_hash = len(events), events[-1].hash
+    events[1].note = (events[1].note or "") + " (edited)"
+    await rechain(session, events)
+    await steps(client, filed["id"], (t.zhang, "sign", {"slot": "handler"}))
+    await steps(client, honest["id"], (t.zhang, "sign", {"slot": "handler"}))
+    later = await make_checkpoint(session, DEFAULT_NOW + timedelta(hours=1))
+    assert [line for line in later.anomalies if filed["tracking_no"] in line] == [
+        f"case {filed['tracking_no']} ({filed['id']}): "
+        f"event #{anchored_at} differs from the anchored one"
+    ]
+    kept = await session.get(AuditHead, ("case", filed["id"]), populate_existing=True)
+    assert kept is not None and (kept.seq, kept.head_hash) == (anchored_at, anchored_hash)
+    assert (await chain(session, filed["id"]))[anchored_at - 1].hash != anchored_hash
+    # The honest case beside it moves forward as usual.
+    moved = await session.get(AuditHead, ("case", honest["id"]), populate_existing=True)
+    newest = (await chain(session, honest["id"]))[-1]
+    assert moved is not None and (moved.seq, moved.head_hash) == (newest.seq, newest.hash)
 
 
 async def test_an_exported_checkpoint_names_a_case_dropped_with_its_anchor(
