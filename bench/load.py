@@ -180,6 +180,31 @@ def residents_needed(seconds: float) -> int:
     return int(MAX_FILING_RPS * seconds / PER_RESIDENT) + 100
 
 
+def profile_load(
+    wrk: str,
+    server: Server,
+    mode: str,
+    data: Path,
+    *,
+    seconds: float,
+    connections: int,
+    offset: int,
+) -> dict[str, Any]:
+    """The load a profile samples: one wrk thread, two seconds longer than the
+    recording so that it covers the whole of it."""
+    return run_wrk(
+        wrk,
+        server,
+        mode,
+        data,
+        seconds=seconds + 2,
+        connections=connections,
+        threads=1,
+        offset=offset,
+        tag=f"prof-{mode}",
+    )
+
+
 def run_wrk(
     wrk: str,
     server: Server,

@@ -267,19 +267,9 @@ def under_load(
 ) -> dict[str, Any]:
     """PostgreSQL's profile while wrk drives ``server`` (the bare baseline,
     which has no Python profile of its own to take)."""
-    from bench.load import run_wrk
+    from bench.load import profile_load
 
     data_file = collapsed.with_name(collapsed.name.split(".")[0] + ".perf")
     proc = start(exe, pids, data_file, seconds)
-    run_wrk(
-        wrk,
-        server,
-        mode,
-        data,
-        seconds=seconds + 2,
-        connections=connections,
-        threads=1,
-        offset=0,
-        tag=f"pgprof-{mode}",
-    )
+    profile_load(wrk, server, mode, data, seconds=seconds, connections=connections, offset=0)
     return finish(exe, proc, data_file, collapsed, cpu_ms, worker)

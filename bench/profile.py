@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import pgprofile
-from bench.load import run_wrk
+from bench.load import profile_load
 from bench.servers import Server
 
 
@@ -51,16 +51,8 @@ def record(
 
     def drive() -> None:
         load.update(
-            run_wrk(
-                wrk,
-                server,
-                mode,
-                data,
-                seconds=seconds + 2,
-                connections=connections,
-                threads=1,
-                offset=offset,
-                tag=f"prof-{mode}",
+            profile_load(
+                wrk, server, mode, data, seconds=seconds, connections=connections, offset=offset
             )
         )
 
