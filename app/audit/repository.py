@@ -120,7 +120,7 @@ async def series_walk(session: AsyncSession, after: int, limit: int) -> list[Wal
     ids = [str(s) for s in series]
     heads = await series_heads(session, series)
     old = await anchored(session, DISCLOSURE, ids)
-    found = await hashes_at(session, DISCLOSURE, [(c, a.seq) for c, a in old.items()])
+    found = await hashes_at(session, [(c, a.seq) for c, a in old.items()])
     return [
         Walked(
             chain_id=c,
@@ -179,18 +179,12 @@ async def series_heads(session: AsyncSession, ids: Sequence[int]) -> dict[str, H
 
 
 async def hashes_at(
-    session: AsyncSession, kind: str, points: Sequence[tuple[str, int]]
+    session: AsyncSession, points: Sequence[tuple[str, int]]
 ) -> dict[tuple[str, int], str]:
-    """The hash of event (chain, seq) for each point that still exists."""
+    """The hash of disclosure event (series, seq) for each point that still
+    exists (cases get theirs inside ``case_walk``)."""
     if not points:
         return {}
-    if kind == CASE:
-        rows = await session.execute(
-            select(ComplaintEvent.complaint_id, ComplaintEvent.seq, ComplaintEvent.hash).where(
-                tuple_(ComplaintEvent.complaint_id, ComplaintEvent.seq).in_(list(points))
-            )
-        )
-        return {(r[0], r[1]): r[2] for r in rows}
     found = await session.execute(
         select(DisclosureEvent.series_id, DisclosureEvent.seq, DisclosureEvent.hash).where(
             tuple_(DisclosureEvent.series_id, DisclosureEvent.seq).in_(
