@@ -222,6 +222,19 @@ async def anchored_without_chain(session: AsyncSession, kind: str) -> list[tuple
     return [(r.chain_id, Anchor(r.seq, r.head_hash, r.label)) for r in rows]
 
 
+_BUCKET = select(AuditHead.kind, AuditHead.chain_id, AuditHead.seq, AuditHead.head_hash).where(
+    AuditHead.bucket == bindparam("bucket")
+)
+
+
+async def bucket_heads(session: AsyncSession, bucket: int) -> list[tuple[str, str, int, str]]:
+    """One Merkle bucket's anchored heads, (kind, chain id, seq, head hash), in
+    the tree's leaf order. Sorted here, not by ``ORDER BY``: the order must be
+    Python's, code point by code point, whatever the database's collation."""
+    rows = await session.execute(_BUCKET, {"bucket": bucket})
+    return sorted((r[0], r[1], r[2], r[3]) for r in rows)
+
+
 async def latest_checkpoint(session: AsyncSession) -> AuditCheckpoint | None:
     return (
         await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1))
