@@ -135,6 +135,7 @@ async def verify(
     checkpoint signatures are believed (None: signatures are not checked and
     the report says so)."""
     report = AuditReport()
+    await one_snapshot(session)
     async with repo.reader(session) as s:
         number = await _checkpoints(s, report, trusted)
         if exported is not None:
@@ -143,6 +144,20 @@ async def verify(
         await _cases(s, report, anchors, batch)
         await _series(s, report, anchors, batch)
     return report
+
+
+async def one_snapshot(session: AsyncSession) -> None:
+    """Begin ``session``'s transaction as one snapshot on PostgreSQL.
+
+    A verification of a live system reads for minutes: the checkpoints, the
+    anchored heads bucket by bucket, then every chain. Under read committed
+    each statement saw its own moment, so a worker's checkpoint committed in
+    between showed as heads "altered" or as events "deleted" that were not.
+    (SQLite's transaction is one snapshot already.) A session already in a
+    transaction, a caller's, is left as it is."""
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def _anchor_check(

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit import checkpoint, exported, inclusion
+from app.audit import checkpoint, exported, inclusion, merkle, verifier
 from app.audit.checkpoint import header, message
 from app.audit.signing import check, load_signer
 from app.models import AuditCheckpoint, AuditHead, ComplaintEvent
@@ -166,6 +166,49 @@ async def test_two_workers_make_exactly_one_checkpoint_per_period(
             assert [f for f in report.findings if f.part == "checkpoint"] == []
     finally:
         async with makers[0]() as s:
+            await s.execute(delete(AuditHead))
+            await s.execute(delete(AuditCheckpoint))
+            await s.commit()
+
+
+async def test_a_verification_reads_one_snapshot_while_a_checkpoint_commits(
+    committing_engine: AsyncEngine,
+) -> None:
+    """`ydt audit verify` on a live system: a worker's checkpoint that commits
+    while it reads (here: an anchored head moved under it) must not show as
+    heads "altered". Under read committed the verifier's later reads saw it."""
+    engine = committing_engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's transaction is one snapshot already")
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    settings = make_settings(checkpoint_minutes=60)
+    made = await checkpoint.periodic(maker, settings, now=DEFAULT_NOW + timedelta(days=3651))
+    assert made is not None
+    moved = {
+        "kind": "case",
+        "chain_id": "moved-under-the-verifier",
+        "seq": 1,
+        "head_hash": "0" * 64,
+        "bucket": merkle.bucket_of("case", "moved-under-the-verifier"),
+        "checkpoint_id": made.id,
+    }
+    try:
+        async with maker() as reading:
+            await verifier.one_snapshot(reading)
+            isolation = await reading.execute(text("SHOW transaction_isolation"))
+            assert isolation.scalar_one() == "repeatable read"
+            before, _ = await checkpoint.bucket_roots(reading)
+            async with maker() as worker:
+                await worker.execute(insert(AuditHead).values(**moved))
+                await worker.commit()
+            report = await audit(reading)
+            assert [f for f in report.findings if f.part == "checkpoint"] == []
+            assert (await checkpoint.bucket_roots(reading))[0] == before
+        async with maker() as later:  # a verification started now sees the move
+            report = await audit(later)
+            assert any("anchored heads altered" in f.reason for f in report.findings)
+    finally:
+        async with maker() as s:
             await s.execute(delete(AuditHead))
             await s.execute(delete(AuditCheckpoint))
             await s.commit()
