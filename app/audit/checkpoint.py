@@ -214,10 +214,9 @@ def _row(
 async def bucket_roots(session: AsyncSession) -> tuple[list[bytes], dict[str, int]]:
     """The root of each bucket of anchored heads, and the count of each kind.
 
-    A bucket at a time: at 1M heads one streamed read of every head, all
-    leaves held until the end, took 24 s and a few hundred MB of the worker;
-    256 reads of a bucket's ~4k heads take 11 s, with one bucket in memory
-    (bench/README.md). Inside a checkpoint they see its own transaction's
+    A bucket at a time: at 1M heads one streamed read of every head, with
+    every leaf held until the end, took 24 s; 256 reads of a bucket's ~4k
+    heads take 11 s, and hold one bucket (bench/README.md). Inside a checkpoint they see its own transaction's
     heads; ``ydt audit verify`` reads them in one snapshot (``verifier``)."""
     counts = {repo.CASE: 0, repo.DISCLOSURE: 0}
     roots = []
