@@ -27,7 +27,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -113,9 +113,11 @@ async def create(
             await session.flush()
     except IntegrityError:
         return None
-    anomalies = await _advance(session, cp.id, repo.CASE, batch=batch)
-    anomalies += await _advance(session, cp.id, repo.DISCLOSURE, batch=batch)
+    anomalies, added = await _advance(session, cp.id, repo.CASE, batch=batch)
+    more, added_series = await _advance(session, cp.id, repo.DISCLOSURE, batch=batch)
+    anomalies += more
     roots, counts = await bucket_roots(session)
+    await _restat(session, added + added_series, counts[repo.CASE] + counts[repo.DISCLOSURE])
     cp.bucket_roots = [r.hex() for r in roots]
     cp.root = merkle.top(roots).hex()
     cp.cases, cp.series = counts[repo.CASE], counts[repo.DISCLOSURE]
@@ -150,12 +152,30 @@ async def periodic(
     return made
 
 
+async def _restat(session: AsyncSession, added: int, total: int) -> None:
+    """Refresh PostgreSQL's statistics of ``audit_heads`` when this checkpoint
+    added more than a tenth of its rows (a first checkpoint adds them all).
+
+    Until autovacuum's next analyze, which a server may not run at all (this
+    machine's has it off), the planner took the table for empty. The
+    verifier's anchor lookups by chain id (500 per read) then scanned every
+    head: 0.4 s a read, 33 s per 50k cases at 1M, against 1.5 ms once
+    analysed (bench/README.md). ANALYZE samples, so at 1M it costs a fraction
+    of a second; without the right to run it PostgreSQL only warns."""
+    if added == 0 or added * 10 <= total - added:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("ANALYZE audit_heads"))
+
+
 async def _advance(
     session: AsyncSession, checkpoint_id: int, kind: str, *, batch: int
-) -> list[str]:
+) -> tuple[list[str], int]:
     """Move each chain's anchored head forward to its current head, along its
-    own events only; report (and keep) chains that moved any other way."""
+    own events only; report (and keep) chains that moved any other way.
+    Returns the anomalies and how many chains were anchored for the first time."""
     anomalies: list[str] = []
+    added = 0
     walk = repo.case_walk if kind == repo.CASE else repo.series_walk
     after: Any = "" if kind == repo.CASE else 0
     while page := await walk(session, after, batch):
@@ -182,13 +202,14 @@ async def _advance(
                 updates.append(_row(kind, chain.chain_id, head, chain.label, checkpoint_id))
             else:
                 anomalies.append(f"{name}: event #{was.seq} differs from the anchored one")
+        added += len(new_rows)
         if new_rows:
             await session.execute(insert(AuditHead), new_rows)
         if updates:
             await session.execute(update(AuditHead), updates)
     for chain_id, was in await repo.anchored_without_chain(session, kind):
         anomalies.append(f"{_name(kind, chain_id, was.label)}: gone, anchored at event #{was.seq}")
-    return anomalies
+    return anomalies, added
 
 
 def _name(kind: str, chain_id: str, label: str | None) -> str:
@@ -216,8 +237,9 @@ async def bucket_roots(session: AsyncSession) -> tuple[list[bytes], dict[str, in
 
     A bucket at a time: at 1M heads one streamed read of every head, with
     every leaf held until the end, took 24 s; 256 reads of a bucket's ~4k
-    heads take 11 s, and hold one bucket (bench/README.md). Inside a checkpoint they see its own transaction's
-    heads; ``ydt audit verify`` reads them in one snapshot (``verifier``)."""
+    heads take 11 s, and hold one bucket (bench/README.md). Inside a
+    checkpoint they see its own transaction's heads; ``ydt audit verify``
+    reads them in one snapshot (``verifier``)."""
     counts = {repo.CASE: 0, repo.DISCLOSURE: 0}
     roots = []
     for b in range(merkle.BUCKETS):

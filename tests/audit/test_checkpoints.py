@@ -85,6 +85,23 @@ async def test_a_shortened_chain_stays_anchored_at_the_next_checkpoint(
     assert any("deleted" in f.reason for f in found)
 
 
+async def test_a_checkpoint_that_anchors_most_heads_refreshes_their_statistics(
+    client: AsyncClient, t: Team, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """PostgreSQL planned the anchor lookups for an empty table after a first
+    checkpoint until an analyze (autovacuum may be off); the checkpoint runs it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's planner keeps no row estimates to go stale")
+    await worked_case(client, t)
+    await worked_case(client, t)
+    await make_checkpoint(session)  # the first: every head is new
+    anchored = (await session.execute(select(func.count()).select_from(AuditHead))).scalar_one()
+    estimate = await session.execute(
+        text("SELECT reltuples FROM pg_class WHERE relname = 'audit_heads'")
+    )
+    assert anchored >= 2 and estimate.scalar_one() == anchored
+
+
 async def test_a_rewritten_chain_that_then_grows_stays_anchored_at_its_old_head(
     client: AsyncClient, t: Team, session: AsyncSession
 ) -> None:
