@@ -129,6 +129,9 @@ async def run(
                 logger.info(
                     "worker tick",
                     extra={
+                        # An hourly checkpoint reads every chain: about 40 s at 1M
+                        # cases (bench/README.md), which operators should see.
+                        "seconds": round(time.monotonic() - started, 1),
                         "orders": result.orders,
                         "checkpoint": result.checkpoint,
                         **result.delivery.__dict__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -41,7 +42,11 @@ def test_migrate_seed_demo_worker_and_audit(tmp_path: Path) -> None:
     assert "inserted    0" in second.stdout and "updated    0" in second.stdout
     demo = ydt(env, "demo")
     assert demo.returncode == 0 and "fengbei.zhang" in demo.stdout
-    assert ydt(env, "worker", "--once").returncode == 0
+    worked = ydt({**env, "YDT_LOG_LEVEL": "INFO"}, "worker", "--once")
+    assert worked.returncode == 0
+    lines = (worked.stdout + worked.stderr).splitlines()
+    tick = next(json.loads(line) for line in lines if '"msg": "worker tick"' in line)
+    assert tick["checkpoint"] == 1 and isinstance(tick["seconds"], float)  # how long it took
     ok = ydt(env, "audit", "verify")
     assert ok.returncode == 0 and "all event chains intact" in ok.stdout
     assert ydt(env, "media", "cleanup").returncode == 0
