@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit import merkle, state
 from app.audit import repository as repo
@@ -154,8 +154,12 @@ async def one_snapshot(session: AsyncSession) -> None:
     each statement saw its own moment, so a worker's checkpoint committed in
     between showed as heads "altered" or as events "deleted" that were not.
     (SQLite's transaction is one snapshot already.) A session already in a
-    transaction, a caller's, is left as it is."""
-    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+    transaction, a caller's, or bound to a connection (whose own transaction
+    may have begun already), is left as it is."""
+    bind = session.bind
+    if session.in_transaction() or not isinstance(bind, AsyncEngine):
+        return
+    if bind.dialect.name != "postgresql":
         return
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
